@@ -1,0 +1,62 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "cachesync",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "cachesync", targets: ["cachesync"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+    ],
+    targets: [
+        // C shims: module maps and static inline helpers only.
+        .systemLibrary(name: "CMongoc", pkgConfig: "libmongoc-1.0", providers: [.apt(["libmongoc-dev", "libbson-dev"])]),
+        .systemLibrary(name: "CHiredis", pkgConfig: "hiredis", providers: [.apt(["libhiredis-dev"])]),
+
+        // Pure BSON value model shared by the Mongo bridge and the core.
+        .target(name: "BSONModel"),
+
+        // Bridges: owning Swift wrappers over the C libraries.
+        .target(name: "MongoBridge", dependencies: ["CMongoc", "BSONModel"]),
+        .target(name: "RedisBridge", dependencies: ["CHiredis"]),
+
+        // Pure core: config, events, keys, strategies, TTL. No C, no I/O.
+        .target(name: "CacheSyncCore", dependencies: [
+            "BSONModel",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Yams", package: "Yams"),
+        ]),
+
+        // Services: watchers, applier, checkpoints, leases, HTTP API, metrics, supervisor.
+        .target(name: "CacheSync", dependencies: [
+            "CacheSyncCore", "MongoBridge", "RedisBridge", "BSONModel",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "Hummingbird", package: "hummingbird"),
+        ]),
+
+        // Command line only.
+        .executableTarget(name: "cachesync", dependencies: [
+            "CacheSync",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        // Test support: starts real redis-server and MongoDB wire servers.
+        .target(name: "TestSupport", dependencies: ["RedisBridge", "MongoBridge"], path: "Tests/TestSupport"),
+
+        .testTarget(name: "CacheSyncCoreTests", dependencies: ["CacheSyncCore", "BSONModel"],
+                    resources: [.copy("Fixtures")]),
+        .testTarget(name: "BridgeTests", dependencies: ["MongoBridge", "RedisBridge", "BSONModel", "CacheSyncCore", "TestSupport"]),
+        .testTarget(name: "CacheSyncIntegrationTests", dependencies: ["CacheSync", "CacheSyncCore", "MongoBridge", "RedisBridge", "BSONModel", "TestSupport"]),
+    ]
+)

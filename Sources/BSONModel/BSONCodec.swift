@@ -1,0 +1,228 @@
+/// Why a byte buffer is not a valid BSON document.
+public struct BSONDecodingError: Error, Sendable, CustomStringConvertible {
+    /// What is wrong, and at which byte offset.
+    public let description: String
+}
+
+extension BSONDocument {
+    /// Decodes a document from its BSON bytes (the format libbson and the wire use).
+    public init(bsonBytes bytes: [UInt8]) throws {
+        var reader = BSONReader(bytes: bytes)
+        self = try reader.readDocument()
+        guard reader.offset == bytes.count else {
+            throw BSONDecodingError(description: "\(bytes.count - reader.offset) trailing bytes after the document")
+        }
+    }
+
+    /// Encodes the document as BSON bytes.
+    public func bsonBytes() -> [UInt8] {
+        var out = [UInt8]()
+        BSONWriter.writeDocument(self, into: &out)
+        return out
+    }
+}
+
+struct BSONReader {
+    let bytes: [UInt8]
+    var offset = 0
+
+    init(bytes: [UInt8]) { self.bytes = bytes }
+
+    mutating func fail(_ what: String) -> BSONDecodingError {
+        BSONDecodingError(description: "\(what) at byte \(offset)")
+    }
+
+    mutating func need(_ n: Int) throws {
+        guard n >= 0, offset + n <= bytes.count else { throw fail("truncated value (needs \(n) bytes)") }
+    }
+
+    mutating func u8() throws -> UInt8 {
+        try need(1)
+        defer { offset += 1 }
+        return bytes[offset]
+    }
+
+    mutating func le<T: FixedWidthInteger>(_: T.Type) throws -> T {
+        let n = MemoryLayout<T>.size
+        try need(n)
+        var v: T = 0
+        for i in 0..<n { v |= T(truncatingIfNeeded: bytes[offset + i]) << (8 * i) }
+        offset += n
+        return v
+    }
+
+    mutating func raw(_ n: Int) throws -> [UInt8] {
+        try need(n)
+        defer { offset += n }
+        return Array(bytes[offset..<offset + n])
+    }
+
+    mutating func cstring() throws -> String {
+        guard let end = bytes[offset...].firstIndex(of: 0) else { throw fail("unterminated key") }
+        let s = String(decoding: bytes[offset..<end], as: UTF8.self)
+        offset = end + 1
+        return s
+    }
+
+    mutating func string() throws -> String {
+        let len = Int(try le(Int32.self))
+        guard len >= 1 else { throw fail("bad string length \(len)") }
+        let data = try raw(len)
+        guard data.last == 0 else { throw fail("string without terminator") }
+        return String(decoding: data.dropLast(), as: UTF8.self)
+    }
+
+    mutating func objectId() throws -> ObjectID {
+        ObjectID(bytes: try raw(12))!
+    }
+
+    mutating func readDocument() throws -> BSONDocument {
+        let start = offset
+        let len = Int(try le(Int32.self))
+        guard len >= 5, start + len <= bytes.count else { throw fail("bad document length \(len)") }
+        let end = start + len - 1
+        var fields: [(key: String, value: BSONValue)] = []
+        while offset < end {
+            let type = try u8()
+            let key = try cstring()
+            fields.append((key: key, value: try readValue(type: type)))
+        }
+        guard offset == end, try u8() == 0 else { throw fail("document does not end where its length says") }
+        return BSONDocument(fields)
+    }
+
+    mutating func readValue(type: UInt8) throws -> BSONValue {
+        switch type {
+        case 0x01: return .double(Double(bitPattern: try le(UInt64.self)))
+        case 0x02: return .string(try string())
+        case 0x03: return .document(try readDocument())
+        case 0x04: return .array(try readDocument().fields.map(\.value))
+        case 0x05:
+            let len = Int(try le(Int32.self))
+            let subtype = try u8()
+            guard len >= 0 else { throw fail("bad binary length") }
+            return .binary(subtype: subtype, data: try raw(len))
+        case 0x06: return .undefined
+        case 0x07: return .objectId(try objectId())
+        case 0x08: return .bool(try u8() != 0)
+        case 0x09: return .datetime(try le(Int64.self))
+        case 0x0A: return .null
+        case 0x0B: return .regex(pattern: try cstring(), options: try cstring())
+        case 0x0C: return .dbPointer(namespace: try string(), id: try objectId())
+        case 0x0D: return .javascript(try string())
+        case 0x0E: return .symbol(try string())
+        case 0x0F:
+            _ = try le(Int32.self)
+            return .javascriptWithScope(code: try string(), scope: try readDocument())
+        case 0x10: return .int32(try le(Int32.self))
+        case 0x11:
+            let increment = try le(UInt32.self)
+            return .timestamp(seconds: try le(UInt32.self), increment: increment)
+        case 0x12: return .int64(try le(Int64.self))
+        case 0x13:
+            let low = try le(UInt64.self)
+            return .decimal128(Decimal128(low: low, high: try le(UInt64.self)))
+        case 0xFF: return .minKey
+        case 0x7F: return .maxKey
+        default: throw fail("unknown BSON type 0x\(hexString([type]))")
+        }
+    }
+}
+
+enum BSONWriter {
+    static func le<T: FixedWidthInteger>(_ v: T, _ out: inout [UInt8]) {
+        for i in 0..<MemoryLayout<T>.size { out.append(UInt8(truncatingIfNeeded: v >> (8 * i))) }
+    }
+
+    static func cstring(_ s: String, _ out: inout [UInt8]) {
+        out.append(contentsOf: s.utf8.filter { $0 != 0 })
+        out.append(0)
+    }
+
+    static func string(_ s: String, _ out: inout [UInt8]) {
+        le(Int32(s.utf8.count + 1), &out)
+        out.append(contentsOf: s.utf8)
+        out.append(0)
+    }
+
+    static func writeDocument(_ doc: BSONDocument, into out: inout [UInt8]) {
+        writeFields(doc.fields.lazy.map { ($0.key, $0.value) }, into: &out)
+    }
+
+    static func writeFields<S: Sequence>(_ fields: S, into out: inout [UInt8]) where S.Element == (String, BSONValue) {
+        let start = out.count
+        le(Int32(0), &out)
+        for (key, value) in fields {
+            out.append(typeByte(value))
+            cstring(key, &out)
+            writeValue(value, into: &out)
+        }
+        out.append(0)
+        let len = Int32(out.count - start)
+        for i in 0..<4 { out[start + i] = UInt8(truncatingIfNeeded: len >> (8 * i)) }
+    }
+
+    static func typeByte(_ v: BSONValue) -> UInt8 {
+        switch v {
+        case .double: 0x01
+        case .string: 0x02
+        case .document: 0x03
+        case .array: 0x04
+        case .binary: 0x05
+        case .undefined: 0x06
+        case .objectId: 0x07
+        case .bool: 0x08
+        case .datetime: 0x09
+        case .null: 0x0A
+        case .regex: 0x0B
+        case .dbPointer: 0x0C
+        case .javascript: 0x0D
+        case .symbol: 0x0E
+        case .javascriptWithScope: 0x0F
+        case .int32: 0x10
+        case .timestamp: 0x11
+        case .int64: 0x12
+        case .decimal128: 0x13
+        case .minKey: 0xFF
+        case .maxKey: 0x7F
+        }
+    }
+
+    static func writeValue(_ v: BSONValue, into out: inout [UInt8]) {
+        switch v {
+        case .double(let d): le(d.bitPattern, &out)
+        case .string(let s), .javascript(let s), .symbol(let s): string(s, &out)
+        case .document(let d): writeDocument(d, into: &out)
+        case .array(let a): writeFields(a.enumerated().lazy.map { (String($0.offset), $0.element) }, into: &out)
+        case .binary(let subtype, let data):
+            le(Int32(data.count), &out)
+            out.append(subtype)
+            out.append(contentsOf: data)
+        case .undefined, .null, .minKey, .maxKey: break
+        case .objectId(let oid): out.append(contentsOf: oid.bytes)
+        case .bool(let b): out.append(b ? 1 : 0)
+        case .datetime(let ms): le(ms, &out)
+        case .regex(let pattern, let options):
+            cstring(pattern, &out)
+            cstring(options, &out)
+        case .dbPointer(let ns, let id):
+            string(ns, &out)
+            out.append(contentsOf: id.bytes)
+        case .javascriptWithScope(let code, let scope):
+            let start = out.count
+            le(Int32(0), &out)
+            string(code, &out)
+            writeDocument(scope, into: &out)
+            let len = Int32(out.count - start)
+            for i in 0..<4 { out[start + i] = UInt8(truncatingIfNeeded: len >> (8 * i)) }
+        case .int32(let i): le(i, &out)
+        case .timestamp(let seconds, let increment):
+            le(increment, &out)
+            le(seconds, &out)
+        case .int64(let i): le(i, &out)
+        case .decimal128(let d):
+            le(d.low, &out)
+            le(d.high, &out)
+        }
+    }
+}

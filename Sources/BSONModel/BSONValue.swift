@@ -1,0 +1,97 @@
+import Foundation
+
+/// One BSON value, as a plain Swift value with no C behind it.
+public enum BSONValue: Sendable, Hashable {
+    case double(Double)
+    case string(String)
+    case document(BSONDocument)
+    case array([BSONValue])
+    /// Binary data with its subtype (4 is a UUID).
+    case binary(subtype: UInt8, data: [UInt8])
+    case undefined
+    /// The 12 bytes of an ObjectId.
+    case objectId(ObjectID)
+    case bool(Bool)
+    /// Milliseconds since the Unix epoch, UTC.
+    case datetime(Int64)
+    case null
+    case regex(pattern: String, options: String)
+    case dbPointer(namespace: String, id: ObjectID)
+    case javascript(String)
+    case symbol(String)
+    case javascriptWithScope(code: String, scope: BSONDocument)
+    case int32(Int32)
+    /// A BSON Timestamp: seconds and increment.
+    case timestamp(seconds: UInt32, increment: UInt32)
+    case int64(Int64)
+    case decimal128(Decimal128)
+    case minKey
+    case maxKey
+}
+
+/// An ObjectId: 12 bytes.
+public struct ObjectID: Sendable, Hashable, CustomStringConvertible {
+    /// The 12 raw bytes.
+    public let bytes: [UInt8]
+
+    /// Wraps 12 raw bytes; `nil` when the count is wrong.
+    public init?(bytes: [UInt8]) {
+        guard bytes.count == 12 else { return nil }
+        self.bytes = bytes
+    }
+
+    /// Parses 24 hexadecimal digits (either case); `nil` otherwise.
+    public init?(hex: String) {
+        let utf8 = Array(hex.utf8)
+        guard utf8.count == 24 else { return nil }
+        var out = [UInt8]()
+        out.reserveCapacity(12)
+        var i = 0
+        while i < 24 {
+            guard let hi = hexNibble(utf8[i]), let lo = hexNibble(utf8[i + 1]) else { return nil }
+            out.append(hi << 4 | lo)
+            i += 2
+        }
+        self.bytes = out
+    }
+
+    /// 24 lowercase hexadecimal digits.
+    public var hex: String { hexString(bytes) }
+
+    /// Same as `hex`.
+    public var description: String { hex }
+}
+
+/// A Decimal128 value in its IEEE 754-2008 BID encoding (low and high 64 bits).
+public struct Decimal128: Sendable, Hashable {
+    /// Low 64 bits.
+    public let low: UInt64
+    /// High 64 bits.
+    public let high: UInt64
+
+    /// Wraps the two halves of the encoding.
+    public init(low: UInt64, high: UInt64) {
+        self.low = low
+        self.high = high
+    }
+}
+
+func hexNibble(_ c: UInt8) -> UInt8? {
+    switch c {
+    case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0")
+    case UInt8(ascii: "a")...UInt8(ascii: "f"): return c - UInt8(ascii: "a") + 10
+    case UInt8(ascii: "A")...UInt8(ascii: "F"): return c - UInt8(ascii: "A") + 10
+    default: return nil
+    }
+}
+
+/// Lowercase hexadecimal text of some bytes.
+public func hexString<S: Sequence>(_ bytes: S) -> String where S.Element == UInt8 {
+    let digits = Array("0123456789abcdef".utf8)
+    var out = [UInt8]()
+    for b in bytes {
+        out.append(digits[Int(b >> 4)])
+        out.append(digits[Int(b & 0x0f)])
+    }
+    return String(decoding: out, as: UTF8.self)
+}

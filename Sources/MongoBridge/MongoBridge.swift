@@ -1,0 +1,2 @@
+/// Owning Swift wrappers over libmongoc and libbson.
+import CMongoc

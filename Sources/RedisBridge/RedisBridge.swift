@@ -1,0 +1,2 @@
+/// Owning Swift wrappers over hiredis.
+import CHiredis

@@ -1,0 +1,2 @@
+import CacheSync
+print("cachesync \(cacheSyncVersion)")
