@@ -1,2 +1,0 @@
-/// Owning Swift wrappers over libmongoc and libbson.
-import CMongoc
