@@ -1,0 +1,135 @@
+import Foundation
+import Metrics
+
+/// Per-collection figures kept for `/v1/stats` and `/readyz`, and mirrored into swift-metrics for `/metrics`.
+public final class Telemetry: @unchecked Sendable {
+    /// What one collection has done since start.
+    public struct CollectionStats: Sendable, Equatable {
+        /// Change events received, of every type.
+        public var events = 0
+        /// Read-through hits.
+        public var hits = 0
+        /// Read-through misses.
+        public var misses = 0
+        /// Keys deleted because of a change.
+        public var invalidations = 0
+        /// Keys written with a new document.
+        public var updates = 0
+        /// Events skipped by the collection's `operations`.
+        public var skips = 0
+        /// Errors: undecodable or unknown events, failed applies, stream errors.
+        public var errors = 0
+        /// Seconds between the last applied event's time and its application.
+        public var lagSeconds = 0.0
+        /// Unix time of the last applied event (0: none yet).
+        public var lastEventTime = 0.0
+        /// Unix time of the last event received or the stream opening, for the silence watchdog.
+        public var lastActivityTime = 0.0
+        /// Whether this instance applies the collection (holds its lease).
+        public var leader = false
+        /// Whether this instance's change stream on the collection is open.
+        public var streamOpen = false
+
+        /// `hits / (hits + misses)`, 0 before any read.
+        public var hitRate: Double {
+            hits + misses == 0 ? 0 : Double(hits) / Double(hits + misses)
+        }
+    }
+
+    private let lock = NSLock()
+    private var stats: [String: CollectionStats] = [:]
+
+    /// Telemetry for the given collections (namespaces `db.coll`).
+    public init(collections: [String] = []) {
+        for ns in collections {
+            stats[ns] = CollectionStats()
+            Gauge(label: "cachesync_leader", dimensions: [("collection", ns)]).record(0)
+        }
+    }
+
+    private func update(_ ns: String, _ body: (inout CollectionStats) -> Void) {
+        lock.withLock { body(&stats[ns, default: CollectionStats()]) }
+    }
+
+    /// A snapshot of every collection's figures.
+    public func snapshot() -> [String: CollectionStats] {
+        lock.withLock { stats }
+    }
+
+    /// A change event arrived (`operation` is its `operationType`).
+    public func eventReceived(_ ns: String, operation: String) {
+        update(ns) {
+            $0.events += 1
+            $0.lastActivityTime = Date().timeIntervalSince1970
+        }
+        Counter(label: "cachesync_events_total", dimensions: [("collection", ns), ("operation", operation)]).increment()
+    }
+
+    /// Cache writes of one kind (`set`, `delete`, `skip`) were applied.
+    public func cacheWrites(_ ns: String, action: String, count: Int = 1) {
+        guard count > 0 else { return }
+        update(ns) {
+            switch action {
+            case "set": $0.updates += count
+            case "delete": $0.invalidations += count
+            case "skip": $0.skips += count
+            default: break
+            }
+        }
+        Counter(label: "cachesync_cache_writes_total", dimensions: [("collection", ns), ("action", action)]).increment(by: count)
+    }
+
+    /// A batch was applied in `seconds`; `eventTime` is the last event's time (Unix seconds), if known.
+    public func batchApplied(_ ns: String, seconds: Double, eventTime: Double?) {
+        Timer(label: "cachesync_apply_seconds").recordSeconds(seconds)
+        guard let eventTime else { return }
+        let lag = max(0, Date().timeIntervalSince1970 - eventTime)
+        update(ns) {
+            $0.lagSeconds = lag
+            $0.lastEventTime = eventTime
+        }
+        Gauge(label: "cachesync_lag_seconds", dimensions: [("collection", ns)]).record(lag)
+        Gauge(label: "cachesync_last_event_timestamp_seconds", dimensions: [("collection", ns)]).record(eventTime)
+    }
+
+    /// The change stream was (re)opened after `reason` (`start`, `network`, `invalidate`, `history_lost`, …).
+    public func streamRestarted(_ ns: String, reason: String) {
+        Counter(label: "cachesync_stream_restarts_total", dimensions: [("collection", ns), ("reason", reason)]).increment()
+    }
+
+    /// Every key of the collection was removed because of `reason` (`history_lost`, `drop`, `no_checkpoint`, …).
+    public func resynced(_ ns: String, reason: String) {
+        Counter(label: "cachesync_resyncs_total", dimensions: [("collection", ns), ("reason", reason)]).increment()
+    }
+
+    /// Something went wrong (`kind`: `decode`, `unknown_event`, `apply`, `stream`, …); counted, never silent.
+    public func error(_ ns: String, kind: String) {
+        update(ns) { $0.errors += 1 }
+        Counter(label: "cachesync_errors_total", dimensions: [("collection", ns), ("kind", kind)]).increment()
+    }
+
+    /// Whether this instance's stream on the collection is open.
+    public func setStreamOpen(_ ns: String, _ open: Bool) {
+        update(ns) {
+            $0.streamOpen = open
+            if open { $0.lastActivityTime = Date().timeIntervalSince1970 }
+        }
+    }
+
+    /// Whether this instance applies the collection.
+    public func setLeader(_ ns: String, _ leader: Bool) {
+        update(ns) { $0.leader = leader }
+        Gauge(label: "cachesync_leader", dimensions: [("collection", ns)]).record(leader ? 1 : 0)
+    }
+
+    /// A read-through request was a hit or a miss.
+    public func read(_ ns: String, hit: Bool) {
+        var ratio = 0.0
+        update(ns) {
+            if hit { $0.hits += 1 } else { $0.misses += 1 }
+            ratio = $0.hitRate
+        }
+        Counter(label: "cachesync_reads_total", dimensions: [("collection", ns), ("result", hit ? "hit" : "miss")]).increment()
+        Gauge(label: "cachesync_hit_ratio", dimensions: [("collection", ns)]).record(ratio)
+    }
+}
