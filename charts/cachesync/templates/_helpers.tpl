@@ -83,12 +83,20 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 {{- end }}
 
-{{/* The cachesync.yaml file: values.config with the connection strings and listen address set by the chart. */}}
+{{/* The cachesync.yaml file: values.config plus the connection strings, the listen address and the collections. */}}
 {{- define "cachesync.configYaml" -}}
+{{- $collections := dict }}
+{{- range .Values.collections }}
+{{- if hasKey $collections .name }}
+{{- fail (printf "collections: %q is listed twice" .name) }}
+{{- end }}
+{{- $_ := set $collections .name (omit . "name") }}
+{{- end }}
 {{- $set := dict
   "mongodb" (dict "uri" "${MONGODB_URI}")
   "redis" (dict "url" "${REDIS_URL}")
-  "http" (dict "listen" (printf "%s:%d" .Values.listenAddress (int .Values.metrics.port))) }}
+  "http" (dict "listen" (printf "%s:%d" .Values.listenAddress (int .Values.metrics.port)))
+  "collections" $collections }}
 {{- toYaml (mergeOverwrite (deepCopy .Values.config) $set) }}
 {{- end }}
 
