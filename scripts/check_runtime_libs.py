@@ -162,15 +162,28 @@ def main() -> int:
         sonames = needed_libraries(args.binary)
         paths = ldd_paths(args.binary)
         needed: dict[str, list[str]] = {}
+        unpackaged = []
         for soname in sonames:
             if soname not in paths:
                 if soname.startswith("ld-linux") or soname.startswith("linux-vdso"):
                     continue
                 raise RuntimeError(f"ldd does not resolve {soname}")
-            needed.setdefault(debian_package(paths[soname]), []).append(soname)
+            try:
+                needed.setdefault(debian_package(paths[soname]), []).append(soname)
+            except RuntimeError:
+                unpackaged.append(paths[soname])
         installed = runtime_packages(args.dockerfile, args.stage)
     except (OSError, ValueError, RuntimeError) as error:
         print(f"check_runtime_libs: {error}", file=sys.stderr)
+        return 1
+    if unpackaged:
+        print("check_runtime_libs: no Debian package ships these libraries, so the runtime image cannot"
+              " provide them:", file=sys.stderr)
+        for path in unpackaged:
+            print(f"  {path}", file=sys.stderr)
+        if any("swift" in path for path in unpackaged):
+            print("  (Swift runtime libraries: build with `swift build -c release --static-swift-stdlib`)",
+                  file=sys.stderr)
         return 1
 
     for package, libs in sorted(needed.items()):
