@@ -1,0 +1,199 @@
+{{/*
+Every helper takes this chart's own context: `.` inside the chart, or
+`.Subcharts.cachesync` from an application chart that depends on it.
+*/}}
+
+{{/* The chart name. */}}
+{{- define "cachesync.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The fully qualified name of the release's resources. */}}
+{{- define "cachesync.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Chart name and version for the helm.sh/chart label. */}}
+{{- define "cachesync.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Labels of every resource. */}}
+{{- define "cachesync.labels" -}}
+helm.sh/chart: {{ include "cachesync.chart" . }}
+{{ include "cachesync.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: cachesync
+{{- end }}
+
+{{/* Labels that select the standalone pods. */}}
+{{- define "cachesync.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "cachesync.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/* Labels that select the pods serving /metrics: the standalone pods, or the app pods with the sidecar. */}}
+{{- define "cachesync.podSelector" -}}
+{{- if eq .Values.mode "sidecar" }}
+{{- if .Values.sidecar.podSelector }}
+{{- toYaml .Values.sidecar.podSelector }}
+{{- else }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+{{- else }}
+{{- include "cachesync.selectorLabels" . }}
+{{- end }}
+{{- end }}
+
+{{/* The service account of the standalone pods. */}}
+{{- define "cachesync.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "cachesync.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* The Secret holding MONGODB_URI and REDIS_URL. */}}
+{{- define "cachesync.secretName" -}}
+{{- default (include "cachesync.fullname" .) .Values.existingSecret }}
+{{- end }}
+
+{{/* The ConfigMap holding cachesync.yaml. */}}
+{{- define "cachesync.configMapName" -}}
+{{- printf "%s-config" (include "cachesync.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The image reference. */}}
+{{- define "cachesync.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/* The cachesync.yaml file: values.config plus the connection strings, the listen address and the collections. */}}
+{{- define "cachesync.configYaml" -}}
+{{- $collections := dict }}
+{{- range .Values.collections }}
+{{- if hasKey $collections .name }}
+{{- fail (printf "collections: %q is listed twice" .name) }}
+{{- end }}
+{{- $_ := set $collections .name (omit . "name") }}
+{{- end }}
+{{- $set := dict
+  "mongodb" (dict "uri" "${MONGODB_URI}")
+  "redis" (dict "url" "${REDIS_URL}")
+  "http" (dict "listen" (printf "%s:%d" .Values.listenAddress (int .Values.metrics.port)))
+  "collections" $collections }}
+{{- toYaml (mergeOverwrite (deepCopy .Values.config) $set) }}
+{{- end }}
+
+{{/* Pod annotations that roll the pods when the config or the chart-made Secret changes. */}}
+{{- define "cachesync.podAnnotations" -}}
+checksum/config: {{ include "cachesync.configYaml" . | sha256sum }}
+{{- if not .Values.existingSecret }}
+checksum/secret: {{ printf "%s\n%s" .Values.mongodb.uri .Values.redis.url | sha256sum }}
+{{- end }}
+{{- end }}
+
+{{/* One HTTP probe on the cachesync port; takes (dict "probe" <values> "path" <path>). */}}
+{{- define "cachesync.probe" -}}
+httpGet:
+  path: {{ .path }}
+  port: cachesync
+{{- range $key, $value := omit .probe "enabled" }}
+{{ $key }}: {{ $value }}
+{{- end }}
+{{- end }}
+
+{{/* The cachesync container, as one item of a containers (or initContainers) list. */}}
+{{- define "cachesync.sidecar" -}}
+- name: cachesync
+  image: {{ include "cachesync.image" . | quote }}
+  imagePullPolicy: {{ .Values.image.pullPolicy }}
+  {{- if and (eq .Values.mode "sidecar") .Values.sidecar.native }}
+  restartPolicy: Always
+  {{- end }}
+  args:
+    - --config
+    - /etc/cachesync/cachesync.yaml
+    {{- range .Values.extraArgs }}
+    - {{ . | quote }}
+    {{- end }}
+  env:
+    - name: CACHESYNC_INSTANCE_ID
+      valueFrom:
+        fieldRef:
+          fieldPath: metadata.name
+    - name: CACHESYNC_CONFIG
+      value: /etc/cachesync/cachesync.yaml
+    - name: MONGODB_URI
+      valueFrom:
+        secretKeyRef:
+          name: {{ include "cachesync.secretName" . }}
+          key: {{ .Values.secretKeys.mongodbUri }}
+    - name: REDIS_URL
+      valueFrom:
+        secretKeyRef:
+          name: {{ include "cachesync.secretName" . }}
+          key: {{ .Values.secretKeys.redisUrl }}
+    {{- with .Values.extraEnv }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  {{- with .Values.extraEnvFrom }}
+  envFrom:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  ports:
+    - name: cachesync
+      containerPort: {{ .Values.metrics.port }}
+      protocol: TCP
+  {{- if .Values.startupProbe.enabled }}
+  startupProbe:
+    {{- include "cachesync.probe" (dict "probe" .Values.startupProbe "path" "/healthz") | nindent 4 }}
+  {{- end }}
+  {{- if .Values.livenessProbe.enabled }}
+  livenessProbe:
+    {{- include "cachesync.probe" (dict "probe" .Values.livenessProbe "path" "/healthz") | nindent 4 }}
+  {{- end }}
+  {{- if .Values.readinessProbe.enabled }}
+  readinessProbe:
+    {{- include "cachesync.probe" (dict "probe" .Values.readinessProbe "path" "/readyz") | nindent 4 }}
+  {{- end }}
+  {{- with .Values.resources }}
+  resources:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with .Values.securityContext }}
+  securityContext:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  volumeMounts:
+    - name: cachesync-config
+      mountPath: /etc/cachesync
+      readOnly: true
+    - name: cachesync-tmp
+      mountPath: /tmp
+{{- end }}
+
+{{/* The volumes the cachesync container mounts, as items of a volumes list. */}}
+{{- define "cachesync.volumes" -}}
+- name: cachesync-config
+  configMap:
+    name: {{ include "cachesync.configMapName" . }}
+- name: cachesync-tmp
+  emptyDir:
+    sizeLimit: 16Mi
+{{- end }}

