@@ -79,7 +79,7 @@ struct ConfigDecoder {
         if let silenceNode = map["silenceWarning"] {
             let seconds = try silenceNode.seconds()
             guard seconds >= 0 else {
-                throw silenceNode.error("must be >= 0 seconds (0 turns the warning off), found \(silenceNode.describe())")
+                throw silenceNode.error("must be >= 0 seconds (0 turns the warning off), found \(ConfigRenderer.number(seconds))")
             }
             settings.silenceWarningSeconds = seconds
         }
@@ -315,7 +315,7 @@ struct ConfigDecoder {
     private func positiveSeconds(_ node: ConfigNode) throws(ConfigError) -> Double {
         let value = try node.seconds()
         guard value > 0 else {
-            throw node.error("must be > 0 seconds, found \(node.describe())")
+            throw node.error("must be > 0 seconds, found \(ConfigRenderer.number(value))")
         }
         return value
     }

@@ -88,18 +88,23 @@ struct ConfigNode {
 
     /// This node as a whole number written without quotes.
     func int() throws(ConfigError) -> Int {
-        guard case let .scalar(scalar) = node, scalar.style == .plain || scalar.style == .any,
-              Self.isInteger(scalar.string), let value = Int(scalar.string) else {
+        guard case let .scalar(scalar) = node, Self.isInteger(scalar.string), let value = Int(scalar.string) else {
             throw error("expected a whole number, found \(describe())")
+        }
+        guard scalar.style == .plain || scalar.style == .any else {
+            throw error("expected a whole number, found the string \(describe()) (write numbers without quotes)")
         }
         return value
     }
 
     /// This node as a number of seconds (whole or decimal) written without quotes.
     func seconds() throws(ConfigError) -> Double {
-        guard case let .scalar(scalar) = node, scalar.style == .plain || scalar.style == .any,
-              Self.isDecimal(scalar.string), let value = Double(scalar.string), value.isFinite else {
+        guard case let .scalar(scalar) = node, Self.isDecimal(scalar.string), let value = Double(scalar.string),
+              value.isFinite else {
             throw error("expected a number of seconds, found \(describe())")
+        }
+        guard scalar.style == .plain || scalar.style == .any else {
+            throw error("expected a number of seconds, found the string \(describe()) (write numbers without quotes)")
         }
         return value
     }

@@ -55,13 +55,12 @@ public enum ConfigRenderer {
     }
 
     /// `uri` with the password of its user info (and any `password`, `secret` or `token` query value)
-    /// replaced by `***`; safe for logs. Works for mongodb://, mongodb+srv://, redis:// and similar URIs.
+    /// replaced by `***`; safe for logs. Works for mongodb://, mongodb+srv://, redis:// and similar URIs, and
+    /// also redacts `user:password@` in text that is not a well-formed URI.
     public static func redactedURI(_ uri: String) -> String {
-        guard let schemeEnd = uri.range(of: "://") else {
-            return uri
-        }
-        let scheme = uri[..<schemeEnd.upperBound]
-        var rest = uri[schemeEnd.upperBound...]
+        let schemeEnd = uri.range(of: "://")?.upperBound ?? uri.startIndex
+        let scheme = uri[..<schemeEnd]
+        var rest = uri[schemeEnd...]
         var query: Substring?
         if let question = rest.firstIndex(of: "?") {
             query = rest[rest.index(after: question)...]
@@ -115,7 +114,7 @@ public enum ConfigRenderer {
     }
 
     /// Seconds without a needless `.0`: `10`, `2.5`.
-    private static func number(_ value: Double) -> String {
+    static func number(_ value: Double) -> String {
         if value == value.rounded(), abs(value) < 1e15 {
             return String(Int(value))
         }
