@@ -36,7 +36,7 @@ public struct CacheSyncConfig: Sendable, Equatable {
 public struct MongoSettings: Sendable, Equatable {
     /// The connection string (may hold a password: never log it).
     public var uri: String
-    /// The database of collections named without one.
+    /// The database of collections named without one (empty when every collection names its database).
     public var database: String
 
     /// Settings with a URI and a default database.
@@ -52,11 +52,22 @@ public struct RedisSettings: Sendable, Equatable {
     public var url: String
     /// Prepended to every cache key.
     public var keyPrefix: String
+    /// `url` parsed: host, port, database number, user and password.
+    public var endpoint: RedisURL
 
-    /// Settings with a URL and a key prefix.
+    /// Settings with a URL and a key prefix; a URL that does not parse gives the default endpoint
+    /// (`ConfigLoader` rejects such URLs before they get here).
     public init(url: String, keyPrefix: String = "") {
         self.url = url
         self.keyPrefix = keyPrefix
+        self.endpoint = (try? RedisURL(parsing: url)) ?? RedisURL()
+    }
+
+    /// Settings from an already parsed endpoint.
+    public init(url: String, endpoint: RedisURL, keyPrefix: String = "") {
+        self.url = url
+        self.keyPrefix = keyPrefix
+        self.endpoint = endpoint
     }
 }
 
@@ -68,6 +79,11 @@ public struct HTTPSettings: Sendable, Equatable {
     public var port: Int
     /// Seconds without an event after which a collection is reported silent (0: never).
     public var silenceWarningSeconds: Double
+
+    /// `host:port` as written in `http.listen` (IPv6 hosts in brackets).
+    public var listen: String {
+        host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+    }
 
     /// Settings for one listening address.
     public init(host: String = "127.0.0.1", port: Int = 9464, silenceWarningSeconds: Double = 0) {
@@ -125,16 +141,27 @@ public enum StrategyKind: String, Sendable, Equatable, CaseIterable {
 
 /// A document-level change a strategy may act on.
 public enum DocumentOperation: String, Sendable, Equatable, Hashable, CaseIterable {
-    case insert, update, replace, delete
+    /// A new document.
+    case insert
+    /// A partial update (`$set`, `$inc`, ...).
+    case update
+    /// A whole-document replacement.
+    case replace
+    /// A removed document.
+    case delete
 }
 
 /// How the read-through API parses `{id}`.
 public enum IDType: String, Sendable, Equatable, CaseIterable {
     /// 24 hex digits → ObjectId, an integer → int, else string.
     case auto
+    /// 24 hex digits, as an ObjectId.
     case objectId
+    /// The text as it is.
     case string
+    /// A decimal integer (int64).
     case int
+    /// `8-4-4-4-12` hex digits, as a UUID (binary subtype 4).
     case uuid
 }
 

@@ -1,0 +1,367 @@
+import Yams
+
+/// Turns the YAML tree of a config file into a validated `CacheSyncConfig` (DESIGN.md §3).
+struct ConfigDecoder {
+    /// The config file name, for messages.
+    let file: String
+
+    /// Settings under `defaults:` that collections inherit.
+    private struct Defaults {
+        var ttl = TTLPolicy()
+        var accessWindow = 86400
+        var maxValueBytes = 1 << 20
+        var onHistoryLost = HistoryLostPolicy.flush
+    }
+
+    /// The validated config of a whole document.
+    func decode(_ root: Node) throws(ConfigError) -> CacheSyncConfig {
+        let top = ConfigNode(node: root, path: [], file: file, keyLine: nil)
+        let map = try top.mapping(
+            allowed: ["mongodb", "redis", "http", "checkpoint", "lease", "shutdownTimeout", "defaults", "collections"],
+            what: "a map with mongodb, redis and collections")
+        let mongodb = try mongoSettings(map.required("mongodb", "missing (required: the MongoDB to watch)"))
+        let redis = try map["redis"].map(redisSettings) ?? RedisSettings(url: "redis://127.0.0.1:6379/0")
+        let http = try map["http"].map(httpSettings) ?? HTTPSettings()
+        let checkpoint = try map["checkpoint"].map(checkpointSettings) ?? CheckpointSettings()
+        let lease = try map["lease"].map(leaseSettings) ?? LeaseSettings()
+        var shutdownTimeout = 10.0
+        if let node = map["shutdownTimeout"] {
+            shutdownTimeout = try positiveSeconds(node)
+        }
+        let defaults = try map["defaults"].map(defaultsSettings) ?? Defaults()
+        let collections = try collectionList(
+            map.required("collections", "missing (required: a map of the collections to watch)"),
+            mongodb: mongodb, redis: redis, defaults: defaults)
+        return CacheSyncConfig(mongodb: mongodb, redis: redis, http: http, checkpoint: checkpoint, lease: lease,
+                               collections: collections, shutdownTimeout: shutdownTimeout, sourcePath: file)
+    }
+
+    // MARK: Sections
+
+    private func mongoSettings(_ node: ConfigNode) throws(ConfigError) -> MongoSettings {
+        let map = try node.mapping(allowed: ["uri", "database"])
+        let uriNode = try map.required("uri", "missing (required: mongodb:// or mongodb+srv:// connection string)")
+        let uri = try uriNode.string()
+        let scheme = ["mongodb://", "mongodb+srv://"].first(where: { uri.hasPrefix($0) })
+        guard let scheme, uri.count > scheme.count else {
+            throw uriNode.error("cannot parse \"\(ConfigRenderer.redactedURI(uri))\" (expected mongodb://host[:port][/...] or mongodb+srv://host)")
+        }
+        var database = ""
+        if let databaseNode = map["database"] {
+            database = try databaseNode.string()
+            try checkDatabaseName(database, databaseNode)
+        }
+        return MongoSettings(uri: uri, database: database)
+    }
+
+    private func redisSettings(_ node: ConfigNode) throws(ConfigError) -> RedisSettings {
+        let map = try node.mapping(allowed: ["url", "keyPrefix"])
+        var url = "redis://127.0.0.1:6379/0"
+        var endpoint = RedisURL()
+        if let urlNode = map["url"] {
+            url = try urlNode.string()
+            do {
+                endpoint = try RedisURL(parsing: url)
+            } catch {
+                throw urlNode.error(error.message)
+            }
+        }
+        let keyPrefix = try map["keyPrefix"]?.string() ?? ""
+        return RedisSettings(url: url, endpoint: endpoint, keyPrefix: keyPrefix)
+    }
+
+    private func httpSettings(_ node: ConfigNode) throws(ConfigError) -> HTTPSettings {
+        let map = try node.mapping(allowed: ["listen", "silenceWarning"])
+        var settings = HTTPSettings()
+        if let listenNode = map["listen"] {
+            (settings.host, settings.port) = try hostAndPort(listenNode)
+        }
+        if let silenceNode = map["silenceWarning"] {
+            let seconds = try silenceNode.seconds()
+            guard seconds >= 0 else {
+                throw silenceNode.error("must be >= 0 seconds (0 turns the warning off), found \(ConfigRenderer.number(seconds))")
+            }
+            settings.silenceWarningSeconds = seconds
+        }
+        return settings
+    }
+
+    private func checkpointSettings(_ node: ConfigNode) throws(ConfigError) -> CheckpointSettings {
+        let map = try node.mapping(allowed: ["keyPrefix"])
+        return CheckpointSettings(keyPrefix: try map["keyPrefix"]?.string() ?? "cachesync:")
+    }
+
+    private func leaseSettings(_ node: ConfigNode) throws(ConfigError) -> LeaseSettings {
+        let map = try node.mapping(allowed: ["enabled", "ttl", "instanceId"])
+        var settings = LeaseSettings()
+        if let enabledNode = map["enabled"] {
+            settings.enabled = try enabledNode.bool()
+        }
+        if let ttlNode = map["ttl"] {
+            settings.ttlSeconds = try positiveSeconds(ttlNode)
+        }
+        if let idNode = map["instanceId"] {
+            let id = try idNode.string()
+            guard !id.trimmingCharacters(in: .whitespaces).isEmpty else {
+                throw idNode.error("must not be empty (leave it out to use CACHESYNC_INSTANCE_ID or the hostname)")
+            }
+            settings.instanceId = id
+        }
+        return settings
+    }
+
+    private func defaultsSettings(_ node: ConfigNode) throws(ConfigError) -> Defaults {
+        let map = try node.mapping(allowed: ["ttl", "accessCounts", "maxValueBytes", "onHistoryLost"])
+        var defaults = Defaults()
+        if let ttlNode = map["ttl"] {
+            defaults.ttl = try ttlPolicy(ttlNode, inheritedBase: defaults.ttl.base)
+        }
+        if let countsNode = map["accessCounts"] {
+            defaults.accessWindow = try accessWindow(countsNode)
+        }
+        if let bytesNode = map["maxValueBytes"] {
+            defaults.maxValueBytes = try positiveInt(bytesNode, unit: "bytes")
+        }
+        if let historyNode = map["onHistoryLost"] {
+            defaults.onHistoryLost = try historyNode.choice(HistoryLostPolicy.self, what: "onHistoryLost policy")
+        }
+        return defaults
+    }
+
+    // MARK: Collections
+
+    private func collectionList(_ node: ConfigNode, mongodb: MongoSettings, redis: RedisSettings,
+                                defaults: Defaults) throws(ConfigError) -> [CollectionConfig] {
+        let entries = try node.entries(what: "a map of collections (\"<coll>\" or \"<db>.<coll>\" to settings)")
+        guard !entries.isEmpty else {
+            throw node.error("must list at least one collection")
+        }
+        var collections: [CollectionConfig] = []
+        var seen: [String: (key: String, line: Int?)] = [:]
+        var keyShapes: [String: String] = [:]
+        for (key, value) in entries {
+            let (database, collection) = try namespace(key, value, defaultDatabase: mongodb.database)
+            let config = try collectionConfig(value, database: database, collection: collection, defaults: defaults)
+            if let earlier = seen[config.namespace] {
+                let place = earlier.line.map { " at line \($0)" } ?? ""
+                throw ConfigError(file: file, line: value.keyLine, field: value.field,
+                                  message: "\(config.namespace) is configured twice (also as \"\(earlier.key)\"\(place))")
+            }
+            seen[config.namespace] = (key, value.keyLine)
+            let shape = redis.keyPrefix + config.keyTemplate
+                .replacingOccurrences(of: "{db}", with: database)
+                .replacingOccurrences(of: "{coll}", with: collection)
+            if let other = keyShapes[shape] {
+                let templateNode = (try? value.mapping(allowed: CollectionFields.all))?["keyTemplate"]
+                throw ConfigError(
+                    file: file, line: templateNode?.line ?? value.keyLine,
+                    field: ConfigNode.join(value.path + ["keyTemplate"]),
+                    message: "keys \"\(shape)\" would collide with the keys of \(other) (put {coll} or a distinct text in keyTemplate)")
+            }
+            keyShapes[shape] = config.namespace
+            collections.append(config)
+        }
+        return collections
+    }
+
+    /// The names every collection may set.
+    private enum CollectionFields {
+        static let all = ["strategy", "operations", "ttl", "keyTemplate", "idType", "onHistoryLost",
+                          "maxValueBytes", "accessCounts"]
+    }
+
+    private func namespace(_ key: String, _ node: ConfigNode,
+                           defaultDatabase: String) throws(ConfigError) -> (String, String) {
+        let keyError = { (message: String) in
+            ConfigError(file: file, line: node.keyLine, field: node.field, message: message)
+        }
+        var database = defaultDatabase
+        var collection = key
+        if let dot = key.firstIndex(of: ".") {
+            database = String(key[..<dot])
+            collection = String(key[key.index(after: dot)...])
+            if let problem = databaseNameProblem(database) {
+                throw keyError("bad database name \"\(database)\" (\(problem))")
+            }
+        } else if database.isEmpty {
+            throw keyError("no database for \"\(key)\" (set mongodb.database, or write the key as \"<db>.\(key)\")")
+        }
+        if collection.isEmpty || collection.contains("$") || collection.contains("\0") {
+            throw keyError("bad collection name \"\(collection)\" (expected a non-empty name without $)")
+        }
+        if collection.hasPrefix("system.") {
+            throw keyError("cannot watch the system collection \"\(collection)\"")
+        }
+        return (database, collection)
+    }
+
+    private func collectionConfig(_ node: ConfigNode, database: String, collection: String,
+                                  defaults: Defaults) throws(ConfigError) -> CollectionConfig {
+        let map = try node.mapping(allowed: CollectionFields.all, what: "a map of collection settings")
+        let strategies = StrategyKind.allCases.map(\.rawValue).joined(separator: ", ")
+        let strategy = try map.required("strategy", "missing (required: one of \(strategies))")
+            .choice(StrategyKind.self, what: "strategy")
+        var config = CollectionConfig(database: database, collection: collection, strategy: strategy,
+                                      ttl: defaults.ttl, accessWindow: defaults.accessWindow,
+                                      onHistoryLost: defaults.onHistoryLost, maxValueBytes: defaults.maxValueBytes)
+        if let operationsNode = map["operations"] {
+            config.operations = try operations(operationsNode)
+        }
+        if let ttlNode = map["ttl"] {
+            config.ttl = try ttlPolicy(ttlNode, inheritedBase: defaults.ttl.base)
+        }
+        if let templateNode = map["keyTemplate"] {
+            config.keyTemplate = try keyTemplate(templateNode)
+        }
+        if let idNode = map["idType"] {
+            config.idType = try idNode.choice(IDType.self, what: "idType")
+        }
+        if let historyNode = map["onHistoryLost"] {
+            config.onHistoryLost = try historyNode.choice(HistoryLostPolicy.self, what: "onHistoryLost policy")
+        }
+        if let bytesNode = map["maxValueBytes"] {
+            config.maxValueBytes = try positiveInt(bytesNode, unit: "bytes")
+        }
+        if let countsNode = map["accessCounts"] {
+            config.accessWindow = try accessWindow(countsNode)
+        }
+        return config
+    }
+
+    private func operations(_ node: ConfigNode) throws(ConfigError) -> Set<DocumentOperation> {
+        let items = try node.sequence(what: "a list of operations (insert, update, replace, delete)")
+        guard !items.isEmpty else {
+            throw node.error("must list at least one operation (insert, update, replace, delete)")
+        }
+        var result = Set<DocumentOperation>()
+        for item in items {
+            let operation = try item.choice(DocumentOperation.self, what: "operation")
+            guard result.insert(operation).inserted else {
+                throw item.error("operation \"\(operation.rawValue)\" is listed twice")
+            }
+        }
+        return result
+    }
+
+    private func keyTemplate(_ node: ConfigNode) throws(ConfigError) -> String {
+        let template = try node.string()
+        var placeholders: [String] = []
+        var rest = Substring(template)
+        while let open = rest.firstIndex(where: { $0 == "{" || $0 == "}" }) {
+            guard rest[open] == "{" else {
+                throw node.error("unmatched \"}\" in \"\(template)\" (placeholders are {db}, {coll}, {id})")
+            }
+            guard let close = rest[open...].firstIndex(of: "}") else {
+                throw node.error("unclosed \"{\" in \"\(template)\" (placeholders are {db}, {coll}, {id})")
+            }
+            let name = String(rest[rest.index(after: open)..<close])
+            guard ["db", "coll", "id"].contains(name) else {
+                throw node.error("unknown placeholder \"{\(name)}\" (expected {db}, {coll}, {id})")
+            }
+            placeholders.append(name)
+            rest = rest[rest.index(after: close)...]
+        }
+        guard placeholders.contains("id") else {
+            throw node.error("\"\(template)\" has no {id} placeholder (every document needs its own key)")
+        }
+        return template
+    }
+
+    // MARK: Values
+
+    private func ttlPolicy(_ node: ConfigNode, inheritedBase: Int) throws(ConfigError) -> TTLPolicy {
+        let map = try node.mapping(allowed: ["base", "tiers"])
+        var policy = TTLPolicy(base: inheritedBase, tiers: [])
+        if let baseNode = map["base"] {
+            policy.base = try positiveInt(baseNode, unit: "seconds")
+        }
+        guard let tiersNode = map["tiers"] else {
+            return policy
+        }
+        let items = try tiersNode.sequence(what: "a list of tiers ({ minAccesses: N, ttl: seconds })")
+        for item in items {
+            let tier = try item.mapping(allowed: ["minAccesses", "ttl"], what: "a tier ({ minAccesses: N, ttl: seconds })")
+            let minNode = try tier.required("minAccesses", "missing (required: accesses needed for this tier)")
+            let minAccesses = try minNode.int()
+            guard minAccesses >= 1 else {
+                throw minNode.error("must be >= 1, found \(minAccesses)")
+            }
+            if let previous = policy.tiers.last, minAccesses >= previous.minAccesses {
+                throw minNode.error("tiers must be in strictly descending minAccesses order (\(minAccesses) follows \(previous.minAccesses))")
+            }
+            let ttl = try positiveInt(tier.required("ttl", "missing (required: TTL in seconds for this tier)"),
+                                      unit: "seconds")
+            policy.tiers.append(TTLTier(minAccesses: minAccesses, ttl: ttl))
+        }
+        return policy
+    }
+
+    private func accessWindow(_ node: ConfigNode) throws(ConfigError) -> Int {
+        let map = try node.mapping(allowed: ["window"])
+        guard let windowNode = map["window"] else {
+            return 86400
+        }
+        return try positiveInt(windowNode, unit: "seconds")
+    }
+
+    private func positiveInt(_ node: ConfigNode, unit: String) throws(ConfigError) -> Int {
+        let value = try node.int()
+        guard value > 0 else {
+            throw node.error("must be > 0 \(unit), found \(value)")
+        }
+        return value
+    }
+
+    private func positiveSeconds(_ node: ConfigNode) throws(ConfigError) -> Double {
+        let value = try node.seconds()
+        guard value > 0 else {
+            throw node.error("must be > 0 seconds, found \(ConfigRenderer.number(value))")
+        }
+        return value
+    }
+
+    private func hostAndPort(_ node: ConfigNode) throws(ConfigError) -> (String, Int) {
+        let text = try node.string()
+        let expected = "(expected \"host:port\", e.g. \"0.0.0.0:9464\" or \"[::1]:9464\")"
+        let host: Substring
+        let portText: Substring
+        if text.hasPrefix("["), let close = text.firstIndex(of: "]"),
+           text[text.index(after: close)...].hasPrefix(":") {
+            host = text[text.index(after: text.startIndex)..<close]
+            portText = text[text.index(close, offsetBy: 2)...]
+        } else if let colon = text.lastIndex(of: ":"), !text[..<colon].contains(":") {
+            host = text[..<colon]
+            portText = text[text.index(after: colon)...]
+        } else {
+            throw node.error("cannot parse \"\(text)\" \(expected)")
+        }
+        guard !host.isEmpty else {
+            throw node.error("no host in \"\(text)\" \(expected)")
+        }
+        guard !portText.isEmpty, portText.allSatisfy({ $0.isASCII && $0.isNumber }),
+              let port = Int(portText), (0...65535).contains(port) else {
+            throw node.error("bad port \"\(portText)\" in \"\(text)\" (expected 0 to 65535; 0 picks a free port)")
+        }
+        return (String(host), port)
+    }
+
+    private func checkDatabaseName(_ name: String, _ node: ConfigNode) throws(ConfigError) {
+        if let problem = databaseNameProblem(name) {
+            throw node.error("bad database name \"\(name)\" (\(problem))")
+        }
+    }
+
+    /// Why `name` cannot be a MongoDB database name, or nil when it can.
+    private func databaseNameProblem(_ name: String) -> String? {
+        if name.isEmpty {
+            return "it is empty"
+        }
+        if let bad = name.first(where: { "/\\. \"$*<>:|?".contains($0) || $0 == "\0" }) {
+            return "it contains \"\(bad)\""
+        }
+        if name.utf8.count >= 64 {
+            return "it is longer than 63 bytes"
+        }
+        return nil
+    }
+}

@@ -1,0 +1,123 @@
+import Foundation
+
+/// Renders the effective config as YAML for `check-config`, and redacts secrets in connection strings.
+public enum ConfigRenderer {
+    /// The effective config as YAML: every default filled in, collections as `<db>.<coll>`, and with
+    /// `redactSecrets` passwords in both URIs replaced by `***`. The text parses back to the same config.
+    public static func render(_ config: CacheSyncConfig, redactSecrets: Bool = true) -> String {
+        let uri = redactSecrets ? redactedURI(config.mongodb.uri) : config.mongodb.uri
+        let url = redactSecrets ? redactedURI(config.redis.url) : config.redis.url
+        var lines = ["# effective configuration from \(config.sourcePath)" + (redactSecrets ? " (secrets redacted)" : "")]
+        lines.append("mongodb:")
+        lines.append("  uri: \(quoted(uri))")
+        if !config.mongodb.database.isEmpty {
+            lines.append("  database: \(quoted(config.mongodb.database))")
+        }
+        lines.append("redis:")
+        lines.append("  url: \(quoted(url))")
+        lines.append("  keyPrefix: \(quoted(config.redis.keyPrefix))")
+        lines.append("http:")
+        lines.append("  listen: \(quoted(config.http.listen))")
+        lines.append("  silenceWarning: \(number(config.http.silenceWarningSeconds))")
+        lines.append("checkpoint:")
+        lines.append("  keyPrefix: \(quoted(config.checkpoint.keyPrefix))")
+        lines.append("lease:")
+        lines.append("  enabled: \(config.lease.enabled)")
+        lines.append("  ttl: \(number(config.lease.ttlSeconds))")
+        if let instanceId = config.lease.instanceId {
+            lines.append("  instanceId: \(quoted(instanceId))")
+        }
+        lines.append("shutdownTimeout: \(number(config.shutdownTimeout))")
+        lines.append("collections:")
+        for collection in config.collections {
+            lines.append("  \(quoted(collection.namespace)):")
+            lines.append("    strategy: \(collection.strategy.rawValue)")
+            let operations = DocumentOperation.allCases.filter { collection.operations.contains($0) }
+            lines.append("    operations: [\(operations.map(\.rawValue).joined(separator: ", "))]")
+            lines.append("    ttl:")
+            lines.append("      base: \(collection.ttl.base)")
+            if collection.ttl.tiers.isEmpty {
+                lines.append("      tiers: []")
+            } else {
+                lines.append("      tiers:")
+                for tier in collection.ttl.tiers {
+                    lines.append("        - { minAccesses: \(tier.minAccesses), ttl: \(tier.ttl) }")
+                }
+            }
+            lines.append("    keyTemplate: \(quoted(collection.keyTemplate))")
+            lines.append("    idType: \(collection.idType.rawValue)")
+            lines.append("    onHistoryLost: \(collection.onHistoryLost.rawValue)")
+            lines.append("    maxValueBytes: \(collection.maxValueBytes)")
+            lines.append("    accessCounts:")
+            lines.append("      window: \(collection.accessWindow)")
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// `uri` with the password of its user info (and any `password`, `secret` or `token` query value)
+    /// replaced by `***`; safe for logs. Works for mongodb://, mongodb+srv://, redis:// and similar URIs, and
+    /// also redacts `user:password@` in text that is not a well-formed URI.
+    public static func redactedURI(_ uri: String) -> String {
+        let schemeEnd = uri.range(of: "://")?.upperBound ?? uri.startIndex
+        let scheme = uri[..<schemeEnd]
+        var rest = uri[schemeEnd...]
+        var query: Substring?
+        if let question = rest.firstIndex(of: "?") {
+            query = rest[rest.index(after: question)...]
+            rest = rest[..<question]
+        }
+        var result = String(scheme)
+        if let at = rest.lastIndex(of: "@") {
+            let userInfo = rest[..<at]
+            if let colon = userInfo.firstIndex(of: ":") {
+                result += userInfo[..<colon] + ":***"
+            } else {
+                result += userInfo
+            }
+            result += rest[at...]
+        } else {
+            result += rest
+        }
+        if let query {
+            let secretWords = ["password", "secret", "token"]
+            let parameters = query.split(separator: "&", omittingEmptySubsequences: false).map { parameter -> String in
+                guard let equals = parameter.firstIndex(of: "=") else {
+                    return String(parameter)
+                }
+                let name = parameter[..<equals].lowercased()
+                return secretWords.contains(where: name.contains) ? parameter[...equals] + "***" : String(parameter)
+            }
+            result += "?" + parameters.joined(separator: "&")
+        }
+        return result
+    }
+
+    /// A double-quoted YAML string with `\`, `"` and control characters escaped.
+    static func quoted(_ text: String) -> String {
+        var result = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\\": result += "\\\\"
+            case "\"": result += "\\\""
+            case "\n": result += "\\n"
+            case "\r": result += "\\r"
+            case "\t": result += "\\t"
+            default:
+                if scalar.value < 0x20 || scalar.value == 0x7F {
+                    result += String(format: "\\x%02X", scalar.value)
+                } else {
+                    result.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        return result + "\""
+    }
+
+    /// Seconds without a needless `.0`: `10`, `2.5`.
+    static func number(_ value: Double) -> String {
+        if value == value.rounded(), abs(value) < 1e15 {
+            return String(Int(value))
+        }
+        return String(value)
+    }
+}

@@ -1,0 +1,163 @@
+import Foundation
+import Testing
+@testable import CacheSyncCore
+
+/// Good configs: the DESIGN.md §3 example, defaults and overrides.
+@Suite("Config loading")
+struct ConfigLoaderTests {
+    /// The model the DESIGN.md §3 example must give.
+    static func designModel(sourcePath: String, mongoURI: String = "mongodb://127.0.0.1:27017") -> CacheSyncConfig {
+        let ttl = TTLPolicy(base: 300, tiers: [
+            TTLTier(minAccesses: 1000, ttl: 3600),
+            TTLTier(minAccesses: 100, ttl: 1800),
+            TTLTier(minAccesses: 10, ttl: 900),
+        ])
+        return CacheSyncConfig(
+            mongodb: MongoSettings(uri: mongoURI, database: "shop"),
+            redis: RedisSettings(url: "redis://127.0.0.1:6379/0", keyPrefix: ""),
+            http: HTTPSettings(host: "127.0.0.1", port: 9464, silenceWarningSeconds: 0),
+            checkpoint: CheckpointSettings(keyPrefix: "cachesync:"),
+            lease: LeaseSettings(enabled: true, ttlSeconds: 10, instanceId: nil),
+            collections: [
+                CollectionConfig(database: "shop", collection: "users", strategy: .invalidate, ttl: ttl),
+                CollectionConfig(database: "shop", collection: "products", strategy: .update, ttl: ttl),
+                CollectionConfig(database: "shop", collection: "sessions", strategy: .preserveTTL,
+                                 ttl: TTLPolicy(base: 3600, tiers: [])),
+            ],
+            shutdownTimeout: 10,
+            sourcePath: sourcePath)
+    }
+
+    /// The path of a fixture under `Fixtures/config/`.
+    static func fixturePath(_ name: String) throws -> String {
+        let url = try #require(Bundle.module.resourceURL).appendingPathComponent("Fixtures/config/\(name)")
+        return url.path
+    }
+
+    @Test("the DESIGN.md §3 example file loads into the expected model")
+    func designExampleLoads() throws {
+        let path = try Self.fixturePath("design-example.yaml")
+        let config = try ConfigLoader.load(path: path, environment: [:])
+        #expect(config == Self.designModel(sourcePath: path))
+        #expect(config.redis.endpoint == RedisURL(host: "127.0.0.1", port: 6379, db: 0))
+        #expect(config.collections.map(\.namespace) == ["shop.users", "shop.products", "shop.sessions"])
+        #expect(config.collections[0].operations == [.update, .replace, .delete])
+        #expect(config.collections[1].operations == [.insert, .update, .replace, .delete])
+    }
+
+    @Test("the example takes MONGODB_URI from the environment when it is set")
+    func designExampleUsesEnvironment() throws {
+        let path = try Self.fixturePath("design-example.yaml")
+        let uri = "mongodb://app:s3cret@db1:27017,db2:27017/?replicaSet=rs0"
+        let config = try ConfigLoader.load(path: path, environment: ["MONGODB_URI": uri])
+        #expect(config == Self.designModel(sourcePath: path, mongoURI: uri))
+    }
+
+    @Test("a file that does not exist is an error naming the file")
+    func missingFile() {
+        #expect {
+            _ = try ConfigLoader.load(path: "/nonexistent/cachesync.yaml", environment: [:])
+        } throws: { error in
+            let error = error as? ConfigError
+            return error?.file == "/nonexistent/cachesync.yaml" && error?.line == nil
+                && error?.description.hasPrefix("/nonexistent/cachesync.yaml: cannot read the config file") == true
+        }
+    }
+
+    @Test("a minimal config gets the DESIGN.md defaults")
+    func minimalConfigDefaults() throws {
+        let config = try ConfigLoader.parse(text: """
+            mongodb: { uri: "mongodb://localhost" }
+            collections:
+              shop.orders: { strategy: update }
+            """)
+        #expect(config.mongodb.database == "")
+        #expect(config.redis.endpoint == RedisURL())
+        #expect(config.http == HTTPSettings())
+        #expect(config.checkpoint.keyPrefix == "cachesync:")
+        #expect(config.lease == LeaseSettings())
+        #expect(config.shutdownTimeout == 10)
+        #expect(config.collections == [
+            CollectionConfig(database: "shop", collection: "orders", strategy: .update, ttl: TTLPolicy(base: 300)),
+        ])
+    }
+
+    @Test("every field of every section is read")
+    func everyFieldIsRead() throws {
+        let config = try ConfigLoader.parse(text: """
+            mongodb:
+              uri: "mongodb+srv://cluster.example.net"
+              database: app
+            redis:
+              url: "redis://cache:s%40cret@[::1]:6380/3"
+              keyPrefix: "c:"
+            http:
+              listen: "0.0.0.0:8080"
+              silenceWarning: 90.5
+            checkpoint:
+              keyPrefix: "sync:"
+            lease:
+              enabled: false
+              ttl: 2.5
+              instanceId: pod-7
+            shutdownTimeout: 30
+            defaults:
+              ttl: { base: 60, tiers: [{ minAccesses: 5, ttl: 120 }] }
+              accessCounts: { window: 3600 }
+              maxValueBytes: 2048
+              onHistoryLost: fail
+            collections:
+              users: { strategy: invalidate }
+              other.carts:
+                strategy: update
+                operations: [insert, delete]
+                ttl: { tiers: [{ minAccesses: 50, ttl: 900 }, { minAccesses: 2, ttl: 300 }] }
+                keyTemplate: "{db}/{coll}/{id}"
+                idType: objectId
+                onHistoryLost: flush
+                maxValueBytes: 100
+                accessCounts: { window: 60 }
+            """, path: "full.yaml")
+        #expect(config.mongodb == MongoSettings(uri: "mongodb+srv://cluster.example.net", database: "app"))
+        #expect(config.redis.endpoint == RedisURL(host: "::1", port: 6380, db: 3, user: "cache", password: "s@cret"))
+        #expect(config.redis.keyPrefix == "c:")
+        #expect(config.http == HTTPSettings(host: "0.0.0.0", port: 8080, silenceWarningSeconds: 90.5))
+        #expect(config.checkpoint.keyPrefix == "sync:")
+        #expect(config.lease == LeaseSettings(enabled: false, ttlSeconds: 2.5, instanceId: "pod-7"))
+        #expect(config.shutdownTimeout == 30)
+        #expect(config.sourcePath == "full.yaml")
+        #expect(config.collections == [
+            CollectionConfig(database: "app", collection: "users", strategy: .invalidate,
+                             ttl: TTLPolicy(base: 60, tiers: [TTLTier(minAccesses: 5, ttl: 120)]),
+                             accessWindow: 3600, onHistoryLost: .fail, maxValueBytes: 2048),
+            CollectionConfig(database: "other", collection: "carts", strategy: .update, operations: [.insert, .delete],
+                             ttl: TTLPolicy(base: 60, tiers: [TTLTier(minAccesses: 50, ttl: 900),
+                                                              TTLTier(minAccesses: 2, ttl: 300)]),
+                             accessWindow: 60, keyTemplate: "{db}/{coll}/{id}", idType: .objectId,
+                             onHistoryLost: .flush, maxValueBytes: 100),
+        ])
+    }
+
+    @Test("a collection ttl with only base keeps no tiers from defaults")
+    func baseOnlyTTLDropsTiers() throws {
+        let config = try ConfigLoader.parse(text: """
+            mongodb: { uri: "mongodb://localhost", database: shop }
+            defaults:
+              ttl: { base: 300, tiers: [{ minAccesses: 10, ttl: 900 }] }
+            collections:
+              hot: { strategy: update }
+              cold: { strategy: update, ttl: { base: 30 } }
+            """)
+        #expect(config.collections[0].ttl == TTLPolicy(base: 300, tiers: [TTLTier(minAccesses: 10, ttl: 900)]))
+        #expect(config.collections[1].ttl == TTLPolicy(base: 30, tiers: []))
+    }
+
+    @Test("the effective config parses back to the same config")
+    func renderedConfigRoundTrips() throws {
+        let path = try Self.fixturePath("design-example.yaml")
+        let config = try ConfigLoader.load(path: path, environment: [:])
+        let text = ConfigRenderer.render(config, redactSecrets: false)
+        let again = try ConfigLoader.parse(text: text, path: path)
+        #expect(again == config)
+    }
+}

@@ -1,0 +1,101 @@
+import Testing
+@testable import CacheSyncCore
+
+/// The effective config of `check-config` and URI redaction.
+@Suite("Config rendering and redaction")
+struct ConfigRenderingTests {
+    @Test("redactedURI hides passwords and keeps everything else", arguments: [
+        ("mongodb://app:s3cret@db1:27017,db2:27017/shop?replicaSet=rs0",
+         "mongodb://app:***@db1:27017,db2:27017/shop?replicaSet=rs0"),
+        ("mongodb+srv://app:p@ss/w@cluster.example.net/?retryWrites=true",
+         "mongodb+srv://app:***@cluster.example.net/?retryWrites=true"),
+        ("mongodb://127.0.0.1:27017", "mongodb://127.0.0.1:27017"),
+        ("mongodb://onlyuser@h/?authSource=admin", "mongodb://onlyuser@h/?authSource=admin"),
+        ("mongodb://h/?authMechanismProperties=x&password=hunter2", "mongodb://h/?authMechanismProperties=x&password=***"),
+        ("redis://:pw@cache:6379/0", "redis://:***@cache:6379/0"),
+        ("redis://user:pw@cache", "redis://user:***@cache"),
+        ("user:pw@host", "user:***@host"),
+    ])
+    func redaction(uri: String, expected: String) {
+        #expect(ConfigRenderer.redactedURI(uri) == expected)
+    }
+
+    @Test("the effective config shows defaults and never the passwords")
+    func effectiveConfig() throws {
+        let config = try ConfigLoader.parse(text: """
+            mongodb:
+              uri: "mongodb://app:mongo-pw@db:27017/?replicaSet=rs0"
+              database: shop
+            redis:
+              url: "redis://cache:redis-pw@cache:6379/1"
+            lease: { instanceId: "pod \\"a\\"" }
+            collections:
+              users: { strategy: invalidate }
+              sessions: { strategy: preserve-ttl, ttl: { base: 3600 } }
+            """, path: "prod.yaml")
+        let text = ConfigRenderer.render(config)
+        #expect(!text.contains("mongo-pw"))
+        #expect(!text.contains("redis-pw"))
+        #expect(text == """
+            # effective configuration from prod.yaml (secrets redacted)
+            mongodb:
+              uri: "mongodb://app:***@db:27017/?replicaSet=rs0"
+              database: "shop"
+            redis:
+              url: "redis://cache:***@cache:6379/1"
+              keyPrefix: ""
+            http:
+              listen: "127.0.0.1:9464"
+              silenceWarning: 0
+            checkpoint:
+              keyPrefix: "cachesync:"
+            lease:
+              enabled: true
+              ttl: 10
+              instanceId: "pod \\"a\\""
+            shutdownTimeout: 10
+            collections:
+              "shop.users":
+                strategy: invalidate
+                operations: [update, replace, delete]
+                ttl:
+                  base: 300
+                  tiers: []
+                keyTemplate: "{coll}:{id}"
+                idType: auto
+                onHistoryLost: flush
+                maxValueBytes: 1048576
+                accessCounts:
+                  window: 86400
+              "shop.sessions":
+                strategy: preserve-ttl
+                operations: [insert, update, replace, delete]
+                ttl:
+                  base: 3600
+                  tiers: []
+                keyTemplate: "{coll}:{id}"
+                idType: auto
+                onHistoryLost: flush
+                maxValueBytes: 1048576
+                accessCounts:
+                  window: 86400
+
+            """)
+    }
+
+    @Test("a rendered config without redaction parses back to the same config")
+    func roundTrip() throws {
+        let config = try ConfigLoader.parse(text: """
+            mongodb: { uri: "mongodb://u:p@h", database: shop }
+            redis: { url: "redis://:pw@[::1]:6390/2", keyPrefix: "x:" }
+            http: { listen: "[::]:9000", silenceWarning: 1.5 }
+            lease: { enabled: false, ttl: 3 }
+            shutdownTimeout: 2.5
+            defaults: { ttl: { base: 10, tiers: [{ minAccesses: 3, ttl: 20 }] } }
+            collections:
+              users: { strategy: update, operations: [delete], keyTemplate: "u:{db}:{id}", idType: uuid }
+              other.logs: { strategy: invalidate, onHistoryLost: fail, maxValueBytes: 10 }
+            """)
+        #expect(try ConfigLoader.parse(text: ConfigRenderer.render(config, redactSecrets: false)) == config)
+    }
+}
