@@ -1,0 +1,99 @@
+import BSONModel
+
+/// A Redis key of one cached document: `redis.keyPrefix` + the collection's `keyTemplate` rendered.
+public struct CacheKey: Sendable, Hashable, CustomStringConvertible {
+    /// The full key text.
+    public let text: String
+
+    /// Wraps a key text as it is.
+    public init(text: String) {
+        self.text = text
+    }
+
+    /// Renders `template` (`{db}`, `{coll}`, `{id}`) behind `keyPrefix`; placeholder values are not re-scanned.
+    public init(template: String, keyPrefix: String, database: String, collection: String, idText: String) {
+        self.text = keyPrefix + CacheKey.render(template) { placeholder in
+            switch placeholder {
+            case .database: database
+            case .collection: collection
+            case .id: idText
+            }
+        }
+    }
+
+    /// The key of the document with this `_id` in a collection.
+    public init(collection: CollectionConfig, keyPrefix: String, id: BSONValue) {
+        self.init(template: collection.keyTemplate, keyPrefix: keyPrefix, database: collection.database,
+                  collection: collection.collection, idText: DocumentID.keyText(id))
+    }
+
+    /// `<key>:access_count`, the read counter that drives the adaptive TTL.
+    public var accessCountKey: String { text + ":access_count" }
+
+    /// `<key>:lease`, the read-through lease every cache write and delete clears.
+    public var leaseKey: String { text + ":lease" }
+
+    /// The key text.
+    public var description: String { text }
+
+    /// A `SCAN MATCH` glob for every key of a collection (`{id}` → `*`, glob characters in literal parts escaped).
+    ///
+    /// It also matches the derived `:access_count` and `:lease` keys, which a flush removes too.
+    public static func collectionPattern(collection: CollectionConfig, keyPrefix: String) -> String {
+        collectionPattern(template: collection.keyTemplate, keyPrefix: keyPrefix,
+                          database: collection.database, collection: collection.collection)
+    }
+
+    /// A `SCAN MATCH` glob for every key a template gives in one collection.
+    public static func collectionPattern(template: String, keyPrefix: String, database: String, collection: String) -> String {
+        var pattern = escapeGlob(keyPrefix)
+        pattern += render(template, literal: escapeGlob) { placeholder in
+            switch placeholder {
+            case .database: escapeGlob(database)
+            case .collection: escapeGlob(collection)
+            case .id: "*"
+            }
+        }
+        return pattern
+    }
+
+    /// Escapes the Redis glob characters `* ? [ ] \` with a backslash.
+    public static func escapeGlob(_ text: String) -> String {
+        var out = ""
+        for c in text {
+            if "*?[]\\".contains(c) { out.append("\\") }
+            out.append(c)
+        }
+        return out
+    }
+
+    private enum Placeholder: CaseIterable {
+        case database, collection, id
+
+        var token: String {
+            switch self {
+            case .database: "{db}"
+            case .collection: "{coll}"
+            case .id: "{id}"
+            }
+        }
+    }
+
+    /// One left-to-right pass over `template`: placeholders replaced by `value`, other runs passed through `literal`.
+    private static func render(_ template: String, literal: (String) -> String = { $0 },
+                               value: (Placeholder) -> String) -> String {
+        var out = ""
+        var run = ""
+        var rest = Substring(template)
+        while !rest.isEmpty {
+            if let placeholder = Placeholder.allCases.first(where: { rest.hasPrefix($0.token) }) {
+                out += literal(run) + value(placeholder)
+                run = ""
+                rest = rest.dropFirst(placeholder.token.count)
+            } else {
+                run.append(rest.removeFirst())
+            }
+        }
+        return out + literal(run)
+    }
+}

@@ -1,0 +1,163 @@
+import BSONModel
+
+/// Decoding a change event from its BSON document.
+extension ChangeEvent {
+    /// Decodes an event in the real MongoDB format, tolerating nx-27017 (date `clusterTime`, `fullDocument` on delete).
+    ///
+    /// Document events (insert, update, replace, delete) need `documentKey._id`; `rename` needs `to`.
+    /// A delete's `fullDocument` is dropped: a deleted document is never cached.
+    public init(bson event: BSONDocument) throws(ChangeEventError) {
+        var op: String?
+        func missing(_ field: String) -> ChangeEventError { .missingField(field, operationType: op) }
+        func wrong(_ field: String, _ expected: String, _ value: BSONValue) -> ChangeEventError {
+            .wrongType(field, expected: expected, found: value.typeName, operationType: op)
+        }
+
+        guard let opValue = event["operationType"] else { throw missing("operationType") }
+        guard case .string(let opName) = opValue else { throw wrong("operationType", "string", opValue) }
+        op = opName
+        let operationType = OperationType(opName)
+
+        guard let tokenValue = event["_id"] else { throw missing("_id (resume token)") }
+        guard case .document(let token) = tokenValue else { throw wrong("_id (resume token)", "document", tokenValue) }
+
+        var clusterTime: ClusterTime?
+        switch event["clusterTime"] {
+        case nil: clusterTime = nil
+        case .timestamp(let seconds, let increment)?: clusterTime = .timestamp(seconds: seconds, increment: increment)
+        case .datetime(let ms)?: clusterTime = .date(ms)
+        case let other?: throw wrong("clusterTime", "timestamp or date", other)
+        }
+
+        var wallTime: Int64?
+        switch event["wallTime"] {
+        case nil, .null?: wallTime = nil
+        case .datetime(let ms)?: wallTime = ms
+        case let other?: throw wrong("wallTime", "date", other)
+        }
+
+        func namespace(_ field: String) throws(ChangeEventError) -> Namespace? {
+            guard let value = event[field] else { return nil }
+            guard case .document(let ns) = value else { throw wrong(field, "document", value) }
+            guard let dbValue = ns["db"] else { throw missing("\(field).db") }
+            guard case .string(let db) = dbValue else { throw wrong("\(field).db", "string", dbValue) }
+            switch ns["coll"] {
+            case nil: return Namespace(database: db, collection: nil)
+            case .string(let coll)?: return Namespace(database: db, collection: coll)
+            case let other?: throw wrong("\(field).coll", "string", other)
+            }
+        }
+        let ns = try namespace("ns")
+        let to = try namespace("to")
+        if operationType == .rename && to == nil { throw missing("to") }
+
+        var documentKey: BSONDocument?
+        if let keyValue = event["documentKey"] {
+            guard case .document(let key) = keyValue else { throw wrong("documentKey", "document", keyValue) }
+            documentKey = key
+        }
+        if operationType.documentOperation != nil {
+            guard let documentKey else { throw missing("documentKey") }
+            guard documentKey["_id"] != nil else { throw missing("documentKey._id") }
+        }
+
+        var updateDescription: UpdateDescription?
+        if let value = event["updateDescription"] {
+            updateDescription = try Self.updateDescription(value, operationType: opName)
+        }
+
+        var fullDocument = FullDocument.absent
+        switch event["fullDocument"] {
+        case nil: fullDocument = .absent
+        case .null?: fullDocument = .null
+        case .document(let doc)?: fullDocument = .document(doc)
+        case let other?: throw wrong("fullDocument", "document or null", other)
+        }
+        if operationType == .delete { fullDocument = .absent }
+
+        self.init(resumeToken: token, operationType: operationType, clusterTime: clusterTime, wallTime: wallTime,
+                  namespace: ns, renamedTo: to, documentKey: documentKey, updateDescription: updateDescription,
+                  fullDocument: fullDocument)
+    }
+
+    private static func updateDescription(_ value: BSONValue, operationType op: String) throws(ChangeEventError) -> UpdateDescription {
+        func wrong(_ field: String, _ expected: String, _ value: BSONValue) -> ChangeEventError {
+            .wrongType("updateDescription.\(field)", expected: expected, found: value.typeName, operationType: op)
+        }
+        guard case .document(let description) = value else {
+            throw ChangeEventError.wrongType("updateDescription", expected: "document", found: value.typeName, operationType: op)
+        }
+        var result = UpdateDescription()
+        switch description["updatedFields"] {
+        case nil: break
+        case .document(let fields)?: result.updatedFields = fields
+        case let other?: throw wrong("updatedFields", "document", other)
+        }
+        switch description["removedFields"] {
+        case nil: break
+        case .array(let items)?:
+            for item in items {
+                guard case .string(let path) = item else { throw wrong("removedFields", "array of strings", item) }
+                result.removedFields.append(path)
+            }
+        case let other?: throw wrong("removedFields", "array", other)
+        }
+        switch description["truncatedArrays"] {
+        case nil: break
+        case .array(let items)?:
+            for item in items {
+                guard case .document(let entry) = item, case .string(let field)? = entry["field"],
+                      let newSize = entry["newSize"]?.integerValue else {
+                    throw wrong("truncatedArrays", "array of {field, newSize}", item)
+                }
+                result.truncatedArrays.append(TruncatedArray(field: field, newSize: newSize))
+            }
+        case let other?: throw wrong("truncatedArrays", "array", other)
+        }
+        switch description["disambiguatedPaths"] {
+        case nil: break
+        case .document(let paths)?: result.disambiguatedPaths = paths
+        case let other?: throw wrong("disambiguatedPaths", "document", other)
+        }
+        return result
+    }
+}
+
+extension BSONValue {
+    /// The BSON type name used in error messages (`string`, `objectId`, `timestamp`, …).
+    var typeName: String {
+        switch self {
+        case .double: "double"
+        case .string: "string"
+        case .document: "document"
+        case .array: "array"
+        case .binary: "binary"
+        case .undefined: "undefined"
+        case .objectId: "objectId"
+        case .bool: "bool"
+        case .datetime: "date"
+        case .null: "null"
+        case .regex: "regex"
+        case .dbPointer: "dbPointer"
+        case .javascript: "javascript"
+        case .symbol: "symbol"
+        case .javascriptWithScope: "javascriptWithScope"
+        case .int32: "int"
+        case .timestamp: "timestamp"
+        case .int64: "long"
+        case .decimal128: "decimal"
+        case .minKey: "minKey"
+        case .maxKey: "maxKey"
+        }
+    }
+
+    /// The value as an `Int` when it is an int32, an int64 or an integral double.
+    var integerValue: Int? {
+        switch self {
+        case .int32(let i): Int(i)
+        case .int64(let i): Int(exactly: i)
+        case .double(let d): Int(exactly: d)
+        default: nil
+        }
+    }
+}

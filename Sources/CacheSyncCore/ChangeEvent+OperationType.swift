@@ -1,0 +1,57 @@
+/// The `operationType` of a change event.
+extension ChangeEvent {
+    /// What a change event reports; types this version does not know are kept as `.unknown`.
+    public enum OperationType: Sendable, Equatable, Hashable, CustomStringConvertible {
+        case insert
+        case update
+        case replace
+        case delete
+        case drop
+        case rename
+        case dropDatabase
+        case invalidate
+        /// Any other type (`create`, `createIndexes`, `modify`, …): ignored, counted by the caller.
+        case unknown(String)
+
+        /// The type named by an `operationType` string.
+        public init(_ name: String) {
+            switch name {
+            case "insert": self = .insert
+            case "update": self = .update
+            case "replace": self = .replace
+            case "delete": self = .delete
+            case "drop": self = .drop
+            case "rename": self = .rename
+            case "dropDatabase": self = .dropDatabase
+            case "invalidate": self = .invalidate
+            default: self = .unknown(name)
+            }
+        }
+
+        /// The `operationType` string.
+        public var description: String {
+            switch self {
+            case .insert: "insert"
+            case .update: "update"
+            case .replace: "replace"
+            case .delete: "delete"
+            case .drop: "drop"
+            case .rename: "rename"
+            case .dropDatabase: "dropDatabase"
+            case .invalidate: "invalidate"
+            case .unknown(let name): name
+            }
+        }
+
+        /// The document-level operation a strategy acts on, for insert, update, replace and delete.
+        public var documentOperation: DocumentOperation? {
+            switch self {
+            case .insert: .insert
+            case .update: .update
+            case .replace: .replace
+            case .delete: .delete
+            default: nil
+            }
+        }
+    }
+}

@@ -1,0 +1,59 @@
+import BSONModel
+
+/// The pure planner: what a change event does to Redis under a collection's strategy (DESIGN.md §4).
+public enum Strategy {
+    /// The cache operations for one event, in order; `[]` for `invalidate` (the watcher reopens) and unknown types.
+    ///
+    /// `accessCount` is the key's current `<key>:access_count`; only the `update` strategy uses it (adaptive TTL).
+    public static func plan(event: ChangeEvent, collection: CollectionConfig, keyPrefix: String, accessCount: Int) -> [CacheOp] {
+        switch event.operationType {
+        case .drop: return [flush(collection, keyPrefix, .drop)]
+        case .rename: return [flush(collection, keyPrefix, .rename)]
+        case .dropDatabase: return [flush(collection, keyPrefix, .dropDatabase)]
+        case .invalidate, .unknown: return []
+        case .insert, .update, .replace, .delete: break
+        }
+        guard let operation = event.operationType.documentOperation, let id = event.documentID else { return [] }
+        let key = CacheKey(collection: collection, keyPrefix: keyPrefix, id: id)
+        guard collection.operations.contains(operation) else { return [.skip(key: key, reason: .operationNotConfigured)] }
+        if operation == .delete { return [.delete(key: key, reason: .deleted)] }
+
+        switch collection.strategy {
+        case .invalidate:
+            return [.delete(key: key, reason: .changed)]
+        case .update:
+            return write(event, key, collection) { .set(key: key, value: $0, ttlSeconds: collection.ttl.ttl(forAccesses: accessCount)) }
+        case .preserveTTL:
+            if operation == .insert {
+                return write(event, key, collection) { .set(key: key, value: $0, ttlSeconds: collection.ttl.base) }
+            }
+            return write(event, key, collection) { .refresh(key: key, value: $0) }
+        }
+    }
+
+    /// Whether `plan` reads `accessCount` for this event, so the applier fetches counters only when needed.
+    public static func needsAccessCount(event: ChangeEvent, collection: CollectionConfig) -> Bool {
+        guard collection.strategy == .update, let operation = event.operationType.documentOperation else { return false }
+        return operation != .delete && collection.operations.contains(operation)
+    }
+
+    /// The write `op` makes of the event's document, or the delete that replaces it (null, absent, too large).
+    private static func write(_ event: ChangeEvent, _ key: CacheKey, _ collection: CollectionConfig,
+                              _ op: (String) -> CacheOp) -> [CacheOp] {
+        switch event.fullDocument {
+        case .absent: return [.delete(key: key, reason: .fullDocumentAbsent)]
+        case .null: return [.delete(key: key, reason: .nullFullDocument)]
+        case .document(let document):
+            guard let json = ExtendedJSON.relaxed(document, maxBytes: collection.maxValueBytes) else {
+                return [.delete(key: key, reason: .tooLarge)]
+            }
+            return [op(json)]
+        }
+    }
+
+    private static func flush(_ collection: CollectionConfig, _ keyPrefix: String, _ reason: CacheOp.FlushReason) -> CacheOp {
+        .flushCollection(namespace: collection.namespace,
+                         pattern: CacheKey.collectionPattern(collection: collection, keyPrefix: keyPrefix),
+                         reason: reason)
+    }
+}
