@@ -1,2 +1,0 @@
-/// Owning Swift wrappers over hiredis.
-import CHiredis

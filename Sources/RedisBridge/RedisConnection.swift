@@ -1,0 +1,195 @@
+import CHiredis
+import Foundation
+import Glibc
+
+/// One blocking connection to Redis that owns its hiredis `redisContext`.
+///
+/// Calls block the calling thread, so run them off the cooperative pool. The class is `@unchecked Sendable`:
+/// a lock serialises every call, so several threads may share one connection, one call at a time.
+/// After an I/O error, a timeout or a closed socket the context is freed and the connection is broken;
+/// the next call reconnects (AUTH and SELECT again). Whether to retry the failed command is the caller's choice.
+public final class RedisConnection: @unchecked Sendable {
+    /// The endpoint, database, credentials and timeouts this connection uses.
+    public let options: RedisConnectionOptions
+
+    private let lock = NSLock()
+    private var context: UnsafeMutablePointer<redisContext>?
+    private var connects = 0
+
+    /// Creates a connection; with `connectNow` it connects at once and throws if that fails.
+    public init(options: RedisConnectionOptions, connectNow: Bool = true) throws {
+        self.options = options
+        if connectNow {
+            try locked { () throws(RedisError) in _ = try connectedContext() }
+        }
+    }
+
+    deinit {
+        if let context { redisFree(context) }
+    }
+
+    /// Whether a live context exists; `false` before the first connect and after an I/O error or `close()`.
+    public var isConnected: Bool { locked { context != nil } }
+
+    /// How many times this connection has connected successfully (1 after the first connect).
+    public var connectCount: Int { locked { connects } }
+
+    /// Sends one command and returns its reply; an error reply throws `.server` (or `.authentication`).
+    public func command(_ arguments: [String]) throws(RedisError) -> RedisReply {
+        try command(arguments.map { Array($0.utf8) })
+    }
+
+    /// Sends one binary-safe command and returns its reply; an error reply throws `.server` (or `.authentication`).
+    public func command(_ arguments: [[UInt8]]) throws(RedisError) -> RedisReply {
+        let reply = try locked { () throws(RedisError) -> RedisReply in
+            let context = try connectedContext()
+            return try roundTrip(context, [arguments])[0]
+        }
+        if case .error(let text) = reply {
+            throw RedisError.fromReply(text, endpoint: options.endpoint, redacting: options.password)
+        }
+        return reply
+    }
+
+    /// Sends all commands, then reads all replies, in one round trip; error replies come back as `.error` values.
+    public func pipeline(_ commands: [[String]]) throws(RedisError) -> [RedisReply] {
+        try pipeline(commands.map { $0.map { Array($0.utf8) } })
+    }
+
+    /// Binary-safe `pipeline`: all commands are written, then all replies read; error replies are `.error` values.
+    public func pipeline(_ commands: [[[UInt8]]]) throws(RedisError) -> [RedisReply] {
+        guard !commands.isEmpty else { return [] }
+        return try locked { () throws(RedisError) -> [RedisReply] in
+            try roundTrip(try connectedContext(), commands)
+        }
+    }
+
+    /// Drops the current context, if any, and connects again (AUTH and SELECT included).
+    public func reconnect() throws(RedisError) {
+        try locked { () throws(RedisError) in
+            dropContext()
+            _ = try connectedContext()
+        }
+    }
+
+    /// Closes the socket; the next call connects again.
+    public func close() {
+        locked { dropContext() }
+    }
+
+    /// Runs `body` with the connected hiredis context, for calls this wrapper does not offer.
+    ///
+    /// The pointer must not escape `body`, nor be freed; the lock is held while `body` runs.
+    public func withUnsafeHandle<R>(_ body: (UnsafeMutablePointer<redisContext>) throws -> R) throws -> R {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body(try connectedContext())
+    }
+
+    /// Runs `body` with the lock held.
+    private func locked<R, E: Error>(_ body: () throws(E) -> R) throws(E) -> R {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body()
+    }
+
+    /// The live context, connecting first when there is none. Call with the lock held.
+    private func connectedContext() throws(RedisError) -> UnsafeMutablePointer<redisContext> {
+        if let context { return context }
+        let fresh = try openContext()
+        do {
+            try handshake(fresh)
+        } catch {
+            redisFree(fresh)
+            throw error
+        }
+        context = fresh
+        connects += 1
+        return fresh
+    }
+
+    /// A freshly connected context with the command timeout applied, not yet authenticated.
+    private func openContext() throws(RedisError) -> UnsafeMutablePointer<redisContext> {
+        guard let fresh = redisConnectWithTimeout(options.host, Int32(clamping: options.port), Self.timeval(for: options.connectTimeout))
+        else {
+            throw RedisError(kind: .other, endpoint: options.endpoint, message: "cannot allocate a hiredis context")
+        }
+        if cs_redis_err(fresh) != 0 {
+            let error = RedisError.fromContext(fresh, errno: cs_errno(), endpoint: options.endpoint, redacting: options.password)
+            redisFree(fresh)
+            throw error
+        }
+        let timeout = options.commandTimeout.map { Self.timeval(for: $0) } ?? Glibc.timeval(tv_sec: 0, tv_usec: 0)
+        if redisSetTimeout(fresh, timeout) != REDIS_OK {
+            let error = RedisError.fromContext(fresh, errno: cs_errno(), endpoint: options.endpoint, redacting: options.password)
+            redisFree(fresh)
+            throw error
+        }
+        return fresh
+    }
+
+    /// Sends AUTH and SELECT as the options ask; any error reply to AUTH is an authentication failure.
+    private func handshake(_ fresh: UnsafeMutablePointer<redisContext>) throws(RedisError) {
+        if let password = options.password {
+            let auth = ["AUTH"] + (options.user.map { [$0] } ?? []) + [password]
+            if case .error(let text) = try roundTrip(fresh, [auth.map { Array($0.utf8) }], dropOnFailure: false)[0] {
+                let mapped = RedisError.fromReply(text, endpoint: options.endpoint, redacting: password)
+                throw RedisError(kind: .authentication, endpoint: options.endpoint, message: mapped.message)
+            }
+        }
+        if options.db != 0 {
+            let select = [Array("SELECT".utf8), Array(String(options.db).utf8)]
+            if case .error(let text) = try roundTrip(fresh, [select], dropOnFailure: false)[0] {
+                throw RedisError.fromReply(text, endpoint: options.endpoint, redacting: options.password)
+            }
+        }
+    }
+
+    /// Appends every command, then reads one reply per command; a transport failure breaks the connection.
+    private func roundTrip(
+        _ context: UnsafeMutablePointer<redisContext>, _ commands: [[[UInt8]]], dropOnFailure: Bool = true
+    ) throws(RedisError) -> [RedisReply] {
+        if commands.contains(where: \.isEmpty) {
+            throw RedisError.invalidCommand("a command needs at least one argument", endpoint: options.endpoint)
+        }
+        for arguments in commands {
+            let status = RedisArgv.withArgv(arguments) { argc, argv, argvlen in
+                redisAppendCommandArgv(context, argc, argv, argvlen)
+            }
+            if status != REDIS_OK { throw transportFailure(context, dropOnFailure: dropOnFailure) }
+        }
+        var replies: [RedisReply] = []
+        replies.reserveCapacity(commands.count)
+        for _ in commands {
+            var raw: UnsafeMutableRawPointer?
+            if redisGetReply(context, &raw) != REDIS_OK || raw == nil {
+                if let raw { freeReplyObject(raw) }
+                throw transportFailure(context, dropOnFailure: dropOnFailure)
+            }
+            let reply = raw!.assumingMemoryBound(to: redisReply.self)
+            replies.append(RedisReply(copying: reply))
+            freeReplyObject(raw)
+        }
+        return replies
+    }
+
+    /// Maps the context's error and, when asked, frees the broken context so the next call reconnects.
+    private func transportFailure(_ broken: UnsafeMutablePointer<redisContext>, dropOnFailure: Bool) -> RedisError {
+        let savedErrno = cs_errno()
+        let error = RedisError.fromContext(broken, errno: savedErrno, endpoint: options.endpoint, redacting: options.password)
+        if dropOnFailure { dropContext() }
+        return error
+    }
+
+    /// Frees the context, if any. Call with the lock held.
+    private func dropContext() {
+        if let context { redisFree(context) }
+        context = nil
+    }
+
+    /// A `timeval` for a duration, rounded down to microseconds.
+    private static func timeval(for duration: Duration) -> Glibc.timeval {
+        let (seconds, attoseconds) = duration.components
+        return Glibc.timeval(tv_sec: Int(seconds), tv_usec: Int(attoseconds / 1_000_000_000_000))
+    }
+}

@@ -1,0 +1,65 @@
+import Foundation
+
+/// Where and how a `RedisConnection` connects: endpoint, database, credentials and timeouts.
+public struct RedisConnectionOptions: Sendable, Hashable, CustomStringConvertible {
+    /// Host name or IP address of the server.
+    public var host: String
+    /// TCP port of the server.
+    public var port: Int
+    /// Database selected after connecting (`SELECT db`); 0 sends no SELECT.
+    public var db: Int
+    /// ACL user name; `nil` authenticates with the password only (`AUTH password`).
+    public var user: String?
+    /// Password; `nil` sends no AUTH.
+    public var password: String?
+    /// How long connecting may take.
+    public var connectTimeout: Duration
+    /// How long one read or write on the socket may block; `nil` blocks without limit.
+    public var commandTimeout: Duration?
+
+    /// Options for `host:port` with the given database, credentials and timeouts.
+    public init(
+        host: String = "127.0.0.1",
+        port: Int = 6379,
+        db: Int = 0,
+        user: String? = nil,
+        password: String? = nil,
+        connectTimeout: Duration = .seconds(5),
+        commandTimeout: Duration? = .seconds(30)
+    ) {
+        self.host = host
+        self.port = port
+        self.db = db
+        self.user = user
+        self.password = password
+        self.connectTimeout = connectTimeout
+        self.commandTimeout = commandTimeout
+    }
+
+    /// Options from `redis://[user[:password]@]host[:port][/db]`, a convenience for tests; `nil` if it does not parse.
+    ///
+    /// The product parses and validates Redis URLs in the pure core; this initialiser reports no reasons.
+    public init?(url: String) {
+        guard let components = URLComponents(string: url), components.scheme == "redis",
+              let host = components.host, !host.isEmpty
+        else { return nil }
+        var db = 0
+        let path = components.path.drop(while: { $0 == "/" })
+        if !path.isEmpty {
+            guard let number = Int(path), number >= 0 else { return nil }
+            db = number
+        }
+        let user = components.user.flatMap { $0.isEmpty ? nil : $0 }
+        self.init(host: host, port: components.port ?? 6379, db: db, user: user, password: components.password)
+    }
+
+    /// `host:port`, as used in error messages.
+    public var endpoint: String { "\(host):\(port)" }
+
+    /// The options without the password, safe to log.
+    public var description: String {
+        var text = "redis://"
+        if let user { text += user + (password == nil ? "@" : ":***@") } else if password != nil { text += ":***@" }
+        return text + "\(endpoint)/\(db)"
+    }
+}
