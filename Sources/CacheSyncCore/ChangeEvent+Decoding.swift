@@ -62,7 +62,8 @@ extension ChangeEvent {
         }
 
         var updateDescription: UpdateDescription?
-        if let value = event["updateDescription"] {
+        // nx-27017 sends `updateDescription: null` on every event; null is the same as absent.
+        if let value = event["updateDescription"], value != .null {
             updateDescription = try Self.updateDescription(value, operationType: opName)
         }
 

@@ -1,0 +1,58 @@
+import CacheSyncCore
+import Foundation
+import Logging
+
+/// How log lines look.
+public enum LogFormat: String, Sendable, CaseIterable {
+    /// One JSON object per line.
+    case json
+    /// Human-readable lines.
+    case text
+}
+
+/// Writes one JSON object per log line to stdout, with any `user:password@` in the text redacted.
+public struct JSONLogHandler: LogHandler {
+    private static let lock = NSLock()
+
+    /// The logger's label.
+    public let label: String
+    /// Metadata attached to every line of this logger.
+    public var metadata: Logger.Metadata = [:]
+    /// The lowest level written.
+    public var logLevel: Logger.Level = .info
+
+    /// A handler for the logger `label`.
+    public init(label: String) {
+        self.label = label
+    }
+
+    /// Metadata lookup by key.
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    /// Writes one line.
+    public func log(event: LogEvent) {
+        var fields: [(String, String)] = [
+            ("ts", ISO8601DateFormatter.string(from: Date(), timeZone: .gmt, formatOptions: [.withInternetDateTime, .withFractionalSeconds])),
+            ("level", event.level.rawValue),
+            ("logger", label),
+            ("msg", Self.redact("\(event.message)")),
+        ]
+        let merged = metadata.merging(event.metadata ?? [:]) { _, new in new }
+        for (key, value) in merged.sorted(by: { $0.key < $1.key }) {
+            fields.append((key, Self.redact("\(value)")))
+        }
+        let line = "{" + fields.map { "\(ExtendedJSON.quoted($0.0)):\(ExtendedJSON.quoted($0.1))" }.joined(separator: ",") + "}\n"
+        Self.lock.withLock { FileHandle.standardOutput.write(Data(line.utf8)) }
+    }
+
+    /// Text with the password of any `scheme://user:password@` replaced by `***`.
+    static func redact(_ text: String) -> String {
+        guard text.contains("@"), text.contains("://") else { return text }
+        return text.split(separator: " ", omittingEmptySubsequences: false)
+            .map { $0.contains("://") && $0.contains("@") ? ConfigRenderer.redactedURI(String($0)) : String($0) }
+            .joined(separator: " ")
+    }
+}

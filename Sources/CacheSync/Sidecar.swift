@@ -1,0 +1,55 @@
+import CacheSyncCore
+import Foundation
+import Logging
+import Metrics
+import MongoBridge
+import ServiceLifecycle
+
+/// `cachesync run`: bootstraps logging, then runs the sync services until SIGTERM/SIGINT.
+public enum Sidecar {
+    /// Runs the sidecar; returns the process exit code (0 clean stop, 1 fatal runtime error).
+    public static func run(config: CacheSyncConfig, logFormat: LogFormat, logLevel: String) async -> Int32 {
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            switch logFormat {
+            case .json:
+                var handler = JSONLogHandler(label: label)
+                handler.logLevel = level
+                return handler
+            case .text:
+                var handler = StreamLogHandler.standardOutput(label: label)
+                handler.logLevel = level
+                return handler
+            }
+        }
+        let logger = Logger(label: "cachesync")
+        let instanceId = SyncService.instanceId(config: config)
+        logger.info("cachesync \(cacheSyncVersion) starting", metadata: [
+            "instance": "\(instanceId)", "collections": "\(config.collections.map(\.namespace).joined(separator: ","))",
+            "mongodb": "\(ConfigRenderer.redactedURI(config.mongodb.uri))", "redis": "\(ConfigRenderer.redactedURI(config.redis.url))",
+        ])
+        let pool: MongoClientPool
+        do {
+            pool = try MongoClientPool(uri: config.mongodb.uri)
+        } catch {
+            logger.critical("\(config.sourcePath): mongodb.uri: \(error)")
+            return 2
+        }
+        let telemetry = Telemetry(collections: config.collections.map(\.namespace))
+        let sync = SyncService(config: config, instanceId: instanceId, pool: pool, telemetry: telemetry, logger: logger)
+        var groupConfig = ServiceGroupConfiguration(
+            services: [.init(service: sync, successTerminationBehavior: .gracefullyShutdownGroup,
+                             failureTerminationBehavior: .gracefullyShutdownGroup)],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger)
+        groupConfig.maximumGracefulShutdownDuration = .milliseconds(Int64(config.shutdownTimeout * 1000))
+        do {
+            try await ServiceGroup(configuration: groupConfig).run()
+            logger.info("cachesync stopped cleanly")
+            return 0
+        } catch {
+            logger.critical("cachesync stopped: \(error)")
+            return 1
+        }
+    }
+}

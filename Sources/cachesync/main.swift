@@ -1,2 +1,0 @@
-import CacheSync
-print("cachesync \(cacheSyncVersion)")
