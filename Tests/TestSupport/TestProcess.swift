@@ -9,15 +9,18 @@ public final class TestProcess: @unchecked Sendable {
     public let arguments: [String]
     /// Where its standard output and standard error go (appended across restarts).
     public let outputURL: URL
+    /// Variables added to the test process's environment.
+    public let environment: [String: String]
 
     private let lock = NSLock()
     private var process: Process?
 
     /// A process that is not started yet.
-    public init(executable: URL, arguments: [String], outputURL: URL) {
+    public init(executable: URL, arguments: [String], outputURL: URL, environment: [String: String] = [:]) {
         self.executable = executable
         self.arguments = arguments
         self.outputURL = outputURL
+        self.environment = environment
     }
 
     deinit {
@@ -38,6 +41,7 @@ public final class TestProcess: @unchecked Sendable {
             let child = Process()
             child.executableURL = executable
             child.arguments = arguments
+            child.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
             child.standardInput = FileHandle.nullDevice
             child.standardOutput = output
             child.standardError = output
@@ -70,6 +74,18 @@ public final class TestProcess: @unchecked Sendable {
             _ = waitForExit(child, timeout: .seconds(10))
         }
         ProcessReaper.forget(child.processIdentifier)
+    }
+
+    /// Sends `signal` (e.g. SIGSTOP, SIGCONT) without waiting.
+    public func send(_ signal: Int32) {
+        guard let pid else { return }
+        Glibc.kill(pid, signal)
+    }
+
+    /// Waits until the process has exited by itself; `false` if it still runs after `timeout`.
+    public func waitForExit(timeout: Duration) -> Bool {
+        guard let child = lock.withLock({ process }) else { return true }
+        return waitForExit(child, timeout: timeout)
     }
 
     /// Sends SIGKILL and waits for the exit.
