@@ -730,7 +730,7 @@ class ScriptedServer(object):
         batch_size = int(explicit_batch or 0)
         rec["collection"] = target
         rec["pipelineStages"] = [next(iter(st), None) for st in pipeline if isinstance(st, dict)]
-        rec["batchSize"] = batch_size
+        rec["batchSize"] = explicit_batch
         stage = None
         if pipeline and isinstance(pipeline[0], dict) and "$changeStream" in pipeline[0]:
             stage = pipeline[0]["$changeStream"] or {}
@@ -859,7 +859,7 @@ class ScriptedServer(object):
         max_time = doc.get("maxTimeMS")
         rec["cursorId"] = cid
         rec["collection"] = doc.get("collection")
-        rec["batchSize"] = batch_size
+        rec["batchSize"] = doc.get("batchSize")
         rec["maxTimeMS"] = max_time
         with self.lock:
             cur = self.cursors.get(cid)
