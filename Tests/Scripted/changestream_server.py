@@ -21,7 +21,6 @@ connections and runs until SIGTERM or SIGINT (exit code 0).
 
 import argparse
 import datetime
-import json
 import signal
 import sys
 import threading
@@ -636,7 +635,7 @@ class ScriptedServer(object):
             ("maxWriteBatchSize", 100000),
             ("localTime", now),
             ("logicalSessionTimeoutMinutes", 30),
-            ("connectionId", request_conn_id(rec)),
+            ("connectionId", int(rec.get("conn") or 0)),
             ("minWireVersion", 0),
             ("maxWireVersion", MAX_WIRE_VERSION),
             ("readOnly", False),
@@ -883,7 +882,9 @@ class ScriptedServer(object):
         # Nothing to send: wait like an awaitData cursor so the client does not spin.
         wait_ms = IDLE_WAIT_DEFAULT_MS if max_time is None else max(
             IDLE_WAIT_MIN_MS, min(int(max_time), IDLE_WAIT_MAX_MS))
-        with self.mock._unlock():  # let other connections be served meanwhile
+        # mockupdb serves every connection under one lock; its private _unlock()
+        # releases it so other connections are answered while this one waits.
+        with self.mock._unlock():
             time.sleep(wait_ms / 1000.0)
         with self.lock:
             cur = self.cursors.get(cid)
@@ -895,10 +896,6 @@ class ScriptedServer(object):
                 return self.cursor_reply("nextBatch", cid, ns, [], IDLE_TOKEN,
                                          Timestamp(BASE_TIME, 0))
             return self.deliver(cur, "nextBatch", ns, [], rec)
-
-
-def request_conn_id(rec):
-    return int(rec.get("conn") or 0)
 
 
 def parse_args(argv):

@@ -533,6 +533,38 @@ def test_libmongoc_invalidate_and_history(tmp):
               "libmongoc surfaces 286: %r" % errors)
 
 
+def test_libmongoc_hostile(tmp):
+    probe_binary(tmp)
+    with Server("hostile", tmp=tmp) as srv:
+        evs, tokens, errors = run_probe(tmp, srv, 28, 30, coll=HOSTILE_COLL)
+        check(not errors and len(evs) == 28, "libmongoc reads every hostile event: %r" % errors)
+        kinds = [list(e["documentKey"]["_id"].keys())[0] if isinstance(e["documentKey"]["_id"], dict)
+                 else type(e["documentKey"]["_id"]).__name__ for e in evs[:22]]
+        check(kinds[:8] == ["$numberDouble", "$numberDouble", "$numberDouble", "$numberInt",
+                            "$numberLong", "$numberDecimal", "$binary", "$binary"],
+              "typed ids reach libmongoc: %r" % kinds)
+        check(len(evs[26]["fullDocument"]["blob"]) > MAX_BSON - 4096,
+              "libmongoc reads the near-16 MiB event")
+
+
+def test_sigterm_while_client_polls(tmp):
+    probe_binary(tmp)
+    srv = Server("basic", tmp=tmp)
+    probe = subprocess.Popen([probe_binary(tmp), srv.uri, "app", "items", "1000", "30"],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        deadline = time.monotonic() + 10
+        while len([g for g in srv.commands("getMore") if not g["reply"].get("events")]) < 2:
+            check(time.monotonic() < deadline, "probe reached idle polling")
+            time.sleep(0.1)
+        started = time.monotonic()
+        srv.stop()
+        check(time.monotonic() - started < 5, "SIGTERM exit while a client polls")
+    finally:
+        probe.kill()
+        probe.wait()
+
+
 TESTS = [v for k, v in sorted(globals().items()) if k.startswith("test_") and callable(v)]
 
 
