@@ -1,0 +1,123 @@
+import BSONModel
+import Foundation
+import MongoBridge
+import RedisBridge
+import TestSupport
+
+/// A running redis-server, nx-27017 (or the servers in `REDIS_URL` / `MONGODB_URI`) and the config that points the
+/// real `cachesync` binary at them, with the DESIGN.md §3 example collections.
+final class SidecarFixture: @unchecked Sendable {
+    let redisServer: RedisTestServer
+    let mongoServer: MongoTestServer
+    let redis: RedisConnection
+    let pool: MongoClientPool
+    let httpPort: Int
+
+    init(redis: RedisTestServer.Options = .init(), mongo: MongoTestServer.Options = .init()) throws {
+        redisServer = try RedisTestServer(redis)
+        mongoServer = try MongoTestServer(mongo)
+        self.redis = try redisServer.connect()
+        pool = try MongoClientPool(uri: mongoServer.uri)
+        httpPort = try FreePort.next()
+    }
+
+    deinit {
+        redisServer.cleanUp()
+        mongoServer.cleanUp()
+    }
+
+    /// The database the collections live in.
+    var database: String { mongoServer.database }
+
+    /// A namespace in the test database.
+    func ns(_ collection: String) -> MongoNamespace {
+        MongoNamespace(database: database, collection: collection)
+    }
+
+    /// A cache key: the server's key prefix (unique per test on a shared Redis) + `coll:id`.
+    func key(_ collection: String, _ id: String) -> String {
+        redisServer.keyPrefix + "\(collection):\(id)"
+    }
+
+    /// The checkpoint prefix, inside the test's key prefix.
+    var checkpointPrefix: String { redisServer.keyPrefix + "cachesync:" }
+
+    /// The DESIGN.md §3 example, pointed at the test servers; `extra` is appended at the top level.
+    func config(collections: String? = nil, lease: String = "{ enabled: true, ttl: 3 }", extra: String = "") -> String {
+        """
+        mongodb:
+          uri: "\(mongoServer.uri)"
+          database: \(database)
+        redis:
+          url: "redis://127.0.0.1:\(redisServer.port)/0"
+          keyPrefix: "\(redisServer.keyPrefix)"
+        http:
+          listen: "127.0.0.1:\(httpPort)"
+        checkpoint:
+          keyPrefix: "\(checkpointPrefix)"
+        lease: \(lease)
+        defaults:
+          ttl:
+            base: 300
+            tiers:
+              - { minAccesses: 1000, ttl: 3600 }
+              - { minAccesses: 100,  ttl: 1800 }
+              - { minAccesses: 10,   ttl: 900 }
+          accessCounts:
+            window: 86400
+        collections:
+        \(collections ?? """
+          users:
+            strategy: invalidate
+          products:
+            strategy: update
+          sessions:
+            strategy: preserve-ttl
+            ttl: { base: 3600 }
+        """)
+        \(extra)
+        """
+    }
+
+    /// Starts the binary and waits until every watcher has opened its stream.
+    func startSidecar(config: String? = nil, instanceId: String = "test-1", collections: Int = 3) throws -> CacheSyncProcess {
+        let process = try CacheSyncProcess(config: config ?? self.config(), environment: ["CACHESYNC_INSTANCE_ID": instanceId])
+        try process.start()
+        let opened = waitUntil(timeout: .seconds(20)) {
+            process.log.components(separatedBy: "restarted from now").count - 1
+                + process.log.components(separatedBy: "opened from the stored checkpoint").count - 1 >= collections
+        }
+        if !opened { throw FixtureError("cachesync did not open its streams:\n\(process.log)") }
+        return process
+    }
+
+    /// The cached text at `key`, or nil.
+    func cached(_ key: String) throws -> String? {
+        try redis.command(["GET", key]).text
+    }
+
+    /// Milliseconds to live of `key` (-2 missing, -1 no expiry).
+    func pttl(_ key: String) throws -> Int64 {
+        try redis.command(["PTTL", key]).integer ?? -2
+    }
+
+    /// Events applied ever, per the counter written atomically with each checkpoint.
+    func appliedEvents(_ collection: String) throws -> Int {
+        let reply = try redis.command(["HGET", checkpointPrefix + "applied:\(database).\(collection)", "events"])
+        return Int(reply.text ?? "0") ?? 0
+    }
+
+    /// Waits until `condition` holds (up to `timeout`), else throws with the sidecar's log.
+    func eventually(_ what: String, _ process: CacheSyncProcess?, timeout: Duration = .seconds(20),
+                    _ condition: () throws -> Bool) throws {
+        if try !waitUntil(timeout: timeout, condition) {
+            throw FixtureError("timed out waiting for \(what)\n--- cachesync log ---\n\(process?.log.suffix(4000) ?? "")")
+        }
+    }
+}
+
+/// A fixture failure with context.
+struct FixtureError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
