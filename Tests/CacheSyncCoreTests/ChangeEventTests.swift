@@ -116,13 +116,14 @@ struct ChangeEventTests {
         #expect(event.operationType.documentOperation == nil)
     }
 
-    @Test("nx-27017 deviations: date clusterTime, string _id, delete with a document")
+    @Test("nx-27017 deviations: date clusterTime, null updateDescription, string _id, delete with a document")
     func nxDeviations() throws {
         let update = try EventFixture.event("nx-replace-as-update")
+        #expect(update.resumeToken == ["_data": .string("nx:7")])
         #expect(update.clusterTime == .date(1_714_979_289_123))
         #expect(update.eventTimeSeconds == 1_714_979_289.123)
         #expect(update.documentID == .string("42"))
-        #expect(update.wallTime == nil)
+        #expect(update.updateDescription == nil)
 
         let delete = try EventFixture.event("nx-delete-with-document")
         #expect(delete.operationType == .delete)
