@@ -36,6 +36,16 @@ public struct CacheKey: Sendable, Hashable, CustomStringConvertible {
     /// The key text.
     public var description: String { text }
 
+    /// Keys are equal when their bytes are: Redis does not apply Unicode canonical equivalence, so neither do we.
+    public static func == (lhs: CacheKey, rhs: CacheKey) -> Bool {
+        lhs.text.utf8.elementsEqual(rhs.text.utf8)
+    }
+
+    /// Hashes the key's bytes, matching `==`.
+    public func hash(into hasher: inout Hasher) {
+        for byte in text.utf8 { hasher.combine(byte) }
+    }
+
     /// A `SCAN MATCH` glob for every key of a collection (`{id}` → `*`, glob characters in literal parts escaped).
     ///
     /// It also matches the derived `:access_count` and `:lease` keys, which a flush removes too.

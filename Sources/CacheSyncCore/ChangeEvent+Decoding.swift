@@ -2,7 +2,8 @@ import BSONModel
 
 /// Decoding a change event from its BSON document.
 extension ChangeEvent {
-    /// Decodes an event in the real MongoDB format, tolerating nx-27017 (date `clusterTime`, `fullDocument` on delete).
+    /// Decodes an event in the real MongoDB format, tolerating nx-27017 (date `clusterTime`, null `updateDescription`,
+    /// `fullDocument` on delete).
     ///
     /// Document events (insert, update, replace, delete) need `documentKey._id`; `rename` needs `to`.
     /// A delete's `fullDocument` is dropped: a deleted document is never cached.
@@ -62,7 +63,6 @@ extension ChangeEvent {
         }
 
         var updateDescription: UpdateDescription?
-        // nx-27017 sends `updateDescription: null` on every event; null is the same as absent.
         if let value = event["updateDescription"], value != .null {
             updateDescription = try Self.updateDescription(value, operationType: opName)
         }

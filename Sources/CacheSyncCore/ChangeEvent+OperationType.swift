@@ -2,13 +2,21 @@
 extension ChangeEvent {
     /// What a change event reports; types this version does not know are kept as `.unknown`.
     public enum OperationType: Sendable, Equatable, Hashable, CustomStringConvertible {
+        /// A document was inserted.
         case insert
+        /// A document was updated in place.
         case update
+        /// A document was replaced as a whole.
         case replace
+        /// A document was deleted.
         case delete
+        /// The collection was dropped.
         case drop
+        /// The collection was renamed (see `ChangeEvent.renamedTo`).
         case rename
+        /// The database was dropped.
         case dropDatabase
+        /// The stream cannot go on (after drop, rename, dropDatabase); the watcher reopens it.
         case invalidate
         /// Any other type (`create`, `createIndexes`, `modify`, …): ignored, counted by the caller.
         case unknown(String)

@@ -113,7 +113,9 @@ private struct RelaxedWriter {
             } else {
                 wrapper("$numberDouble") { $0.writeString(d.isNaN ? "NaN" : (d < 0 ? "-Infinity" : "Infinity")) }
             }
-        case .string(let s): writeString(s)
+        case .string(let s):
+            if out.count + s.utf8.count > limit { throw LimitExceeded() }
+            writeString(s)
         case .document(let d): try writeDocument(d)
         case .array(let a): try writeArray(a)
         case .binary(let subtype, let data):

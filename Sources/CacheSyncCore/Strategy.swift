@@ -5,6 +5,7 @@ public enum Strategy {
     /// The cache operations for one event, in order; `[]` for `invalidate` (the watcher reopens) and unknown types.
     ///
     /// `accessCount` is the key's current `<key>:access_count`; only the `update` strategy uses it (adaptive TTL).
+    /// A document event without `documentKey._id` plans nothing (`ChangeEvent(bson:)` never produces one).
     public static func plan(event: ChangeEvent, collection: CollectionConfig, keyPrefix: String, accessCount: Int) -> [CacheOp] {
         switch event.operationType {
         case .drop: return [flush(collection, keyPrefix, .drop)]

@@ -1,0 +1,184 @@
+import BSONModel
+import Foundation
+import Testing
+@testable import CacheSyncCore
+
+/// Loads the change-event fixtures (canonical Extended JSON in the real MongoDB format).
+enum EventFixture {
+    /// The raw BSON document of `Fixtures/events/<name>.json`.
+    static func document(_ name: String) throws -> BSONDocument {
+        let url = try #require(Bundle.module.url(forResource: "Fixtures", withExtension: nil))
+            .appendingPathComponent("events/\(name).json")
+        return try ExtendedJSONReader.document(String(contentsOf: url, encoding: .utf8))
+    }
+
+    /// The decoded event of `Fixtures/events/<name>.json`.
+    static func event(_ name: String) throws -> ChangeEvent {
+        try ChangeEvent(bson: document(name))
+    }
+}
+
+@Suite("ChangeEvent decoding")
+struct ChangeEventTests {
+    let productID = BSONValue.objectId(ObjectID(hex: "663881d9a1b2c3d4e5f60718")!)
+
+    @Test("an insert event yields token, times, namespace, key and the full document in order")
+    func insert() throws {
+        let event = try EventFixture.event("insert")
+        #expect(event.operationType == .insert)
+        #expect(event.resumeToken.keys == ["_data"])
+        guard case .string(let data)? = event.resumeToken["_data"] else {
+            Issue.record("resume token has no _data string")
+            return
+        }
+        #expect(data.hasPrefix("82663881D9"))
+        #expect(event.clusterTime == .timestamp(seconds: 1_714_979_289, increment: 1))
+        #expect(event.wallTime == 1_714_979_289_123)
+        #expect(event.eventTimeSeconds == 1_714_979_289.123)
+        #expect(event.namespace == .init(database: "shop", collection: "products"))
+        #expect(event.documentID == productID)
+        guard case .document(let doc) = event.fullDocument else {
+            Issue.record("insert has no full document")
+            return
+        }
+        #expect(doc.keys == ["_id", "name", "price", "qty", "views", "rating", "weight", "tags", "updatedAt"])
+        #expect(doc["qty"] == .int32(5))
+        #expect(doc["views"] == .int64(9_007_199_254_740_993))
+        #expect(doc["weight"] == .double(2.0))
+    }
+
+    @Test("an update event carries its updateDescription")
+    func update() throws {
+        let event = try EventFixture.event("update")
+        #expect(event.operationType == .update)
+        let description = try #require(event.updateDescription)
+        #expect(description.updatedFields.keys == ["qty", "tags.1"])
+        #expect(description.updatedFields["qty"] == .int32(4))
+        #expect(description.removedFields == ["discount"])
+        #expect(description.truncatedArrays == [ChangeEvent.TruncatedArray(field: "history", newSize: 2)])
+        #expect(description.disambiguatedPaths.isEmpty)
+        guard case .document(let doc) = event.fullDocument else {
+            Issue.record("updateLookup document missing")
+            return
+        }
+        #expect(doc["qty"] == .int32(4))
+    }
+
+    @Test("fullDocument is absent without updateLookup and null when the lookup found nothing")
+    func fullDocumentStates() throws {
+        #expect(try EventFixture.event("update-without-lookup").fullDocument == .absent)
+        #expect(try EventFixture.event("update-null-lookup").fullDocument == .null)
+        #expect(try EventFixture.event("replace").operationType == .replace)
+    }
+
+    @Test("a delete has a key and no document")
+    func delete() throws {
+        let event = try EventFixture.event("delete")
+        #expect(event.operationType == .delete)
+        #expect(event.documentID == productID)
+        #expect(event.fullDocument == .absent)
+    }
+
+    @Test("drop, rename, dropDatabase and invalidate decode with their namespaces")
+    func collectionEvents() throws {
+        let drop = try EventFixture.event("drop")
+        #expect(drop.operationType == .drop)
+        #expect(drop.namespace == .init(database: "shop", collection: "products"))
+        #expect(drop.documentKey == nil)
+
+        let rename = try EventFixture.event("rename")
+        #expect(rename.operationType == .rename)
+        #expect(rename.renamedTo == .init(database: "shop", collection: "products_archive"))
+
+        let dropDatabase = try EventFixture.event("dropDatabase")
+        #expect(dropDatabase.operationType == .dropDatabase)
+        #expect(dropDatabase.namespace == .init(database: "shop", collection: nil))
+
+        let invalidate = try EventFixture.event("invalidate")
+        #expect(invalidate.operationType == .invalidate)
+        #expect(invalidate.namespace == nil)
+    }
+
+    @Test("a sharded documentKey keeps the shard key and still yields _id")
+    func sharded() throws {
+        let event = try EventFixture.event("sharded-update")
+        #expect(event.documentKey?.keys == ["country", "_id"])
+        #expect(event.documentKey?["country"] == .string("DE"))
+        #expect(event.documentID == .objectId(ObjectID(hex: "663881e2a1b2c3d4e5f60719")!))
+        #expect(event.updateDescription?.disambiguatedPaths["a.0"] == .array([.string("a"), .string("0")]))
+    }
+
+    @Test("an unknown operation type is kept by name, not rejected")
+    func unknown() throws {
+        let event = try EventFixture.event("createIndexes")
+        #expect(event.operationType == .unknown("createIndexes"))
+        #expect(event.operationType.description == "createIndexes")
+        #expect(event.operationType.documentOperation == nil)
+    }
+
+    @Test("nx-27017 deviations: date clusterTime, null updateDescription, string _id, delete with a document")
+    func nxDeviations() throws {
+        let update = try EventFixture.event("nx-replace-as-update")
+        #expect(update.resumeToken == ["_data": .string("nx:7")])
+        #expect(update.clusterTime == .date(1_714_979_289_123))
+        #expect(update.eventTimeSeconds == 1_714_979_289.123)
+        #expect(update.documentID == .string("42"))
+        #expect(update.updateDescription == nil)
+
+        let delete = try EventFixture.event("nx-delete-with-document")
+        #expect(delete.operationType == .delete)
+        #expect(delete.fullDocument == .absent)
+    }
+
+    @Test("decoding from BSON bytes gives the same event as from the document")
+    func fromBSONBytes() throws {
+        for name in ["insert", "update", "sharded-update", "rename", "nx-replace-as-update"] {
+            let document = try EventFixture.document(name)
+            let roundTripped = try BSONDocument(bsonBytes: document.bsonBytes())
+            #expect(try ChangeEvent(bson: roundTripped) == ChangeEvent(bson: document), "fixture \(name)")
+        }
+    }
+
+    @Test("malformed events give typed errors naming the missing or mistyped field")
+    func malformed() throws {
+        var event = try EventFixture.document("update")
+        event["documentKey"] = nil
+        #expect(throws: ChangeEventError.missingField("documentKey", operationType: "update")) { try ChangeEvent(bson: event) }
+        #expect(ChangeEventError.missingField("documentKey", operationType: "update").description
+                == "update event: missing field documentKey")
+
+        event["documentKey"] = .document(["country": .string("DE")])
+        #expect(throws: ChangeEventError.missingField("documentKey._id", operationType: "update")) { try ChangeEvent(bson: event) }
+
+        event["documentKey"] = .string("x")
+        #expect(throws: ChangeEventError.wrongType("documentKey", expected: "document", found: "string", operationType: "update")) {
+            try ChangeEvent(bson: event)
+        }
+
+        #expect(throws: ChangeEventError.missingField("operationType", operationType: nil)) { try ChangeEvent(bson: [:]) }
+
+        var rename = try EventFixture.document("rename")
+        rename["to"] = nil
+        #expect(throws: ChangeEventError.missingField("to", operationType: "rename")) { try ChangeEvent(bson: rename) }
+
+        var insert = try EventFixture.document("insert")
+        insert["clusterTime"] = .string("yesterday")
+        #expect(throws: ChangeEventError.wrongType("clusterTime", expected: "timestamp or date", found: "string", operationType: "insert")) {
+            try ChangeEvent(bson: insert)
+        }
+
+        insert = try EventFixture.document("insert")
+        insert["fullDocument"] = .int32(1)
+        #expect(throws: ChangeEventError.wrongType("fullDocument", expected: "document or null", found: "int", operationType: "insert")) {
+            try ChangeEvent(bson: insert)
+        }
+
+        insert = try EventFixture.document("insert")
+        insert["_id"] = nil
+        #expect(throws: ChangeEventError.missingField("_id (resume token)", operationType: "insert")) { try ChangeEvent(bson: insert) }
+
+        var update = try EventFixture.document("update")
+        update["updateDescription"] = .document(["removedFields": .array([.int32(1)])])
+        #expect(throws: ChangeEventError.self) { try ChangeEvent(bson: update) }
+    }
+}
