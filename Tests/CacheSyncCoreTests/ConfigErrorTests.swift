@@ -76,7 +76,7 @@ struct ConfigErrorTests {
                   tiers:
                     - { minAccesses: 10, ttl: -5 }
             """,
-            expected: "cachesync.yaml:12: collections.users.ttl.tiers[0].ttl: must be > 0 seconds, found -5"),
+            expected: "cachesync.yaml:11: collections.users.ttl.tiers[0].ttl: must be > 0 seconds, found -5"),
         BadConfig(name: "tiers not strictly descending", yaml: head + """
             defaults:
               ttl:
