@@ -34,7 +34,7 @@ public enum ConfigLoader {
     private static func compose(_ text: String, file: String) throws(ConfigError) -> Node {
         let root: Node?
         do {
-            root = try Yams.compose(yaml: text)
+            root = try Yams.compose(yaml: text, .default, .default, .utf8)
         } catch let error as YamlError {
             throw syntaxError(error, text: text, file: file)
         } catch {
