@@ -280,12 +280,19 @@ struct ConfigErrorTests {
             """,
             expected: "cachesync.yaml:8: invalid YAML: did not find expected ',' or '}' (while parsing a flow mapping at line 7)"),
         BadConfig(name: "duplicate key", yaml: head + """
-            collections:
+            collections:   # watched
               users: { strategy: update }
               products: { strategy: update }
               users: { strategy: invalidate }
             """,
-            expected: #"cachesync.yaml:9: duplicate key "users" (first at line 7)"#),
+            expected: #"cachesync.yaml:9: collections.users: duplicate key "users" (first at line 7)"#),
+        BadConfig(name: "duplicate top-level key", yaml: head + """
+            collections:
+              users: { strategy: update }
+            redis:
+              keyPrefix: "x"
+            """,
+            expected: #"cachesync.yaml:8: redis: duplicate key "redis" (first at line 4)"#),
         BadConfig(name: "missing environment variable", yaml: head + """
             collections:
               users: { strategy: "${USERS_STRATEGY}" }
