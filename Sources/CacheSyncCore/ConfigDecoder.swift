@@ -1,6 +1,8 @@
 import Yams
 
 /// Turns the YAML tree of a config file into a validated `CacheSyncConfig` (DESIGN.md §3).
+///
+/// Top-level keys starting with `x-` are ignored, so they can hold YAML anchors to merge (`<<: *name`).
 struct ConfigDecoder {
     /// The config file name, for messages.
     let file: String
@@ -18,7 +20,7 @@ struct ConfigDecoder {
         let top = ConfigNode(node: root, path: [], file: file, keyLine: nil)
         let map = try top.mapping(
             allowed: ["mongodb", "redis", "http", "checkpoint", "lease", "shutdownTimeout", "defaults", "collections"],
-            what: "a map with mongodb, redis and collections")
+            what: "a map with mongodb, redis and collections", extensionPrefix: "x-")
         let mongodb = try mongoSettings(map.required("mongodb", "missing (required: the MongoDB to watch)"))
         let redis = try map["redis"].map(redisSettings) ?? RedisSettings(url: "redis://127.0.0.1:6379/0")
         let http = try map["http"].map(httpSettings) ?? HTTPSettings()
@@ -197,6 +199,9 @@ struct ConfigDecoder {
 
     private func collectionConfig(_ node: ConfigNode, database: String, collection: String,
                                   defaults: Defaults) throws(ConfigError) -> CollectionConfig {
+        if case let .scalar(scalar) = node.node, scalar.string.isEmpty, scalar.style == .plain {
+            throw node.missing("strategy", "missing (required: one of \(StrategyKind.allCases.map(\.rawValue).joined(separator: ", ")))")
+        }
         let map = try node.mapping(allowed: CollectionFields.all, what: "a map of collection settings")
         let strategies = StrategyKind.allCases.map(\.rawValue).joined(separator: ", ")
         let strategy = try map.required("strategy", "missing (required: one of \(strategies))")

@@ -34,7 +34,7 @@ public enum ConfigLoader {
     private static func compose(_ text: String, file: String) throws(ConfigError) -> Node {
         let root: Node?
         do {
-            root = try Yams.compose(yaml: text)
+            root = try Yams.compose(yaml: text, .default, .default, .utf8)
         } catch let error as YamlError {
             throw syntaxError(error, text: text, file: file)
         } catch {
@@ -63,11 +63,40 @@ public enum ConfigLoader {
             let key = duplicates.first ?? ""
             let first = context.mark.line
             let second = repeatedKeyLine(key, after: context.mark, in: text)
-            return ConfigError(file: file, line: second ?? first,
+            let parents = blockParents(ofLine: first, column: context.mark.column, in: text)
+            return ConfigError(file: file, line: second ?? first, field: parents.map { ConfigNode.join($0 + [key]) } ?? "",
                                message: "duplicate key \"\(key)\"" + (second == nil ? "" : " (first at line \(first))"))
         default:
             return ConfigError(file: file, line: nil, message: "invalid YAML: \(error)")
         }
+    }
+
+    /// The keys of the block maps that hold the key at `line`/`column`, found by indentation; nil when a list or
+    /// flow style is in the way and the path cannot be told from the text alone.
+    private static func blockParents(ofLine line: Int, column: Int, in text: String) -> [String]? {
+        let lines = text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" })
+        guard line >= 1, line <= lines.count else {
+            return nil
+        }
+        var indent = column - 1
+        var parents: [String] = []
+        var index = line - 2
+        while indent > 0, index >= 0 {
+            let content = lines[index]
+            index -= 1
+            let lineIndent = content.prefix(while: { $0 == " " }).count
+            let body = content.dropFirst(lineIndent)
+            guard !body.isEmpty, !body.hasPrefix("#"), lineIndent < indent else {
+                continue
+            }
+            guard !body.hasPrefix("-"), let colon = body.firstIndex(of: ":"),
+                  body[body.index(after: colon)...].drop(while: { $0 == " " }).first.map({ $0 == "#" }) ?? true else {
+                return nil
+            }
+            parents.insert(String(body[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "\"' ")), at: 0)
+            indent = lineIndent
+        }
+        return indent == 0 ? parents : nil
     }
 
     /// The line after `mark` where `key:` starts at the same column, if any (the second of two duplicate keys).

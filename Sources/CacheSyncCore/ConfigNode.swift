@@ -32,9 +32,14 @@ struct ConfigNode {
         ConfigError(file: file, line: line, field: Self.join(path + [key]), message: message)
     }
 
-    /// This node as a map whose keys must all be in `allowed`; an unknown key is an error with a suggestion.
-    func mapping(allowed: [String], what: String = "a map") throws(ConfigError) -> ConfigMapping {
-        let entries = try entries(what: what)
+    /// This node as a map whose keys must all be in `allowed` (or start with `extensionPrefix`, and are then
+    /// ignored); an unknown key is an error with a suggestion.
+    func mapping(allowed: [String], what: String = "a map",
+                 extensionPrefix: String? = nil) throws(ConfigError) -> ConfigMapping {
+        var entries = try entries(what: what)
+        if let extensionPrefix {
+            entries.removeAll(where: { $0.key.hasPrefix(extensionPrefix) })
+        }
         for entry in entries where !allowed.contains(entry.key) {
             var message = "unknown key \"\(entry.key)\""
             if let suggestion = ConfigSuggestion.closest(to: entry.key, among: allowed) {
@@ -47,12 +52,14 @@ struct ConfigNode {
         return ConfigMapping(owner: self, entries: entries)
     }
 
-    /// This node as a map with free-form string keys, in file order.
+    /// This node as a map with free-form string keys, in file order; YAML merge keys (`<<: *anchor`) are
+    /// applied, keys written in the map itself winning over merged ones.
     func entries(what: String = "a map") throws(ConfigError) -> [(key: String, value: ConfigNode)] {
         guard case let .mapping(mapping) = node else {
             throw error("expected \(what), found \(describe())")
         }
         var result: [(key: String, value: ConfigNode)] = []
+        var merged: [(key: String, value: ConfigNode)] = []
         for (keyNode, valueNode) in mapping {
             guard case let .scalar(scalar) = keyNode else {
                 throw ConfigError(file: file, line: keyNode.mark?.line ?? line, field: field,
@@ -60,7 +67,34 @@ struct ConfigNode {
             }
             let child = ConfigNode(node: valueNode, path: path + [scalar.string], file: file,
                                    keyLine: keyNode.mark?.line)
-            result.append((scalar.string, child))
+            if scalar.string == "<<", scalar.style == .plain || scalar.style == .any {
+                merged += try child.mergeSources()
+            } else {
+                result.append((scalar.string, child))
+            }
+        }
+        for entry in merged where !result.contains(where: { $0.key == entry.key }) {
+            result.append(entry)
+        }
+        return result
+    }
+
+    /// The entries a merge key (`<<`) brings in: from one map, or from a list of maps (earlier maps win).
+    private func mergeSources() throws(ConfigError) -> [(key: String, value: ConfigNode)] {
+        let parent = Array(path.dropLast())
+        let sources: [Node]
+        switch node {
+        case .mapping: sources = [node]
+        case let .sequence(sequence): sources = Array(sequence)
+        default: throw error("a merge key (<<) needs a map or a list of maps, found \(describe())")
+        }
+        var result: [(key: String, value: ConfigNode)] = []
+        for source in sources {
+            let entries = try ConfigNode(node: source, path: parent, file: file, keyLine: keyLine)
+                .entries(what: "a map to merge (<<)")
+            for entry in entries where !result.contains(where: { $0.key == entry.key }) {
+                result.append(entry)
+            }
         }
         return result
     }

@@ -6,7 +6,8 @@
 ///   The default runs to the first `}` and is taken literally (no nested `${...}`).
 /// - `$${` is a literal `${`: `$${HOME}` stays `${HOME}` in the parsed value.
 /// - A `$` not followed by `{` is kept as it is.
-/// - Names are `[A-Za-z_][A-Za-z0-9_]*`. Substitution happens everywhere in the file, comments included.
+/// - Names are `[A-Za-z_][A-Za-z0-9_]*`. Substitution happens in every value and key; YAML comments
+///   (`#` after whitespace, outside quotes) are left alone, so a commented-out line never needs its variable.
 /// - The value is pasted into the YAML text as it is: quote the field (`uri: "${MONGODB_URI}"`) when the value may
 ///   hold YAML punctuation. A value with a line break is an error, so line numbers in messages stay right.
 public enum EnvironmentInterpolation {
@@ -15,13 +16,31 @@ public enum EnvironmentInterpolation {
                                    file: String) throws(ConfigError) -> String {
         var output = ""
         output.reserveCapacity(text.utf8.count)
-        var line = 1
+        var lineNumber = 1
+        var lineStart = text.startIndex
+        while lineStart < text.endIndex {
+            let lineEnd = text[lineStart...].firstIndex(where: isLineBreak) ?? text.endIndex
+            let line = text[lineStart..<lineEnd]
+            let comment = commentStart(in: line)
+            output += try interpolateLine(line[..<comment], environment: environment, file: file, line: lineNumber)
+            output += line[comment...]
+            guard lineEnd < text.endIndex else {
+                break
+            }
+            output.append(text[lineEnd])
+            lineStart = text.index(after: lineEnd)
+            lineNumber += 1
+        }
+        return output
+    }
+
+    /// One line (without its comment) with every reference replaced.
+    private static func interpolateLine(_ text: Substring, environment: [String: String], file: String,
+                                        line: Int) throws(ConfigError) -> String {
+        var output = ""
         var index = text.startIndex
         while index < text.endIndex {
             let character = text[index]
-            if character == "\n" || character == "\r\n" {
-                line += 1
-            }
             guard character == "$" else {
                 output.append(character)
                 index = text.index(after: index)
@@ -39,8 +58,7 @@ public enum EnvironmentInterpolation {
                 continue
             }
             let bodyStart = text.index(after: next)
-            guard let close = text[bodyStart...].firstIndex(where: { $0 == "}" || $0 == "\n" || $0 == "\r\n" }),
-                  text[close] == "}" else {
+            guard let close = text[bodyStart...].firstIndex(of: "}") else {
                 throw ConfigError(file: file, line: line,
                                   message: "unterminated \"${\" (write ${NAME} or ${NAME:-default}; write $${ for a literal ${)")
             }
@@ -48,6 +66,58 @@ public enum EnvironmentInterpolation {
             index = text.index(after: close)
         }
         return output
+    }
+
+    /// Where a YAML comment starts in `line` (`#` at the start or after whitespace, outside quotes and outside
+    /// `${...}`), or its end when it has none. Quotes count only where a YAML scalar can start with them.
+    static func commentStart(in line: Substring) -> Substring.Index {
+        var quote: Character?
+        var previous: Character?
+        var afterSpace = true
+        var index = line.startIndex
+        while index < line.endIndex {
+            let character = line[index]
+            if let open = quote {
+                let escaped = open == "\"" ? character == "\\" : character == "'" && line[index...].hasPrefix("''")
+                if escaped, line.index(after: index) < line.endIndex {
+                    index = line.index(index, offsetBy: 2)
+                    continue
+                }
+                if character == open {
+                    quote = nil
+                }
+                index = line.index(after: index)
+                continue
+            }
+            if line[index...].hasPrefix("$${") {
+                index = line.index(index, offsetBy: 3)
+                (previous, afterSpace) = ("{", false)
+                continue
+            }
+            if line[index...].hasPrefix("${"), let close = line[index...].firstIndex(of: "}") {
+                index = line.index(after: close)
+                (previous, afterSpace) = ("}", false)
+                continue
+            }
+            if character == "#", afterSpace {
+                return index
+            }
+            if character == "\"" || character == "'", previous.map({ ":-[{,?".contains($0) }) ?? true {
+                quote = character
+            }
+            if character == " " || character == "\t" {
+                afterSpace = true
+            } else {
+                (previous, afterSpace) = (character, false)
+            }
+            index = line.index(after: index)
+        }
+        return line.endIndex
+    }
+
+    /// Whether `character` ends a line.
+    private static func isLineBreak(_ character: Character) -> Bool {
+        character == "\n" || character == "\r\n" || character == "\r"
     }
 
     /// The replacement for the text between `${` and `}`.

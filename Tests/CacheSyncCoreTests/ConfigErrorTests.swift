@@ -12,6 +12,7 @@ struct BadConfig: Sendable, CustomTestStringConvertible {
     /// Environment variables for interpolation.
     var environment: [String: String] = [:]
 
+    /// The name shown for this case in test output.
     var testDescription: String { name }
 }
 
@@ -28,6 +29,7 @@ struct ConfigErrorTests {
 
         """
 
+    /// The invalid configs and their exact messages.
     static let cases: [BadConfig] = [
         BadConfig(name: "unknown strategy", yaml: head + """
             collections:
@@ -60,6 +62,27 @@ struct ConfigErrorTests {
                 idType: string
             """,
             expected: #"cachesync.yaml:7: collections.users.strategy: missing (required: one of invalidate, update, preserve-ttl)"#),
+        BadConfig(name: "collection with no settings", yaml: head + """
+            collections:
+              users:
+            """,
+            expected: "cachesync.yaml:7: collections.users.strategy: missing (required: one of invalidate, update, preserve-ttl)"),
+        BadConfig(name: "a top-level key that is no setting and has no x- prefix", yaml: head + """
+            common: &common
+              strategy: update
+            collections:
+              users:
+                <<: *common
+            """,
+            expected: #"cachesync.yaml:6: common: unknown key "common" (expected one of mongodb, redis, http, checkpoint, lease, shutdownTimeout, defaults, collections)"#),
+        BadConfig(name: "a bad value from a merged map", yaml: head + """
+            collections:
+              users: &base
+                strategy: updat
+              products:
+                <<: *base
+            """,
+            expected: #"cachesync.yaml:8: collections.users.strategy: unknown strategy "updat" (expected invalidate, update, preserve-ttl)"#),
         BadConfig(name: "zero base TTL", yaml: head + """
             defaults:
               ttl:
@@ -76,7 +99,7 @@ struct ConfigErrorTests {
                   tiers:
                     - { minAccesses: 10, ttl: -5 }
             """,
-            expected: "cachesync.yaml:12: collections.users.ttl.tiers[0].ttl: must be > 0 seconds, found -5"),
+            expected: "cachesync.yaml:11: collections.users.ttl.tiers[0].ttl: must be > 0 seconds, found -5"),
         BadConfig(name: "tiers not strictly descending", yaml: head + """
             defaults:
               ttl:
@@ -257,12 +280,19 @@ struct ConfigErrorTests {
             """,
             expected: "cachesync.yaml:8: invalid YAML: did not find expected ',' or '}' (while parsing a flow mapping at line 7)"),
         BadConfig(name: "duplicate key", yaml: head + """
-            collections:
+            collections:   # watched
               users: { strategy: update }
               products: { strategy: update }
               users: { strategy: invalidate }
             """,
-            expected: #"cachesync.yaml:9: duplicate key "users" (first at line 7)"#),
+            expected: #"cachesync.yaml:9: collections.users: duplicate key "users" (first at line 7)"#),
+        BadConfig(name: "duplicate top-level key", yaml: head + """
+            collections:
+              users: { strategy: update }
+            redis:
+              keyPrefix: "x"
+            """,
+            expected: #"cachesync.yaml:8: redis: duplicate key "redis" (first at line 4)"#),
         BadConfig(name: "missing environment variable", yaml: head + """
             collections:
               users: { strategy: "${USERS_STRATEGY}" }

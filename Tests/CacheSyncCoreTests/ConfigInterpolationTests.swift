@@ -45,6 +45,16 @@ struct ConfigInterpolationTests {
         #expect(try expand(text).split(separator: "\n").count == 3)
     }
 
+    @Test("comments are left alone, but # inside quotes, URLs and defaults is no comment")
+    func comments() throws {
+        #expect(try expand("# uri: ${OLD_URI}\na: 1 # was ${OLD}\n") == "# uri: ${OLD_URI}\na: 1 # was ${OLD}\n")
+        #expect(try expand("a: \"x # ${A}\" # ${B}", ["A": "1"]) == "a: \"x # 1\" # ${B}")
+        #expect(try expand("a: 'it''s # ${A}'", ["A": "1"]) == "a: 'it''s # 1'")
+        #expect(try expand("a: it's ${A} # ${B}", ["A": "1"]) == "a: it's 1 # ${B}")
+        #expect(try expand("a: redis://h/#${A}", ["A": "1"]) == "a: redis://h/#1")
+        #expect(try expand("a: ${A:-x #y}") == "a: x #y")
+    }
+
     @Test("a missing variable names the file, line and variable")
     func missingVariable() {
         #expect(throws: ConfigError(file: "c.yaml", line: 3,

@@ -152,6 +152,27 @@ struct ConfigLoaderTests {
         #expect(config.collections[1].ttl == TTLPolicy(base: 30, tiers: []))
     }
 
+    @Test("YAML anchors and merge keys share settings between collections; own keys win")
+    func mergeKeys() throws {
+        let config = try ConfigLoader.parse(text: """
+            mongodb: { uri: "mongodb://localhost", database: shop }
+            x-shared: &shared
+              onHistoryLost: fail
+            collections:
+              users: &cached
+                strategy: update
+                ttl: { base: 30 }
+                idType: string
+              products:
+                <<: [*cached, *shared]
+                idType: int
+            """)
+        #expect(config.collections[0] == CollectionConfig(database: "shop", collection: "users", strategy: .update,
+                                                          ttl: TTLPolicy(base: 30), idType: .string))
+        #expect(config.collections[1] == CollectionConfig(database: "shop", collection: "products", strategy: .update,
+                                                          ttl: TTLPolicy(base: 30), idType: .int, onHistoryLost: .fail))
+    }
+
     @Test("the effective config parses back to the same config")
     func renderedConfigRoundTrips() throws {
         let path = try Self.fixturePath("design-example.yaml")
