@@ -91,6 +91,20 @@ final class SidecarFixture: @unchecked Sendable {
         return process
     }
 
+    /// Runs a MongoDB write, retrying for a while when the server is (re)starting.
+    func retrying(_ write: () throws -> Void) throws {
+        var lastError: Error?
+        for _ in 0..<50 {
+            do {
+                return try write()
+            } catch {
+                lastError = error
+                Thread.sleep(forTimeInterval: 0.2)
+            }
+        }
+        throw lastError!
+    }
+
     /// The cached text at `key`, or nil.
     func cached(_ key: String) throws -> String? {
         try redis.command(["GET", key]).text
@@ -107,10 +121,11 @@ final class SidecarFixture: @unchecked Sendable {
         return Int(reply.text ?? "0") ?? 0
     }
 
-    /// Waits until `condition` holds (up to `timeout`), else throws with the sidecar's log.
+    /// Waits until `condition` holds (up to `timeout`; a throw counts as "not yet"), else throws with the
+    /// sidecar's log.
     func eventually(_ what: String, _ process: CacheSyncProcess?, timeout: Duration = .seconds(20),
                     _ condition: () throws -> Bool) throws {
-        if try !waitUntil(timeout: timeout, condition) {
+        if !waitUntil(timeout: timeout, { (try? condition()) ?? false }) {
             throw FixtureError("timed out waiting for \(what)\n--- cachesync log ---\n\(process?.log.suffix(4000) ?? "")")
         }
     }
