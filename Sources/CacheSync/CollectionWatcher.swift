@@ -25,6 +25,16 @@ final class CollectionWatcher: @unchecked Sendable {
         var maxAwaitTimeMS: Int64 = 100
         /// How often an idle stream's newer resume token is saved.
         var idleCheckpointInterval = 1.0
+        /// Test-only: seconds to wait between reading a batch and applying it (`CACHESYNC_TEST_APPLY_DELAY`),
+        /// so a test can pause the process with a batch in flight and prove the fence.
+        var testApplyDelay = 0.0
+
+        /// The defaults, with the test-only delay from the environment.
+        static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> Settings {
+            var settings = Settings()
+            settings.testApplyDelay = environment["CACHESYNC_TEST_APPLY_DELAY"].flatMap(Double.init) ?? 0
+            return settings
+        }
     }
 
     /// Ends the watcher: history was lost and the collection's policy is `fail`.
@@ -50,7 +60,7 @@ final class CollectionWatcher: @unchecked Sendable {
     private var stopRequested = false
 
     init(collection: CollectionConfig, config: CacheSyncConfig, instanceId: String, pool: MongoClientPool,
-         telemetry: Telemetry, logger: Logger, settings: Settings = Settings()) {
+         telemetry: Telemetry, logger: Logger, settings: Settings = .fromEnvironment()) {
         self.collection = collection
         namespace = MongoNamespace(database: collection.database, collection: collection.collection)
         ns = collection.namespace
@@ -269,6 +279,7 @@ final class CollectionWatcher: @unchecked Sendable {
             pause(settings.idleSleep)
             return
         }
+        if settings.testApplyDelay > 0 { Thread.sleep(forTimeInterval: settings.testApplyDelay) }
         try process(raw, &state)
     }
 

@@ -1,0 +1,84 @@
+import BSONModel
+import Foundation
+import Glibc
+import MongoBridge
+import Testing
+import TestSupport
+
+@Suite("One writer per collection across replicas", .serialized)
+struct LeadershipTests {
+    @Test("a leader paused with SIGSTOP beyond its lease is replaced, and after SIGCONT none of its writes land")
+    func fencedExLeaderWritesNothing() throws {
+        let f = try SidecarFixture()
+        let config = f.config(collections: "  products:\n    strategy: update", lease: "{ enabled: true, ttl: 2 }")
+        let leaderKey = f.checkpointPrefix + "leader:\(f.database).products"
+        let a = try CacheSyncProcess(config: config, environment: ["CACHESYNC_INSTANCE_ID": "A", "CACHESYNC_TEST_APPLY_DELAY": "1"])
+        try a.start()
+        try f.eventually("A leads", a) { try f.redis.command(["GET", leaderKey]).text?.hasPrefix("A|") == true }
+        let b = try CacheSyncProcess(config: config, environment: ["CACHESYNC_INSTANCE_ID": "B"])
+        try b.start()
+        try f.eventually("B stands by", b) { b.log.contains("watcher started") }
+        Thread.sleep(forTimeInterval: 0.5)
+        #expect(try f.redis.command(["GET", leaderKey]).text?.hasPrefix("A|") == true, "B must not take a live lease")
+
+        // A reads the insert, then is frozen before it applies it (its test-only 1 s apply delay).
+        let products = f.ns("products")
+        try f.pool.insertOne(products, ["_id": .int32(1), "v": .int32(1)])
+        Thread.sleep(forTimeInterval: 0.3)
+        a.process.send(SIGSTOP)
+        try f.eventually("B takes over", b) { try f.redis.command(["GET", leaderKey]).text?.hasPrefix("B|") == true }
+        try f.pool.updateOne(products, filter: ["_id": .int32(1)], update: ["$set": .document(["v": .int32(2)])])
+        try f.eventually("B applied the newer write", b) { try f.cached(f.key("products", "1")) == #"{"_id":1,"v":2}"# }
+
+        // A wakes up holding its stale batch (v: 1): the fence inside the apply script must refuse it.
+        a.process.send(SIGCONT)
+        try f.eventually("A notices it lost the lease", a) { a.log.contains("lost the collection lease") }
+        Thread.sleep(forTimeInterval: 1)
+        #expect(try f.cached(f.key("products", "1")) == #"{"_id":1,"v":2}"#, "the paused ex-leader's stale write landed")
+        #expect(try f.redis.command(["GET", leaderKey]).text?.hasPrefix("B|") == true)
+    }
+
+    @Test("an instance restarted under the same id reclaims its lease at once with a new epoch")
+    func sameIdReclaims() throws {
+        let f = try SidecarFixture()
+        let config = f.config(collections: "  products:\n    strategy: update", lease: "{ enabled: true, ttl: 30 }")
+        let leaderKey = f.checkpointPrefix + "leader:\(f.database).products"
+        var a = try CacheSyncProcess(config: config, environment: ["CACHESYNC_INSTANCE_ID": "pod-a"])
+        try a.start()
+        try f.eventually("pod-a leads", a) { try f.redis.command(["GET", leaderKey]).text?.hasPrefix("pod-a|") == true }
+        let first = try #require(f.redis.command(["GET", leaderKey]).text)
+        a.process.kill()
+        a = try CacheSyncProcess(config: config, environment: ["CACHESYNC_INSTANCE_ID": "pod-a"])
+        try a.start()
+        // Far less than the 30 s lease: the restarted instance does not wait for its old lease to expire.
+        try f.eventually("pod-a leads again", a, timeout: .seconds(5)) {
+            let now = try f.redis.command(["GET", leaderKey]).text
+            return now?.hasPrefix("pod-a|") == true && now != first
+        }
+        try f.pool.insertOne(f.ns("products"), ["_id": .int32(9)])
+        try f.eventually("applies after reclaiming", a) { try f.cached(f.key("products", "9")) != nil }
+    }
+
+    @Test("verify names planted stale and orphan entries and exits 1; a consistent cache exits 0")
+    func verifyFindsPlantedEntries() throws {
+        let f = try SidecarFixture()
+        let sidecar = try f.startSidecar(config: f.config(collections: "  products:\n    strategy: update"), collections: 1)
+        let products = f.ns("products")
+        for i in 0..<5 { try f.pool.insertOne(products, ["_id": .int32(Int32(i)), "v": .int32(1)]) }
+        try f.eventually("applied", sidecar) { try f.appliedEvents("products") == 5 }
+        sidecar.process.stop()
+        let configPath = sidecar.configURL.path
+
+        let clean = try CacheSyncProcess.runCommand(["verify", "--config", configPath])
+        #expect(clean.status == 0, "verify on a consistent cache:\n\(clean.output)")
+        #expect(clean.output.contains("checked 5 keys, 0 stale, 0 orphans"))
+
+        _ = try f.redis.command(["SET", f.key("products", "2"), #"{"_id":2,"v":0}"#])
+        _ = try f.redis.command(["SET", f.key("products", "77"), #"{"_id":77,"v":1}"#])
+        let dirty = try CacheSyncProcess.runCommand(["verify", "--config", configPath])
+        #expect(dirty.status == 1, "verify must exit 1:\n\(dirty.output)")
+        #expect(dirty.output.contains("stale \(f.database).products \(f.key("products", "2"))"))
+        #expect(dirty.output.contains("orphan \(f.database).products \(f.key("products", "77"))"))
+        #expect(dirty.output.contains("checked 6 keys, 1 stale, 1 orphans"))
+    }
+}
