@@ -2,8 +2,10 @@ import RedisBridge
 import TestSupport
 import Testing
 
+/// AUTH with ACL users and `requirepass`, and that no error message carries a password.
 @Suite("Redis AUTH with ACL users and passwords", .enabled(if: RedisTestServer.startsOwnServer, "needs its own redis-server"))
 struct RedisAuthTests {
+    /// The ACL user these tests configure.
     static let user = RedisTestServer.Options.User(name: "cachesync", password: "s3cret-P@ss w0rd")
 
     @Test("an ACL user authenticates with AUTH user password")
@@ -51,19 +53,5 @@ struct RedisAuthTests {
             #expect(error?.kind == .authentication)
             #expect(error.map { "\($0)".contains("nope-not-it") } == false)
         }
-    }
-
-    @Test("redis:// URLs give host, port, db and credentials, and print without the password")
-    func urlOptions() throws {
-        let options = try #require(RedisConnectionOptions(url: "redis://alice:pa%3Ass@cache.local:6380/4"))
-        #expect(options.host == "cache.local")
-        #expect(options.port == 6380)
-        #expect(options.db == 4)
-        #expect(options.user == "alice")
-        #expect(options.password == "pa:ss")
-        #expect(options.description == "redis://alice:***@cache.local:6380/4")
-        #expect(RedisConnectionOptions(url: "http://localhost") == nil)
-        #expect(RedisConnectionOptions(url: "redis://localhost/x") == nil)
-        #expect(RedisConnectionOptions(url: "redis://localhost")?.port == 6379)
     }
 }

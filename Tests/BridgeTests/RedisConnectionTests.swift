@@ -2,6 +2,7 @@ import RedisBridge
 import TestSupport
 import Testing
 
+/// Commands, pipelines, databases, binary values and transport errors of `RedisConnection`.
 @Suite("RedisConnection against a real redis-server")
 struct RedisConnectionTests {
     @Test("a pipeline of 10,000 commands returns every reply, in order")
@@ -154,5 +155,19 @@ struct RedisConnectionTests {
             #expect(try connection.command(["PING"]) == .status("PONG"))
             #expect(connection.connectCount == 2)
         }
+    }
+
+    @Test("redis:// URLs give host, port, db and credentials, and print without the password")
+    func urlOptions() throws {
+        let options = try #require(RedisConnectionOptions(url: "redis://alice:pa%3Ass@cache.local:6380/4"))
+        #expect(options.host == "cache.local")
+        #expect(options.port == 6380)
+        #expect(options.db == 4)
+        #expect(options.user == "alice")
+        #expect(options.password == "pa:ss")
+        #expect(options.description == "redis://alice:***@cache.local:6380/4")
+        #expect(RedisConnectionOptions(url: "http://localhost") == nil)
+        #expect(RedisConnectionOptions(url: "redis://localhost/x") == nil)
+        #expect(RedisConnectionOptions(url: "redis://localhost")?.port == 6379)
     }
 }

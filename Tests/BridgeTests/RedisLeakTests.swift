@@ -2,6 +2,7 @@ import RedisBridge
 import TestSupport
 import Testing
 
+/// A long-lived connection does not leak replies or arguments.
 @Suite("Memory use of a long-lived connection")
 struct RedisLeakTests {
     @Test("100,000 commands with 1 KiB values on one connection keep resident memory within 20 MB")

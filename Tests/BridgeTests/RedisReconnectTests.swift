@@ -3,6 +3,7 @@ import RedisBridge
 import TestSupport
 import Testing
 
+/// A connection survives its server being killed and restarted; the test bed restarts on the same port.
 @Suite("Reconnecting after the server dies", .enabled(if: RedisTestServer.startsOwnServer, "needs its own redis-server"))
 struct RedisReconnectTests {
     @Test("a redis-server killed with SIGKILL and restarted on the same port is reconnected by the same connection")

@@ -2,6 +2,7 @@ import RedisBridge
 import TestSupport
 import Testing
 
+/// `RedisScript` names scripts by SHA-1 and falls back from EVALSHA to EVAL.
 @Suite("RedisScript: EVALSHA with the NOSCRIPT fallback")
 struct RedisScriptTests {
     @Test("the script name is the SHA-1 of its source, as the server computes it")

@@ -2,6 +2,7 @@ import Glibc
 import TestSupport
 import Testing
 
+/// The nx-27017 test server starts, restarts on the same port and leaves no process behind.
 @Suite("Test bed: the nx-27017 MongoDB wire server", .enabled(if: MongoTestServer.startsOwnServer, "needs its own nx-27017"))
 struct RedisTestBedTests {
     @Test("MongoTestServer starts, answers hello, restarts on the same port and stops leaving no process")
