@@ -8,6 +8,9 @@ import Glibc
 /// a lock serialises every call, so several threads may share one connection, one call at a time.
 /// After an I/O error, a timeout or a closed socket the context is freed and the connection is broken;
 /// the next call reconnects (AUTH and SELECT again). Whether to retry the failed command is the caller's choice.
+///
+/// hiredis writes with `write(2)`, so a write to a socket the server has closed would raise SIGPIPE; creating the
+/// first connection therefore sets SIGPIPE to be ignored for the whole process, as servers usually do.
 public final class RedisConnection: @unchecked Sendable {
     /// The endpoint, database, credentials and timeouts this connection uses.
     public let options: RedisConnectionOptions
@@ -17,7 +20,8 @@ public final class RedisConnection: @unchecked Sendable {
     private var connects = 0
 
     /// Creates a connection; with `connectNow` it connects at once and throws if that fails.
-    public init(options: RedisConnectionOptions, connectNow: Bool = true) throws {
+    public init(options: RedisConnectionOptions, connectNow: Bool = true) throws(RedisError) {
+        _ = Self.ignoreSIGPIPE
         self.options = options
         if connectNow {
             try locked { () throws(RedisError) in _ = try connectedContext() }
@@ -85,6 +89,11 @@ public final class RedisConnection: @unchecked Sendable {
         defer { lock.unlock() }
         return try body(try connectedContext())
     }
+
+    /// Ignores SIGPIPE once per process, so a closed socket fails a write with EPIPE instead of killing the process.
+    private static let ignoreSIGPIPE: Void = {
+        _ = signal(SIGPIPE, SIG_IGN)
+    }()
 
     /// Runs `body` with the lock held.
     private func locked<R, E: Error>(_ body: () throws(E) -> R) throws(E) -> R {

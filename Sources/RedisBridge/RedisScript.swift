@@ -21,7 +21,7 @@ public struct RedisScript: Sendable, Hashable {
     }
 
     /// Runs the script with text keys and arguments; an error raised by the script throws `.server`.
-    public func run(on connection: RedisConnection, keys: [String] = [], arguments: [String] = []) throws(RedisError) -> RedisReply {
+    public func run(on connection: RedisConnection, keys: [String], arguments: [String]) throws(RedisError) -> RedisReply {
         try run(on: connection, keys: keys.map { Array($0.utf8) }, arguments: arguments.map { Array($0.utf8) })
     }
 

@@ -26,9 +26,12 @@ enum ProcessReaper {
         _ = lock.withLock { pids.remove(pid) }
     }
 
-    /// Sends SIGKILL to every tracked process.
+    /// Sends SIGKILL to every tracked process and its process group.
     static func killAll() {
         let victims = lock.withLock { pids }
-        for pid in victims { Glibc.kill(pid, SIGKILL) }
+        for pid in victims {
+            Glibc.kill(-pid, SIGKILL)
+            Glibc.kill(pid, SIGKILL)
+        }
     }
 }
