@@ -24,10 +24,8 @@ public final class ChangeStream {
         stream = pipeline.withUnsafeHandle { p in
             opts.withUnsafeHandle { o in mongoc_collection_watch(collection, p, o)! }
         }
+        // Every property is set, so throwing here runs deinit, which frees the stream, collection and client.
         if let error = currentError(context: "opening a change stream on \(namespace)") {
-            mongoc_change_stream_destroy(stream)
-            mongoc_collection_destroy(collection)
-            pool.pushClient(client)
             throw error
         }
     }
