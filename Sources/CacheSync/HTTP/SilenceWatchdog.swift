@@ -2,8 +2,8 @@ import Foundation
 import Logging
 import ServiceLifecycle
 
-/// Exports `cachesync_seconds_since_last_event{collection}` every second and logs a warning each time a
-/// collection this instance applies has been silent for another `threshold` seconds (0 turns warnings off).
+/// Exports `cachesync_seconds_since_last_event{collection}` every second and logs a warning when a collection
+/// this instance applies has been silent for `threshold` seconds, then again at 2, 4, 8… times it (0: no warnings).
 struct SilenceWatchdog: Service {
     /// Where the collections' last activity is read and the gauge written.
     let telemetry: Telemetry
@@ -27,7 +27,7 @@ struct SilenceWatchdog: Service {
         }
     }
 
-    /// One measurement; `warnedPeriods` remembers how many thresholds of silence were already reported.
+    /// One measurement; `warnedPeriods` remembers the multiple of `threshold` last reported per collection.
     func tick(_ warnedPeriods: inout [String: Int], now: Double = Date().timeIntervalSince1970) {
         for (ns, stats) in telemetry.snapshot() {
             guard stats.leader else {
@@ -41,7 +41,7 @@ struct SilenceWatchdog: Service {
             let periods = Int(silent / threshold)
             if periods == 0 {
                 warnedPeriods[ns] = nil
-            } else if periods > warnedPeriods[ns, default: 0] {
+            } else if periods >= 2 * warnedPeriods[ns, default: 0] {
                 warnedPeriods[ns] = periods
                 let message = "collection \(ns): no change event for \(Int(silent)) s (http.silenceWarning is \(threshold) s); "
                     + "check that the application still writes and that the change stream is healthy"
