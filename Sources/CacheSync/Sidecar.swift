@@ -35,11 +35,24 @@ public enum Sidecar {
             logger.critical("\(config.sourcePath): mongodb.uri: \(error)")
             return 2
         }
+        let registry = MetricsBootstrap.bootstrap()
         let telemetry = Telemetry(collections: config.collections.map(\.namespace))
+        if !config.lease.enabled {
+            // Without leases every instance applies every collection.
+            config.collections.forEach { telemetry.setLeader($0.namespace, true) }
+        }
         let sync = SyncService(config: config, instanceId: instanceId, pool: pool, telemetry: telemetry, logger: logger)
+        let http = HTTPService(config: config, pool: pool, telemetry: telemetry, registry: registry, logger: logger)
+        let watchdog = SilenceWatchdog(telemetry: telemetry, threshold: config.http.silenceWarningSeconds, logger: logger)
+        // Graceful shutdown runs in reverse order: the sync service drains first, the HTTP API answers until the end.
         var groupConfig = ServiceGroupConfiguration(
-            services: [.init(service: sync, successTerminationBehavior: .gracefullyShutdownGroup,
-                             failureTerminationBehavior: .gracefullyShutdownGroup)],
+            services: [
+                .init(service: http, successTerminationBehavior: .gracefullyShutdownGroup,
+                      failureTerminationBehavior: .gracefullyShutdownGroup),
+                .init(service: watchdog, successTerminationBehavior: .gracefullyShutdownGroup),
+                .init(service: sync, successTerminationBehavior: .gracefullyShutdownGroup,
+                      failureTerminationBehavior: .gracefullyShutdownGroup),
+            ],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger)
         groupConfig.maximumGracefulShutdownDuration = .milliseconds(Int64(config.shutdownTimeout * 1000))

@@ -40,11 +40,36 @@ public final class Telemetry: @unchecked Sendable {
     private var stats: [String: CollectionStats] = [:]
 
     /// Telemetry for the given collections (namespaces `db.coll`).
+    ///
+    /// Every per-collection series of DESIGN.md §7 is created at zero here, so `/metrics` lists each collection
+    /// from the start (counters for the usual label values; others appear when they first happen).
     public init(collections: [String] = []) {
+        let now = Date().timeIntervalSince1970
         for ns in collections {
-            stats[ns] = CollectionStats()
-            Gauge(label: "cachesync_leader", dimensions: [("collection", ns)]).record(0)
+            stats[ns] = CollectionStats(lastActivityTime: now)
+            let collection = ("collection", ns)
+            Gauge(label: "cachesync_leader", dimensions: [collection]).record(0)
+            Gauge(label: "cachesync_hit_ratio", dimensions: [collection]).record(0)
+            Gauge(label: "cachesync_lag_seconds", dimensions: [collection]).record(0)
+            Gauge(label: "cachesync_last_event_timestamp_seconds", dimensions: [collection]).record(0)
+            Gauge(label: "cachesync_seconds_since_last_event", dimensions: [collection]).record(0)
+            for result in ["hit", "miss"] {
+                Counter(label: "cachesync_reads_total", dimensions: [collection, ("result", result)]).increment(by: 0)
+            }
+            for operation in ["insert", "update", "replace", "delete"] {
+                Counter(label: "cachesync_events_total", dimensions: [collection, ("operation", operation)]).increment(by: 0)
+            }
+            for action in ["set", "delete", "skip"] {
+                Counter(label: "cachesync_cache_writes_total", dimensions: [collection, ("action", action)]).increment(by: 0)
+            }
+            for reason in ["open", "mongodb", "redis", "invalidate", "history_lost"] {
+                Counter(label: "cachesync_stream_restarts_total", dimensions: [collection, ("reason", reason)]).increment(by: 0)
+            }
+            for reason in ["no_checkpoint", "history_lost", "drop"] {
+                Counter(label: "cachesync_resyncs_total", dimensions: [collection, ("reason", reason)]).increment(by: 0)
+            }
         }
+        _ = Timer(label: "cachesync_apply_seconds")
     }
 
     private func update(_ ns: String, _ body: (inout CollectionStats) -> Void) {
@@ -120,6 +145,16 @@ public final class Telemetry: @unchecked Sendable {
     public func setLeader(_ ns: String, _ leader: Bool) {
         update(ns) { $0.leader = leader }
         Gauge(label: "cachesync_leader", dimensions: [("collection", ns)]).record(leader ? 1 : 0)
+    }
+
+    /// A read-through miss returned the document without caching it (`too_large`, `lease_busy`, `lease_lost`).
+    public func readNotCached(_ ns: String, reason: String) {
+        Counter(label: "cachesync_read_uncached_total", dimensions: [("collection", ns), ("reason", reason)]).increment()
+    }
+
+    /// The silence watchdog measured `seconds` since the collection's last event (0 where this instance does not apply it).
+    public func silence(_ ns: String, seconds: Double) {
+        Gauge(label: "cachesync_seconds_since_last_event", dimensions: [("collection", ns)]).record(seconds)
     }
 
     /// A read-through request was a hit or a miss.

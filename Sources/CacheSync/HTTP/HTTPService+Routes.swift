@@ -1,0 +1,89 @@
+import BSONModel
+import CacheSyncCore
+import Foundation
+import Hummingbird
+import MongoBridge
+import RedisBridge
+
+extension HTTPService {
+    /// Every route of the API.
+    func makeRouter() -> Router<BasicRequestContext> {
+        let router = Router(context: BasicRequestContext.self)
+        router.get("/healthz") { _, _ in
+            Self.json(.ok, #"{"status":"ok"}"#)
+        }
+        router.get("/readyz") { [readiness] _, _ in
+            let verdict = await readiness.check()
+            if verdict.ready { return Self.json(.ok, #"{"status":"ready"}"#) }
+            let reasons = verdict.reasons.map(ExtendedJSON.quoted).joined(separator: ",")
+            return Self.json(.serviceUnavailable, #"{"status":"not ready","reasons":["# + reasons + "]}")
+        }
+        router.get("/metrics") { [registry] _, _ in
+            var headers = HTTPFields()
+            headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
+            return Response(status: .ok, headers: headers,
+                            body: ResponseBody(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer())))
+        }
+        router.get("/v1/stats") { [telemetry] _, _ in
+            Self.json(.ok, StatsReport(telemetry.snapshot()).json())
+        }
+        router.get("/v1/cache/:collection/:id") { [self] _, context in
+            await readThrough(collection: context.parameters.get("collection") ?? "", id: context.parameters.get("id") ?? "")
+        }
+        return router
+    }
+
+    /// `GET /v1/cache/{collection}/{id}`: 400 for an unknown collection or a bad id, else the read-through answer.
+    func readThrough(collection name: String, id rawID: String) async -> Response {
+        let collectionName = name.removingPercentEncoding ?? name
+        guard let collection = collections[collectionName] else {
+            let known = Set(collections.keys).sorted().joined(separator: ", ")
+            return Self.error(.badRequest, "unknown collection \"\(collectionName)\" (configured: \(known))")
+        }
+        guard let idText = rawID.removingPercentEncoding else {
+            return Self.error(.badRequest, "id \"\(rawID)\" is not valid percent-encoding")
+        }
+        let id: BSONValue
+        do {
+            id = try DocumentID.parse(idText, idType: collection.idType)
+        } catch {
+            return Self.error(.badRequest, "collection \(collection.namespace): \(error)")
+        }
+        let readThrough = readThrough
+        let connections = connections
+        do {
+            let outcome = try await workers.run { index in
+                try readThrough.read(collection, id: id, redis: connections[index])
+            }
+            switch outcome {
+            case .hit(let json): return Self.json(.ok, json, cache: "HIT")
+            case .miss(let json): return Self.json(.ok, json, cache: "MISS")
+            case .notFound:
+                return Self.error(.notFound, "collection \(collection.namespace) has no document with _id \(ExtendedJSON.relaxed(id))")
+            }
+        } catch let error as RedisError {
+            telemetry.error(collection.namespace, kind: "read_redis")
+            logger.warning("read-through of \(collection.namespace) failed: \(error)")
+            return Self.error(.serviceUnavailable, "redis: \(error)")
+        } catch let error as MongoError {
+            telemetry.error(collection.namespace, kind: "read_mongodb")
+            logger.warning("read-through of \(collection.namespace) failed: \(error)")
+            return Self.error(.badGateway, "mongodb: \(error.message)")
+        } catch {
+            return Self.error(.serviceUnavailable, "\(error)")
+        }
+    }
+
+    /// A JSON response, with `X-Cache` (`HIT` or `MISS`) when `cache` is given.
+    static func json(_ status: HTTPResponse.Status, _ body: String, cache: String? = nil) -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = "application/json"
+        if let cache { headers[.init("X-Cache")!] = cache }
+        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: body)))
+    }
+
+    /// `{"error": message}` with `status`.
+    static func error(_ status: HTTPResponse.Status, _ message: String) -> Response {
+        json(status, #"{"error":"# + ExtendedJSON.quoted(message) + "}")
+    }
+}

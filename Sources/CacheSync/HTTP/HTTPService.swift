@@ -1,0 +1,95 @@
+import BSONModel
+import CacheSyncCore
+import Foundation
+import Hummingbird
+import Logging
+import MongoBridge
+import Prometheus
+import RedisBridge
+import ServiceLifecycle
+
+/// The HTTP API on `http.listen` (DESIGN.md §6, §7): read-through cache, `/metrics`, `/v1/stats`, `/healthz`,
+/// `/readyz`. Runs in the sidecar's `ServiceGroup`; blocking Redis and MongoDB calls run on its own worker threads,
+/// each with its own Redis connection.
+public final class HTTPService: Service, Sendable {
+    /// Worker threads (and Redis connections) for read-through requests.
+    static let workerCount = 4
+
+    let config: CacheSyncConfig
+    let telemetry: Telemetry
+    let registry: PrometheusCollectorRegistry
+    let readThrough: ReadThrough
+    let workers: BlockingWorkers
+    let connections: [RedisConnection]
+    let readiness: ReadinessProbe
+    let logger: Logger
+    /// Collections by the names a URL may use: `db.coll`, and `coll` for those in `mongodb.database` (or unique).
+    let collections: [String: CollectionConfig]
+
+    /// The service for `config`; `registry` is the one `MetricsBootstrap` installed.
+    public init(config: CacheSyncConfig, pool: MongoClientPool, telemetry: Telemetry,
+                registry: PrometheusCollectorRegistry, logger: Logger) {
+        self.config = config
+        self.telemetry = telemetry
+        self.registry = registry
+        self.logger = logger
+        readThrough = ReadThrough(keyPrefix: config.redis.keyPrefix, pool: pool, telemetry: telemetry,
+                                  settings: ReadThrough.Settings())
+        workers = BlockingWorkers(count: Self.workerCount, name: "http redis")
+        connections = (0..<Self.workerCount).map { _ in
+            Self.redisConnection(config, connectTimeout: .seconds(2), commandTimeout: .seconds(5))
+        }
+        readiness = ReadinessProbe(
+            redis: Self.redisConnection(config, connectTimeout: .milliseconds(500), commandTimeout: .milliseconds(500)),
+            telemetry: telemetry)
+        collections = Self.routeNames(config)
+        if readThrough.settings.leaseDisabled || readThrough.settings.delayBeforeStore > 0 {
+            let warning = "TEST-ONLY read-through switches are set (CACHESYNC_TEST_DISABLE_READ_LEASE / CACHESYNC_TEST_READ_DELAY_MS); "
+                + "stale documents can be cached. Never use them in production"
+            logger.warning("\(warning)")
+        }
+    }
+
+    /// Serves until graceful shutdown, then stops the worker threads.
+    public func run() async throws {
+        defer {
+            workers.shutdown()
+            readiness.shutdown()
+            connections.forEach { $0.close() }
+        }
+        let logger = logger
+        let listen = config.http.listen
+        let app = Application(
+            router: makeRouter(),
+            configuration: ApplicationConfiguration(address: .hostname(config.http.host, port: config.http.port),
+                                                    serverName: "cachesync"),
+            onServerRunning: { _ in logger.info("HTTP API listening on \(listen)") },
+            logger: logger)
+        try await app.run()
+    }
+
+    /// The URL names of each collection.
+    static func routeNames(_ config: CacheSyncConfig) -> [String: CollectionConfig] {
+        var names: [String: CollectionConfig] = [:]
+        for collection in config.collections {
+            names[collection.namespace] = collection
+        }
+        let byName = Dictionary(grouping: config.collections, by: \.collection)
+        for (name, matches) in byName where names[name] == nil {
+            if let match = matches.first(where: { $0.database == config.mongodb.database }) ?? (matches.count == 1 ? matches[0] : nil) {
+                names[name] = match
+            }
+        }
+        return names
+    }
+
+    /// A lazily connecting Redis connection to the configured server.
+    static func redisConnection(_ config: CacheSyncConfig, connectTimeout: Duration, commandTimeout: Duration) -> RedisConnection {
+        let endpoint = config.redis.endpoint
+        let options = RedisConnectionOptions(host: endpoint.host, port: endpoint.port, db: endpoint.db,
+                                             user: endpoint.user, password: endpoint.password,
+                                             connectTimeout: connectTimeout, commandTimeout: commandTimeout)
+        // connectNow: false never throws; the first command connects.
+        return try! RedisConnection(options: options, connectNow: false)
+    }
+}

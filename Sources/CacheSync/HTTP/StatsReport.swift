@@ -1,0 +1,54 @@
+import Foundation
+
+/// The body of `GET /v1/stats`: per collection and in total, the figures of DESIGN.md §7.
+struct StatsReport: Encodable {
+    /// One collection's (or the total) figures.
+    struct Entry: Encodable {
+        /// Read-through hits.
+        var hits = 0
+        /// Read-through misses.
+        var misses = 0
+        /// `hits / (hits + misses)`, 0 before any read.
+        var hitRate = 0.0
+        /// Keys deleted because of a change.
+        var invalidations = 0
+        /// Keys written with a new document.
+        var updates = 0
+        /// Change events received.
+        var events = 0
+        /// Errors counted.
+        var errors = 0
+        /// Seconds between the last applied event and its application.
+        var lagSeconds = 0.0
+    }
+
+    /// Figures per namespace `db.coll`.
+    var collections: [String: Entry] = [:]
+    /// Sums over the collections; `hitRate` from the summed reads, `lagSeconds` the largest lag.
+    var totals = Entry()
+
+    /// The report for a telemetry snapshot.
+    init(_ snapshot: [String: Telemetry.CollectionStats]) {
+        for (ns, stats) in snapshot {
+            collections[ns] = Entry(hits: stats.hits, misses: stats.misses, hitRate: stats.hitRate,
+                                    invalidations: stats.invalidations, updates: stats.updates, events: stats.events,
+                                    errors: stats.errors, lagSeconds: stats.lagSeconds)
+            totals.hits += stats.hits
+            totals.misses += stats.misses
+            totals.invalidations += stats.invalidations
+            totals.updates += stats.updates
+            totals.events += stats.events
+            totals.errors += stats.errors
+            totals.lagSeconds = max(totals.lagSeconds, stats.lagSeconds)
+        }
+        let reads = totals.hits + totals.misses
+        totals.hitRate = reads == 0 ? 0 : Double(totals.hits) / Double(reads)
+    }
+
+    /// The report as JSON with sorted keys.
+    func json() -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return (try? encoder.encode(self)).flatMap { String(data: $0, encoding: .utf8) } ?? "{}"
+    }
+}

@@ -1,0 +1,143 @@
+import Foundation
+import MongoBridge
+import Testing
+import TestSupport
+
+/// One HTTP answer, as the tests read it.
+struct HTTPReply: Sendable {
+    /// Status code.
+    var status: Int
+    /// Header fields, names lowercased.
+    var headers: [String: String]
+    /// The body as text.
+    var body: String
+
+    /// The body parsed as a JSON object.
+    var json: [String: Any]? {
+        (try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any]
+    }
+}
+
+/// The HTTP API suites, run one test at a time: they start servers and measure time-bound behaviour.
+@Suite("HTTP API", .serialized)
+struct HTTPAPITests {}
+
+/// A redis-server, an nx-27017 and the real `cachesync run` binary with an HTTP port, for one test.
+final class HTTPHarness: @unchecked Sendable {
+    /// The Redis server.
+    let redis: RedisTestServer
+    /// The MongoDB wire server.
+    let mongo: MongoTestServer
+    /// The sidecar's HTTP port.
+    let httpPort: Int
+    /// The running binary.
+    let sidecar: CacheSyncProcess
+
+    /// Starts the servers and the binary with `collections` (YAML under `collections:`, indented two spaces) and
+    /// waits until the HTTP API listens and, with `waitForStreams`, every collection's stream is open.
+    init(collections: String, collectionCount: Int, redisOptions: RedisTestServer.Options = .init(),
+         mongoURI: ((MongoTestServer) -> String)? = nil, environment: [String: String] = [:],
+         extraConfig: String = "", waitForStreams: Bool = true) throws {
+        redis = try RedisTestServer(redisOptions)
+        mongo = try MongoTestServer()
+        httpPort = try FreePort.next()
+        var redisURL = "redis://"
+        if let user = redisOptions.user {
+            redisURL += "\(user.name):\(user.password)@"
+        } else if let password = redisOptions.password {
+            redisURL += ":\(password)@"
+        }
+        redisURL += "127.0.0.1:\(redis.port)/0"
+        let config = """
+            mongodb:
+              uri: "\(mongoURI?(mongo) ?? mongo.uri)"
+              database: \(mongo.database)
+            redis:
+              url: "\(redisURL)"
+            http:
+              listen: "127.0.0.1:\(httpPort)"
+            lease:
+              ttl: 2
+            \(extraConfig)
+            collections:
+            \(collections)
+            """
+        sidecar = try CacheSyncProcess(config: config, environment: environment)
+        try sidecar.start()
+        let ready = waitUntil(timeout: .seconds(20)) {
+            (!waitForStreams || self.sidecar.log.components(separatedBy: "watching from now").count - 1 >= collectionCount)
+                && self.sidecar.log.contains("HTTP API listening")
+        }
+        guard ready else {
+            throw HarnessError(message: "cachesync did not start; its log:\n\(sidecar.log)")
+        }
+    }
+
+    /// Stops the binary and the servers.
+    func stop() {
+        sidecar.process.stop()
+        redis.cleanUp()
+        mongo.cleanUp()
+    }
+
+    /// A client pool on the test's MongoDB.
+    func mongoPool() throws -> MongoClientPool {
+        try MongoClientPool(uri: mongo.uri)
+    }
+
+    /// The namespace of `collection` in the test's database.
+    func namespace(_ collection: String) -> MongoNamespace {
+        MongoNamespace(database: mongo.database, collection: collection)
+    }
+
+    /// `/v1/stats` figures of one collection (`db.coll` of the test's database).
+    func stats(_ collection: String) throws -> [String: Any] {
+        let all = try get("/v1/stats").json?["collections"] as? [String: Any]
+        return all?["\(mongo.database).\(collection)"] as? [String: Any] ?? [:]
+    }
+
+    /// Waits until the sidecar has received `count` events on `collection`; `false` on timeout.
+    func waitForEvents(_ collection: String, atLeast count: Int, timeout: Duration = .seconds(30)) -> Bool {
+        waitUntil(timeout: timeout) { ((try? self.stats(collection))?["events"] as? Int ?? 0) >= count }
+    }
+
+    /// `GET path` on the sidecar's HTTP port.
+    func get(_ path: String) throws -> HTTPReply {
+        guard let reply = HTTPHarness.get(port: httpPort, path: path) else {
+            throw HarnessError(message: "GET \(path) failed; cachesync log:\n\(sidecar.log)")
+        }
+        return reply
+    }
+
+    /// `GET path` on 127.0.0.1:`port` with a fresh connection; `nil` when the request fails.
+    static func get(port: Int, path: String, timeout: Duration = .seconds(10)) -> HTTPReply? {
+        guard let socket = TCPSocket(connectingTo: port, timeout: timeout) else { return nil }
+        defer { socket.close() }
+        let request = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        guard socket.write(Array(request.utf8)) else { return nil }
+        var head: [UInt8] = []
+        while !head.suffix(4).elementsEqual([13, 10, 13, 10]) {
+            guard let byte = socket.read(exactly: 1), head.count < 65536 else { return nil }
+            head += byte
+        }
+        let lines = String(decoding: head, as: UTF8.self).components(separatedBy: "\r\n")
+        let statusParts = lines[0].split(separator: " ")
+        guard statusParts.count >= 2, let status = Int(statusParts[1]) else { return nil }
+        var headers: [String: String] = [:]
+        for line in lines.dropFirst() where line.contains(":") {
+            let parts = line.split(separator: ":", maxSplits: 1)
+            headers[parts[0].lowercased()] = parts[1].trimmingCharacters(in: .whitespaces)
+        }
+        let length = Int(headers["content-length"] ?? "0") ?? 0
+        guard let body = length == 0 ? [] : socket.read(exactly: length) else { return nil }
+        return HTTPReply(status: status, headers: headers, body: String(decoding: body, as: UTF8.self))
+    }
+}
+
+/// A harness step failed; the message carries the sidecar's log.
+struct HarnessError: Error, CustomStringConvertible {
+    /// What failed.
+    let message: String
+    /// Same as `message`.
+    var description: String { message }
+}

@@ -1,0 +1,45 @@
+import Foundation
+import Testing
+import TestSupport
+
+extension HTTPAPITests {
+    /// Credentials in the configured URIs never reach the logs.
+    @Suite("Log redaction")
+    struct HTTPLogRedactionTests {
+        @Test("a run with passwords in the Redis and MongoDB URIs logs neither password")
+        func passwordsNeverLogged() throws {
+            let redisPassword = "r3dis-S3cret-\(UUID().uuidString.prefix(6))"
+            let mongoPassword = "m0ngo-S3cret-\(UUID().uuidString.prefix(6))"
+            let harness = try HTTPHarness(
+                collections: """
+                  users:
+                    strategy: invalidate
+                """,
+                collectionCount: 1,
+                redisOptions: .init(user: .init(name: "cachesync", password: redisPassword)),
+                mongoURI: { "mongodb://app:\(mongoPassword)@127.0.0.1:\($0.port)/?directConnection=true&serverSelectionTimeoutMS=2000" },
+                waitForStreams: false)
+            try harness.mongoPool().insertOne(harness.namespace("users"), ["_id": .string("a")])
+            // nx-27017 rejects SCRAM, so MongoDB reads fail with an authentication error that gets logged.
+            // While MongoBridge's ChangeStream crash (below) is open, the process may already be gone here.
+            if let read = try? harness.get("/v1/cache/users/a") {
+                #expect([200, 502].contains(read.status), "\(read.status) \(read.body)")
+                #expect(!read.body.contains(mongoPassword))
+            }
+            try harness.redis.stop()
+            Thread.sleep(forTimeInterval: 1.5)
+            _ = try? harness.get("/v1/cache/users/a")
+            _ = try? harness.get("/readyz")
+            withKnownIssue("MongoBridge ChangeStream.init frees its handles twice when opening fails (auth), crashing the process",
+                           isIntermittent: true) {
+                #expect(harness.sidecar.process.isRunning, "cachesync crashed:\n\(harness.sidecar.log.suffix(3000))")
+            }
+            harness.stop()
+            let log = harness.sidecar.log
+            #expect(log.contains("starting"))
+            #expect(log.contains("app:***@"), "the MongoDB URI is logged redacted")
+            #expect(!log.contains(redisPassword), "redis password in the log")
+            #expect(!log.contains(mongoPassword), "mongodb password in the log")
+        }
+    }
+}
