@@ -30,10 +30,7 @@ extension HTTPAPITests {
             Thread.sleep(forTimeInterval: 1.5)
             _ = try? harness.get("/v1/cache/users/a")
             _ = try? harness.get("/readyz")
-            withKnownIssue("MongoBridge ChangeStream.init frees its handles twice when opening fails (auth), crashing the process",
-                           isIntermittent: true) {
-                #expect(harness.sidecar.process.isRunning, "cachesync crashed:\n\(harness.sidecar.log.suffix(3000))")
-            }
+            #expect(harness.sidecar.process.isRunning, "cachesync crashed:\n\(harness.sidecar.log.suffix(3000))")
             harness.stop()
             let log = harness.sidecar.log
             #expect(log.contains("starting"))
