@@ -137,7 +137,7 @@ final class CollectionWatcher: @unchecked Sendable {
             telemetry.setStreamOpen(ns, false)
             if let lease {
                 lease.release(redis)
-                telemetry.setLeader(ns, false)
+                telemetry.setLeader(ns, until: 0)
             }
             redis.close()
             logger.info("watcher stopped")
@@ -149,7 +149,7 @@ final class CollectionWatcher: @unchecked Sendable {
                         standBy(&state)
                         continue
                     }
-                    telemetry.setLeader(ns, true)
+                    telemetry.setLeader(ns, until: lease.validUntil)
                 }
                 if state.stream == nil {
                     try open(&state)
@@ -175,7 +175,7 @@ final class CollectionWatcher: @unchecked Sendable {
             state.stream = nil
             telemetry.setStreamOpen(ns, false)
         }
-        telemetry.setLeader(ns, false)
+        telemetry.setLeader(ns, until: 0)
         pause(standbyPoll)
     }
 

@@ -47,11 +47,17 @@ final class LeaderLease {
     /// Claims or renews the lease; returns whether this instance holds it afterwards.
     /// An instance restarted under the same id takes its own lease back at once, with a new epoch.
     func acquireOrRenew(_ redis: RedisConnection) throws(RedisError) -> Bool {
+        let sent = Date()
         let reply = try Self.acquireScript.run(on: redis, keys: [keys.leader, keys.epoch],
                                                arguments: [instanceId, String(Int(ttl * 1000)), held ?? ""])
         held = reply.text
-        if held != nil { renewedAt = Date() }
+        if held != nil { renewedAt = sent }
         return held != nil
+    }
+
+    /// Until when (Unix seconds) the lease is surely still ours: counted from before the renewal was sent.
+    var validUntil: Double {
+        held == nil ? 0 : renewedAt.timeIntervalSince1970 + ttl
     }
 
     /// Gives the lease up (clean shutdown), so a standby takes over at once.

@@ -39,7 +39,7 @@ public enum Sidecar {
         let telemetry = Telemetry(collections: config.collections.map(\.namespace))
         if !config.lease.enabled {
             // Without leases every instance applies every collection.
-            config.collections.forEach { telemetry.setLeader($0.namespace, true) }
+            config.collections.forEach { telemetry.setLeader($0.namespace, until: .infinity) }
         }
         let sync = SyncService(config: config, instanceId: instanceId, pool: pool, telemetry: telemetry, logger: logger)
         let http = HTTPService(config: config, pool: pool, telemetry: telemetry, registry: registry, logger: logger)

@@ -25,10 +25,14 @@ public final class Telemetry: @unchecked Sendable {
         public var lastEventTime = 0.0
         /// Unix time of the last event received or the stream opening, for the silence watchdog.
         public var lastActivityTime = 0.0
-        /// Whether this instance applies the collection (holds its lease).
-        public var leader = false
+        /// Until when (Unix seconds) this instance's lease is valid: 0 when it holds none, infinity without leases.
+        public var leaderUntil = 0.0
         /// Whether this instance's change stream on the collection is open.
         public var streamOpen = false
+
+        /// Whether this instance applies the collection now: its lease has not run out, even if the watcher thread
+        /// is stuck and has not noticed yet, so two instances never both report themselves leader.
+        public var leader: Bool { leaderUntil > Date().timeIntervalSince1970 }
 
         /// `hits / (hits + misses)`, 0 before any read.
         public var hitRate: Double {
@@ -141,10 +145,17 @@ public final class Telemetry: @unchecked Sendable {
         }
     }
 
-    /// Whether this instance applies the collection.
-    public func setLeader(_ ns: String, _ leader: Bool) {
-        update(ns) { $0.leader = leader }
-        Gauge(label: "cachesync_leader", dimensions: [("collection", ns)]).record(leader ? 1 : 0)
+    /// This instance applies the collection until `until` (Unix seconds; 0: not the leader; infinity: no leases).
+    public func setLeader(_ ns: String, until: Double) {
+        update(ns) { $0.leaderUntil = until }
+        Gauge(label: "cachesync_leader", dimensions: [("collection", ns)]).record(until > Date().timeIntervalSince1970 ? 1 : 0)
+    }
+
+    /// Re-records `cachesync_leader` from the lease validity, so a scrape never shows a lease that ran out.
+    public func refreshLeaderGauges() {
+        for (ns, stats) in snapshot() {
+            Gauge(label: "cachesync_leader", dimensions: [("collection", ns)]).record(stats.leader ? 1 : 0)
+        }
     }
 
     /// A read-through miss returned the document without caching it (`too_large`, `lease_busy`, `lease_lost`).

@@ -18,7 +18,8 @@ extension HTTPService {
             let reasons = verdict.reasons.map(ExtendedJSON.quoted).joined(separator: ",")
             return Self.json(.serviceUnavailable, #"{"status":"not ready","reasons":["# + reasons + "]}")
         }
-        router.get("/metrics") { [registry] _, _ in
+        router.get("/metrics") { [registry, telemetry] _, _ in
+            telemetry.refreshLeaderGauges()
             var headers = HTTPFields()
             headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
             return Response(status: .ok, headers: headers,

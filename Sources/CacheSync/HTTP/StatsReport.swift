@@ -20,6 +20,10 @@ struct StatsReport: Encodable {
         var errors = 0
         /// Seconds between the last applied event and its application.
         var lagSeconds = 0.0
+        /// Whether this instance applies the collection now (per collection; in totals: any).
+        var leader = false
+        /// Whether this instance's change stream is open (per collection; in totals: every stream it should run).
+        var streamOpen = false
     }
 
     /// Figures per namespace `db.coll`.
@@ -32,7 +36,8 @@ struct StatsReport: Encodable {
         for (ns, stats) in snapshot {
             collections[ns] = Entry(hits: stats.hits, misses: stats.misses, hitRate: stats.hitRate,
                                     invalidations: stats.invalidations, updates: stats.updates, events: stats.events,
-                                    errors: stats.errors, lagSeconds: stats.lagSeconds)
+                                    errors: stats.errors, lagSeconds: stats.lagSeconds, leader: stats.leader,
+                                    streamOpen: stats.streamOpen)
             totals.hits += stats.hits
             totals.misses += stats.misses
             totals.invalidations += stats.invalidations
@@ -40,7 +45,9 @@ struct StatsReport: Encodable {
             totals.events += stats.events
             totals.errors += stats.errors
             totals.lagSeconds = max(totals.lagSeconds, stats.lagSeconds)
+            totals.leader = totals.leader || stats.leader
         }
+        totals.streamOpen = !snapshot.values.contains { $0.leader && !$0.streamOpen }
         let reads = totals.hits + totals.misses
         totals.hitRate = reads == 0 ? 0 : Double(totals.hits) / Double(reads)
     }
