@@ -49,8 +49,10 @@ struct RecoveryTests {
         try f.pool.insertOne(products, ["_id": .int32(1), "v": .int32(1)])
         try f.eventually("first write", sidecar) { try f.cached(f.key("products", "1")) != nil }
 
+        #expect(HTTPHarness.get(port: f.httpPort, path: "/readyz")?.status == 200)
         try f.mongoServer.stop()
         try f.eventually("the outage noticed", sidecar) { sidecar.log.contains("reconnecting in") }
+        try f.eventually("/readyz reports not ready", sidecar) { HTTPHarness.get(port: f.httpPort, path: "/readyz")?.status == 503 }
         try f.mongoServer.start()
         try f.retrying { try f.pool.updateOne(products, filter: ["_id": .int32(1)], update: ["$set": .document(["v": .int32(2)])]) }
         try f.retrying { try f.pool.insertOne(products, ["_id": .int32(2), "v": .int32(1)]) }
@@ -59,6 +61,7 @@ struct RecoveryTests {
         }
         #expect(sidecar.process.isRunning)
         #expect(sidecar.log.contains("opened from the stored checkpoint"))
+        try f.eventually("/readyz ready again", sidecar) { HTTPHarness.get(port: f.httpPort, path: "/readyz")?.status == 200 }
     }
 
     @Test("redis-server killed and restarted: cachesync reconnects and applies later changes")

@@ -1,0 +1,86 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// The `cachesync` binary's exit codes and messages for `check-config` and `version` (DESIGN.md §2).
+@Suite("Command line")
+struct CommandLineTests {
+    static let valid = """
+        mongodb:
+          uri: "mongodb://127.0.0.1:27017"
+          database: shop
+        redis:
+          url: "redis://:s3cret@127.0.0.1:6379/0"
+        collections:
+          users:
+            strategy: invalidate
+          products:
+            strategy: update
+        """
+
+    /// A bad variant of `valid`: one line replaced or added, and the `line: field:` the error must name.
+    struct Variant: Sendable, CustomStringConvertible {
+        let name: String
+        let replace: String
+        let with: String
+        let expected: String
+        var description: String { name }
+    }
+
+    static let variants: [Variant] = [
+        .init(name: "unknown strategy", replace: "strategy: update", with: "strategy: updat", expected: "10: collections.products.strategy:"),
+        .init(name: "missing MongoDB URI", replace: #"  uri: "mongodb://127.0.0.1:27017""#, with: "  uri: \"\"", expected: "2: mongodb.uri:"),
+        .init(name: "unparsable Redis URL", replace: #""redis://:s3cret@127.0.0.1:6379/0""#, with: #""redis//localhost""#, expected: "5: redis.url:"),
+        .init(name: "misspelt key", replace: "strategy: invalidate", with: "stratgy: invalidate", expected: "8: collections.users.stratgy:"),
+        .init(name: "zero TTL", replace: "strategy: update", with: "strategy: update\n    ttl: { base: 0 }", expected: "11: collections.products.ttl.base:"),
+        .init(name: "negative TTL", replace: "strategy: update", with: "strategy: update\n    ttl: { base: -5 }", expected: "11: collections.products.ttl.base:"),
+        .init(name: "tiers out of order", replace: "strategy: update", with: "strategy: update\n    ttl:\n      tiers:\n        - { minAccesses: 10, ttl: 900 }\n        - { minAccesses: 100, ttl: 1800 }", expected: "collections.products.ttl.tiers"),
+        .init(name: "the same collection twice", replace: "  products:", with: "  shop.users:\n    strategy: update\n  products:", expected: "collections.shop.users"),
+        .init(name: "unknown key-template placeholder", replace: "strategy: update", with: "strategy: update\n    keyTemplate: \"{coll}:{uid}\"", expected: "11: collections.products.keyTemplate:"),
+        .init(name: "missing environment variable", replace: "database: shop", with: "database: ${CACHESYNC_TEST_UNSET_VARIABLE}", expected: "3: mongodb.database:"),
+        .init(name: "wrong YAML type", replace: "database: shop", with: "database: [shop]", expected: "3: mongodb.database:"),
+        .init(name: "broken YAML syntax", replace: "  users:", with: "  users: [", expected: "yaml:"),
+        .init(name: "no collections", replace: "  users:\n    strategy: invalidate\n  products:\n    strategy: update", with: "  {}", expected: "collections:"),
+        .init(name: "unknown idType", replace: "strategy: invalidate", with: "strategy: invalidate\n    idType: guid", expected: "9: collections.users.idType:"),
+        .init(name: "unknown operation", replace: "strategy: invalidate", with: "strategy: invalidate\n    operations: [upsert]", expected: "9: collections.users.operations"),
+        .init(name: "unknown onHistoryLost", replace: "strategy: invalidate", with: "strategy: invalidate\n    onHistoryLost: ignore", expected: "9: collections.users.onHistoryLost:"),
+        .init(name: "bad listen port", replace: "collections:", with: "http:\n  listen: \"127.0.0.1:99999\"\ncollections:", expected: "7: http.listen:"),
+    ]
+
+    private func write(_ text: String) throws -> String {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("cachesync-cli-\(UUID().uuidString).yaml")
+        try text.write(to: url, atomically: true, encoding: .utf8)
+        return url.path
+    }
+
+    @Test("check-config exits 0 on a valid config and prints it with the password redacted")
+    func validConfig() throws {
+        let path = try write(Self.valid)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let result = try CacheSyncProcess.runCommand(["check-config", "--config", path])
+        #expect(result.status == 0, "\(result.output)")
+        #expect(result.output.contains("redis://:***@127.0.0.1:6379/0"))
+        #expect(!result.output.contains("s3cret"))
+    }
+
+    @Test("check-config exits 2 on a bad config and names file, line and field", arguments: variants)
+    func badConfig(_ variant: Variant) throws {
+        #expect(Self.valid.contains(variant.replace), "the variant does not apply")
+        let path = try write(Self.valid.replacingOccurrences(of: variant.replace, with: variant.with))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let result = try CacheSyncProcess.runCommand(["check-config", "--config", path])
+        #expect(result.status == 2, "\(result.output)")
+        #expect(result.output.contains("\(path):"), "the message must name the file: \(result.output)")
+        #expect(result.output.contains(variant.expected), "expected \(variant.expected) in: \(result.output)")
+    }
+
+    @Test("version prints the version and exits 0; a missing config file exits 2")
+    func versionAndMissingFile() throws {
+        let version = try CacheSyncProcess.runCommand(["version"])
+        #expect(version.status == 0)
+        #expect(version.output.hasPrefix("cachesync "))
+        let missing = try CacheSyncProcess.runCommand(["check-config", "--config", "/nonexistent/cachesync.yaml"])
+        #expect(missing.status == 2)
+        #expect(missing.output.contains("/nonexistent/cachesync.yaml"))
+    }
+}
