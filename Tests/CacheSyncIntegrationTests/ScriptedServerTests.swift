@@ -162,10 +162,13 @@ struct ScriptedServerTests {
                 let prefix = redis.key("")
                 let config = server.cachesyncConfig(redis: redis, keyPrefix: prefix, settings: ["onHistoryLost: fail"])
                 let sidecar = try CacheSyncProcess(config: config)
+                let started = ContinuousClock.now
                 try sidecar.start()
                 defer { sidecar.process.kill() }
                 let exited = sidecar.process.waitForExit(timeout: .seconds(20))
+                let elapsed = ContinuousClock.now - started
                 #expect(exited, context(sidecar, server))
+                #expect(elapsed < .seconds(5), "exited after \(elapsed)")
                 #expect(sidecar.process.exitStatus == 1, context(sidecar, server))
                 #expect(sidecar.log.contains("onHistoryLost is fail"), context(sidecar, server))
                 #expect(sidecar.log.contains("ChangeStreamHistoryLost") || sidecar.log.contains("code 286"), context(sidecar, server))
