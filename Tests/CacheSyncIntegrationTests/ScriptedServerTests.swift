@@ -87,7 +87,8 @@ struct ScriptedServerTests {
                 _ = try connection.command(["SET", intKey, "stale"])
                 _ = try connection.command(["SET", uuidKey, "stale"])
 
-                let sidecar = try CacheSyncProcess(config: server.cachesyncConfig(redis: redis, keyPrefix: prefix))
+                let httpPort = try FreePort.next()
+                let sidecar = try CacheSyncProcess(config: server.cachesyncConfig(redis: redis, keyPrefix: prefix, httpPort: httpPort))
                 try sidecar.start()
                 defer { sidecar.process.stop() }
                 let done = waitUntil(timeout: .seconds(30)) {
@@ -116,6 +117,13 @@ struct ScriptedServerTests {
 
                 #expect(sidecar.log.contains("ignoring an event of unknown type createIndexes"), context(sidecar, server))
                 #expect(sidecar.log.contains("ignoring an event of unknown type futureOp"), context(sidecar, server))
+                let metrics = HTTPHarness.get(port: httpPort, path: "/metrics")?.body ?? ""
+                for operation in ["createIndexes", "futureOp"] {
+                    let counted = metrics.split(separator: "\n").contains {
+                        $0.hasPrefix("cachesync_events_total{") && $0.contains(#"operation="\#(operation)""#) && $0.hasSuffix(" 1")
+                    }
+                    #expect(counted, "cachesync_events_total{operation=\"\(operation)\"} is not 1 in:\n\(metrics)")
+                }
                 #expect(sidecar.process.isRunning, context(sidecar, server))
             }
         }
@@ -135,7 +143,7 @@ struct ScriptedServerTests {
                 for planted in ["h1", "planted"] { _ = try connection.command(["SET", keys + planted, "stale"]) }
                 _ = try connection.command(["SET", otherKey, "keep"])
 
-                let sidecar = try CacheSyncProcess(config: server.cachesyncConfig(redis: redis, keyPrefix: prefix, lease: false))
+                let sidecar = try CacheSyncProcess(config: server.cachesyncConfig(redis: redis, keyPrefix: prefix, httpPort: try FreePort.next(), lease: false))
                 try sidecar.start()
                 defer { sidecar.process.stop() }
                 let done = waitUntil(timeout: .seconds(30)) { (try? value(connection, keys + "h3")) != nil }
@@ -160,7 +168,7 @@ struct ScriptedServerTests {
         try withRedisServer { redis in
             try withScriptedMongoServer(scenario: "history_lost") { server in
                 let prefix = redis.key("")
-                let config = server.cachesyncConfig(redis: redis, keyPrefix: prefix, settings: ["onHistoryLost: fail"])
+                let config = server.cachesyncConfig(redis: redis, keyPrefix: prefix, httpPort: try FreePort.next(), settings: ["onHistoryLost: fail"])
                 let sidecar = try CacheSyncProcess(config: config)
                 let started = ContinuousClock.now
                 try sidecar.start()
@@ -184,7 +192,7 @@ struct ScriptedServerTests {
                 let connection = try redis.connect()
                 let prefix = redis.key("")
                 let keys = prefix + "items:"
-                let sidecar = try CacheSyncProcess(config: server.cachesyncConfig(redis: redis, keyPrefix: prefix))
+                let sidecar = try CacheSyncProcess(config: server.cachesyncConfig(redis: redis, keyPrefix: prefix, httpPort: try FreePort.next()))
                 try sidecar.start()
                 defer { sidecar.process.stop() }
                 let done = waitUntil(timeout: .seconds(30)) {
@@ -230,7 +238,7 @@ struct ScriptedServerTests {
                 _ = try connection.command(["SET", keys + "planted", "stale"])
                 _ = try connection.command(["SET", otherKey, "keep"])
 
-                let sidecar = try CacheSyncProcess(config: server.cachesyncConfig(redis: redis, keyPrefix: prefix, lease: lease))
+                let sidecar = try CacheSyncProcess(config: server.cachesyncConfig(redis: redis, keyPrefix: prefix, httpPort: try FreePort.next(), lease: lease))
                 try sidecar.start()
                 defer { sidecar.process.stop() }
                 let newKey = keys + idPrefix + "3"
@@ -262,7 +270,7 @@ struct ScriptedServerTests {
                 let prefix = redis.key("")
                 let namespace = "app." + server.collection
                 let keys = prefix + server.collection + ":"
-                let sidecar = try CacheSyncProcess(config: server.cachesyncConfig(redis: redis, keyPrefix: prefix, lease: false))
+                let sidecar = try CacheSyncProcess(config: server.cachesyncConfig(redis: redis, keyPrefix: prefix, httpPort: try FreePort.next(), lease: false))
                 try sidecar.start()
                 defer { sidecar.process.stop() }
                 let done = waitUntil(timeout: .seconds(90)) {

@@ -129,7 +129,8 @@ public final class ScriptedMongoServer: @unchecked Sendable {
     ///
     /// Cache keys go under `keyPrefix` and checkpoints under `<keyPrefix>cachesync:`; `settings` are more lines of
     /// the collection's settings (e.g. `"onHistoryLost: fail"`); `lease: false` writes `lease: { enabled: false }`.
-    public func cachesyncConfig(redis: RedisTestServer, keyPrefix: String, strategy: String = "update",
+    /// The HTTP endpoints listen on `127.0.0.1:<httpPort>`.
+    public func cachesyncConfig(redis: RedisTestServer, keyPrefix: String, httpPort: Int, strategy: String = "update",
                                 settings: [String] = [], lease: Bool = true) -> String {
         let options = redis.connectionOptions()
         var auth = ""
@@ -145,6 +146,8 @@ public final class ScriptedMongoServer: @unchecked Sendable {
             "redis:",
             "  url: \(Self.yamlQuoted("redis://\(auth)\(options.host):\(options.port)/\(options.db)"))",
             "  keyPrefix: \(Self.yamlQuoted(keyPrefix))",
+            "http:",
+            "  listen: \(Self.yamlQuoted("127.0.0.1:\(httpPort)"))",
             "checkpoint:",
             "  keyPrefix: \(Self.yamlQuoted(keyPrefix + "cachesync:"))",
         ]
