@@ -267,7 +267,16 @@ final class CollectionWatcher: @unchecked Sendable {
         var bytes = 0
         let started = Date()
         while true {
-            guard let event = try stream.next() else { break }
+            let next: BSONDocument?
+            do {
+                next = try stream.next()
+            } catch {
+                // The events read before the error are valid and in order: apply and checkpoint them first, so
+                // the stream reopens after them instead of from an older checkpoint.
+                if !raw.isEmpty { try process(raw, &state) }
+                throw error
+            }
+            guard let event = next else { break }
             raw.append(event)
             bytes += event.bsonBytes().count
             if case .string(let type)? = event["operationType"], Self.collectionLevel.contains(type) { break }

@@ -1,0 +1,317 @@
+import Foundation
+import RedisBridge
+import Testing
+import TestSupport
+
+/// The stored checkpoint text (as `Checkpoint.storedText` reads it) for `resumeAfter` a token.
+private func resumeAfterText(_ token: String) -> String {
+    #"{ "resumeAfter" : { "_data" : "\#(token)" } }"#
+}
+
+/// Every key under `prefix` except cachesync's own (checkpoints, leases, epochs) and the derived `:lease` and
+/// `:access_count` keys: the cache entries, and whatever else the test planted.
+private func cacheKeys(_ redis: RedisConnection, prefix: String) throws -> Set<String> {
+    let reply = try redis.command(["KEYS", prefix + "*"])
+    let all = (reply.array ?? []).compactMap(\.text)
+    return Set(all.filter {
+        !$0.hasPrefix(prefix + "cachesync:") && !$0.hasSuffix(":lease") && !$0.hasSuffix(":access_count")
+    })
+}
+
+/// The value at `key`, or `nil`.
+private func value(_ redis: RedisConnection, _ key: String) throws -> String? {
+    try redis.command(["GET", key]).text
+}
+
+/// The value at `key` parsed as a JSON object, or `nil`.
+private func object(_ redis: RedisConnection, _ key: String) throws -> [String: Any]? {
+    guard let text = try value(redis, key) else { return nil }
+    return (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any]
+}
+
+/// How many events cachesync has applied to the namespace, from its `applied` counter in Redis.
+private func appliedEvents(_ redis: RedisConnection, prefix: String, namespace: String) -> Int {
+    let reply = try? redis.command(["HGET", prefix + "cachesync:applied:" + namespace, "events"])
+    return reply?.text.flatMap { Int($0) } ?? 0
+}
+
+/// The stored checkpoint of the namespace as `(kind, token)`: kind `resumeAfter` or `startAfter`.
+private func storedCheckpoint(_ redis: RedisConnection, prefix: String, namespace: String) -> (kind: String, token: String)? {
+    guard let text = try? value(redis, prefix + "cachesync:resume:" + namespace),
+          let stored = (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any]
+    else { return nil }
+    for kind in ["resumeAfter", "startAfter"] {
+        if let token = (stored[kind] as? [String: Any])?["_data"] as? String { return (kind, token) }
+    }
+    return nil
+}
+
+/// The `_data` hex of an aggregate's `resumeAfter` or `startAfter`, `nil` when the record has `null`.
+private func token(_ aggregate: [String: Any], _ kind: String) -> String? {
+    aggregate[kind] as? String
+}
+
+/// Whether a recorded command's reply was `ok: 1`.
+private func succeeded(_ command: [String: Any]) -> Bool {
+    ((command["reply"] as? [String: Any])?["ok"] as? NSNumber)?.intValue == 1
+}
+
+/// The error code of a recorded command's failed reply.
+private func errorCode(_ command: [String: Any]) -> Int? {
+    ((command["reply"] as? [String: Any])?["code"] as? NSNumber)?.intValue
+}
+
+/// What went on, for a failed expectation: the sidecar's log and the server's record.
+private func context(_ sidecar: CacheSyncProcess, _ server: ScriptedMongoServer) -> Comment {
+    Comment(rawValue: "cachesync log:\n\(sidecar.log)\n--- scripted server record ---\n\(server.recordText)")
+}
+
+@Suite("cachesync run against the scripted MongoDB server (real change-event format)", .serialized)
+struct ScriptedServerTests {
+    @Test("basic: every event applied as the update strategy says; unknown event types are counted, logged and skipped")
+    func basicScenario() throws {
+        try withRedisServer { redis in
+            try withScriptedMongoServer(scenario: "basic") { server in
+                let connection = try redis.connect()
+                let prefix = redis.key("")
+                let keys = prefix + "items:"
+                let objectIdKey = keys + "665a0f0c1a2b3c4d5e6f7a01"
+                let intKey = keys + "42"
+                let stringKey = keys + "Zoë's key ☃ 集合 with spaces"
+                let uuidKey = keys + "3b241101-e2bb-4255-8caf-4136c566a962"
+                let shardedKey = keys + "665a0f0c1a2b3c4d5e6f7a02"
+                // A checkpoint at the start of the script: no flush at start, so the stale values planted under
+                // the expected key texts of the int and UUID ids survive unless cachesync deletes exactly those keys.
+                let start = ScriptedMongoServer.highWaterToken(after: 0, position: 0)
+                _ = try connection.command(["SET", prefix + "cachesync:resume:app.items", resumeAfterText(start)])
+                _ = try connection.command(["SET", intKey, "stale"])
+                _ = try connection.command(["SET", uuidKey, "stale"])
+
+                let httpPort = try FreePort.next()
+                let sidecar = try CacheSyncProcess(config: server.cachesyncConfig(redis: redis, keyPrefix: prefix, httpPort: httpPort))
+                try sidecar.start()
+                defer { sidecar.process.stop() }
+                let done = waitUntil(timeout: .seconds(30)) {
+                    appliedEvents(connection, prefix: prefix, namespace: "app.items") >= 12
+                }
+                #expect(done, context(sidecar, server))
+                #expect(appliedEvents(connection, prefix: prefix, namespace: "app.items") == 12, context(sidecar, server))
+                #expect(aggregateTokens(server).first == start, "cachesync resumed from the stored checkpoint")
+
+                #expect(try cacheKeys(connection, prefix: prefix) == [objectIdKey, stringKey, shardedKey], context(sidecar, server))
+                let updated = try #require(try object(connection, objectIdKey))
+                #expect(updated["n"] as? Int == 2)
+                #expect(updated["tags"] as? [String] == ["a", "x"])
+                #expect(updated["old"] == nil)
+                #expect((updated["_id"] as? [String: Any])?["$oid"] as? String == "665a0f0c1a2b3c4d5e6f7a01")
+                let ttl = try connection.command(["TTL", objectIdKey]).integer ?? -1
+                #expect(ttl > 0 && ttl <= 300, "an update-strategy key carries the base TTL, got \(ttl)")
+                let replaced = try #require(try object(connection, stringKey))
+                #expect(replaced["name"] as? String == "replaced")
+                #expect(replaced["v"] as? Int == 2)
+                #expect(try value(connection, intKey) == nil, "an update whose lookup is null deletes the key")
+                #expect(try value(connection, uuidKey) == nil, "the delete of the UUID id removes its 8-4-4-4-12 key")
+                let sharded = try #require(try object(connection, shardedKey))
+                #expect(sharded["v"] as? Int == 2)
+                #expect(sharded["region"] as? String == "eu")
+
+                #expect(sidecar.log.contains("ignoring an event of unknown type createIndexes"), context(sidecar, server))
+                #expect(sidecar.log.contains("ignoring an event of unknown type futureOp"), context(sidecar, server))
+                let metrics = HTTPHarness.get(port: httpPort, path: "/metrics")?.body ?? ""
+                for operation in ["createIndexes", "futureOp"] {
+                    let counted = metrics.split(separator: "\n").contains {
+                        $0.hasPrefix("cachesync_events_total{") && $0.contains(#"operation="\#(operation)""#) && $0.hasSuffix(" 1")
+                    }
+                    #expect(counted, "cachesync_events_total{operation=\"\(operation)\"} is not 1 in:\n\(metrics)")
+                }
+                #expect(sidecar.process.isRunning, context(sidecar, server))
+            }
+        }
+    }
+
+    @Test("history lost (286) with onHistoryLost: flush: the collection's keys are flushed and the stream restarts from now")
+    func historyLostFlush() throws {
+        try withRedisServer { redis in
+            try withScriptedMongoServer(scenario: "history_lost") { server in
+                let connection = try redis.connect()
+                let prefix = redis.key("")
+                let keys = prefix + "items:"
+                let otherKey = prefix + "other:keep"
+                // Resume after #1, so nothing is flushed at start; the planted keys must go with the 286.
+                let first = ScriptedMongoServer.eventToken(seq: 1)
+                _ = try connection.command(["SET", prefix + "cachesync:resume:app.items", resumeAfterText(first)])
+                for planted in ["h1", "planted"] { _ = try connection.command(["SET", keys + planted, "stale"]) }
+                _ = try connection.command(["SET", otherKey, "keep"])
+
+                let sidecar = try CacheSyncProcess(config: server.cachesyncConfig(redis: redis, keyPrefix: prefix, httpPort: try FreePort.next(), lease: false))
+                try sidecar.start()
+                defer { sidecar.process.stop() }
+                let done = waitUntil(timeout: .seconds(30)) { (try? value(connection, keys + "h3")) != nil }
+                #expect(done, context(sidecar, server))
+                #expect(try cacheKeys(connection, prefix: prefix) == [keys + "h3", otherKey], context(sidecar, server))
+                #expect(try value(connection, otherKey) == "keep", "another collection's key survives the flush")
+
+                let aggregates = server.aggregates
+                let last = try #require(aggregates.last)
+                #expect(token(last, "resumeAfter") == nil && token(last, "startAfter") == nil && succeeded(last),
+                        "the stream restarts from now: \(last)")
+                #expect(aggregates.contains { token($0, "resumeAfter") == ScriptedMongoServer.eventToken(seq: 2) && errorCode($0) == 286 },
+                        "cachesync first tried its checkpoint (#2), which the server answers with 286")
+                #expect(sidecar.log.contains("ChangeStreamHistoryLost") || sidecar.log.contains("code 286"), context(sidecar, server))
+                #expect(sidecar.process.isRunning, context(sidecar, server))
+            }
+        }
+    }
+
+    @Test("history lost (286) with onHistoryLost: fail: the process exits 1 within seconds with a clear message")
+    func historyLostFail() throws {
+        try withRedisServer { redis in
+            try withScriptedMongoServer(scenario: "history_lost") { server in
+                let prefix = redis.key("")
+                let config = server.cachesyncConfig(redis: redis, keyPrefix: prefix, httpPort: try FreePort.next(), settings: ["onHistoryLost: fail"])
+                let sidecar = try CacheSyncProcess(config: config)
+                let started = ContinuousClock.now
+                try sidecar.start()
+                defer { sidecar.process.kill() }
+                let exited = sidecar.process.waitForExit(timeout: .seconds(20))
+                let elapsed = ContinuousClock.now - started
+                #expect(exited, context(sidecar, server))
+                #expect(elapsed < .seconds(5), "exited after \(elapsed)")
+                #expect(sidecar.process.exitStatus == 1, context(sidecar, server))
+                #expect(sidecar.log.contains("onHistoryLost is fail"), context(sidecar, server))
+                #expect(sidecar.log.contains("ChangeStreamHistoryLost") || sidecar.log.contains("code 286"), context(sidecar, server))
+                #expect(server.commands("getMore").contains { errorCode($0) == 286 }, "the 286 was served")
+            }
+        }
+    }
+
+    @Test("a labelled resumable error that reaches cachesync: it reopens from the token stored in Redis and goes on")
+    func resumableError() throws {
+        try withRedisServer { redis in
+            try withScriptedMongoServer(scenario: "resumable", extraArguments: ["--fail-resumes", "2"]) { server in
+                let connection = try redis.connect()
+                let prefix = redis.key("")
+                let keys = prefix + "items:"
+                let sidecar = try CacheSyncProcess(config: server.cachesyncConfig(redis: redis, keyPrefix: prefix, httpPort: try FreePort.next()))
+                try sidecar.start()
+                defer { sidecar.process.stop() }
+                let done = waitUntil(timeout: .seconds(30)) {
+                    (try? value(connection, keys + "r3")) != nil && (try? object(connection, keys + "r1"))?["v"] as? Int == 10
+                }
+                #expect(done, context(sidecar, server))
+                #expect(try cacheKeys(connection, prefix: prefix) == [keys + "r1", keys + "r2", keys + "r3"], context(sidecar, server))
+                #expect(try object(connection, keys + "r2")?["v"] as? Int == 2)
+
+                let sent = server.sentEvents
+                let lastBeforeError = try #require(sent.first { $0.seq == 2 }, "event #2 was sent")
+                let reopens = server.aggregates.filter { token($0, "resumeAfter") != nil || token($0, "startAfter") != nil }
+                #expect(reopens.count >= 3, "libmongoc's resume, its retry and cachesync's own reopen: \(reopens)")
+                #expect(reopens.allSatisfy { token($0, "resumeAfter") == lastBeforeError.token }, context(sidecar, server))
+                #expect(reopens.dropLast().allSatisfy { errorCode($0) == 91 }, context(sidecar, server))
+                #expect(reopens.last.map(succeeded) == true, context(sidecar, server))
+                #expect(sidecar.log.contains("reconnecting in"), "cachesync saw the error and backed off")
+                #expect(sidecar.log.contains("change stream opened from the stored checkpoint"), context(sidecar, server))
+
+                // The checkpoint in Redis keeps following the stream: it ends at the last token the server sent.
+                let lastSent = server.commands("getMore").compactMap { ($0["reply"] as? [String: Any])?["postBatchResumeToken"] as? String }
+                let caughtUp = waitUntil(timeout: .seconds(10)) {
+                    let latest = server.commands("getMore").last.flatMap { ($0["reply"] as? [String: Any])?["postBatchResumeToken"] as? String }
+                    return storedCheckpoint(connection, prefix: prefix, namespace: "app.items")?.token == latest
+                }
+                #expect(caughtUp, "stored \(String(describing: storedCheckpoint(connection, prefix: prefix, namespace: "app.items"))), sent \(lastSent.suffix(3))")
+                #expect(sidecar.process.isRunning, context(sidecar, server))
+            }
+        }
+    }
+
+    @Test("drop, rename and dropDatabase flush the collection's keys; the invalidate reopens with startAfter",
+          arguments: [("drop", "p", true), ("rename", "n", false), ("dropDatabase", "d", false)])
+    func collectionEvent(scenario: String, idPrefix: String, lease: Bool) throws {
+        try withRedisServer { redis in
+            try withScriptedMongoServer(scenario: scenario) { server in
+                let connection = try redis.connect()
+                let prefix = redis.key("")
+                let keys = prefix + "items:"
+                let otherKey = prefix + "other:keep"
+                let start = ScriptedMongoServer.highWaterToken(after: 0, position: 0)
+                _ = try connection.command(["SET", prefix + "cachesync:resume:app.items", resumeAfterText(start)])
+                _ = try connection.command(["SET", keys + "planted", "stale"])
+                _ = try connection.command(["SET", otherKey, "keep"])
+
+                let sidecar = try CacheSyncProcess(config: server.cachesyncConfig(redis: redis, keyPrefix: prefix, httpPort: try FreePort.next(), lease: lease))
+                try sidecar.start()
+                defer { sidecar.process.stop() }
+                let newKey = keys + idPrefix + "3"
+                let done = waitUntil(timeout: .seconds(30)) { (try? value(connection, newKey)) != nil }
+                #expect(done, context(sidecar, server))
+                #expect(try cacheKeys(connection, prefix: prefix) == [newKey, otherKey], context(sidecar, server))
+                #expect(try value(connection, otherKey) == "keep")
+
+                let invalidate = try #require(server.sentEvents.first { $0.operationType == "invalidate" })
+                let aggregates = server.aggregates
+                #expect(aggregates.contains { token($0, "startAfter") == invalidate.token && succeeded($0) },
+                        context(sidecar, server))
+                #expect(!aggregates.contains { token($0, "resumeAfter") == invalidate.token },
+                        "resumeAfter an invalidate token is refused by real servers (260)")
+                #expect(!aggregates.contains { token($0, "resumeAfter") == nil && token($0, "startAfter") == nil },
+                        "the stream never restarted from now (changes could be missed)")
+                let checkpoint = storedCheckpoint(connection, prefix: prefix, namespace: "app.items")
+                #expect(checkpoint?.kind == "resumeAfter", "after the new insert the checkpoint is a plain resume token")
+                #expect(sidecar.process.isRunning, context(sidecar, server))
+            }
+        }
+    }
+
+    @Test("hostile ids of every BSON type, a near-16 MiB document and a unicode collection name: no crash, correct keys")
+    func hostileScenario() throws {
+        try withRedisServer { redis in
+            try withScriptedMongoServer(scenario: "hostile") { server in
+                let connection = try redis.connect()
+                let prefix = redis.key("")
+                let namespace = "app." + server.collection
+                let keys = prefix + server.collection + ":"
+                let sidecar = try CacheSyncProcess(config: server.cachesyncConfig(redis: redis, keyPrefix: prefix, httpPort: try FreePort.next(), lease: false))
+                try sidecar.start()
+                defer { sidecar.process.stop() }
+                let done = waitUntil(timeout: .seconds(90)) {
+                    appliedEvents(connection, prefix: prefix, namespace: namespace) >= 28
+                }
+                #expect(done, context(sidecar, server))
+                #expect(appliedEvents(connection, prefix: prefix, namespace: namespace) == 28, "nothing silently dropped")
+
+                let found = try cacheKeys(connection, prefix: prefix)
+                let defined = ["1", "-0.1", "-7", "9007199254740993", "1.10", "AAH+/yBiaW4=",
+                               "00112233-4455-6677-8899-aabbccddeeff", "2024-05-06T07:08:09.123Z",
+                               #"{"a":1,"b":"x"}"#, #"[1,"two",{"three":3}]"#, "665a0f0c1a2b3c4d5e6f7a99",
+                               "  ünï cödé ☃ 🚀 集合  ", ""]
+                for id in defined {
+                    #expect(found.contains(keys + id), "key for _id text \(id) is missing; keys: \(found.sorted())")
+                }
+                // 22 inserted ids, minus the deleted 2.5 and null; the big document is never cached.
+                #expect(found.count == 20, "keys: \(found.sorted())")
+                #expect(found.allSatisfy { $0.hasPrefix(keys) }, "keys: \(found.sorted())")
+                #expect(!found.contains { $0.contains("\n") || $0.contains("\0") }, "a key holds a raw newline or NUL")
+                #expect(!found.contains(keys + "2.5") && !found.contains(keys + "big-16mb"))
+                for key in found {
+                    let label = try object(connection, key)?["label"] as? String
+                    #expect(label != nil, "\(key) does not hold its document")
+                }
+                let int64Value = try #require(try value(connection, keys + "9007199254740993"))
+                #expect(int64Value.contains("9007199254740993") && int64Value.contains(#""label":"updated""#), "\(int64Value)")
+                #expect(try object(connection, keys + #"{"a":1,"b":"x"}"#)?["label"] as? String == "updated")
+                if redis.isManaged {
+                    let info = try connection.command(["INFO", "memory"]).text ?? ""
+                    let peak = info.split(separator: "\r\n").first { $0.hasPrefix("used_memory_peak:") }
+                        .flatMap { Int($0.dropFirst("used_memory_peak:".count)) } ?? Int.max
+                    #expect(peak < 8 << 20, "the near-16 MiB document was never written to Redis (peak \(peak) bytes)")
+                }
+                #expect(sidecar.process.isRunning, context(sidecar, server))
+            }
+        }
+    }
+}
+
+/// The tokens of every token-carrying aggregate, in order.
+private func aggregateTokens(_ server: ScriptedMongoServer) -> [String] {
+    server.aggregates.compactMap { token($0, "resumeAfter") ?? token($0, "startAfter") }
+}
