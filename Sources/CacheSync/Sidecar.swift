@@ -23,6 +23,17 @@ public enum Sidecar {
             }
         }
         let logger = Logger(label: "cachesync")
+        let mongocLogger = Logger(label: "libmongoc")
+        MongoLog.setHandler { level, domain, message in
+            let mapped: Logger.Level = switch level {
+            case .error, .critical: .error
+            case .warning: .warning
+            case .message, .info: .info
+            case .debug: .debug
+            case .trace: .trace
+            }
+            mongocLogger.log(level: mapped, "\(message)", metadata: ["domain": "\(domain)"])
+        }
         let instanceId = SyncService.instanceId(config: config)
         logger.info("cachesync \(cacheSyncVersion) starting", metadata: [
             "instance": "\(instanceId)", "collections": "\(config.collections.map(\.namespace).joined(separator: ","))",

@@ -25,9 +25,39 @@ public enum ConfigLoader {
     /// Parses config text; `path` only names the file in messages and in `sourcePath`.
     public static func parse(text: String, path: String = "cachesync.yaml",
                              environment: [String: String] = [:]) throws(ConfigError) -> CacheSyncConfig {
-        let expanded = try EnvironmentInterpolation.interpolate(text, environment: environment, file: path)
+        let expanded: String
+        do {
+            expanded = try EnvironmentInterpolation.interpolate(text, environment: environment, file: path)
+        } catch {
+            throw naming(error, in: text)
+        }
         let root = try compose(expanded, file: path)
         return try ConfigDecoder(file: path).decode(root)
+    }
+
+    /// An interpolation error with the field path of the value that holds the variable, found in the YAML tree of
+    /// the text before interpolation (`${…}` is a plain scalar there); unchanged when it cannot be found.
+    private static func naming(_ error: ConfigError, in text: String) -> ConfigError {
+        guard error.field.isEmpty, let line = error.line, let root = try? Yams.compose(yaml: text) else { return error }
+        func search(_ node: Node, _ path: [String]) -> [String]? {
+            switch node {
+            case .scalar(let scalar):
+                return scalar.string.contains("${") && node.mark?.line == line ? path : nil
+            case .mapping(let mapping):
+                for (key, value) in mapping {
+                    if let found = search(value, path + [key.string ?? "?"]) { return found }
+                }
+            case .sequence(let sequence):
+                for (index, value) in sequence.enumerated() {
+                    if let found = search(value, path + ["[\(index)]"]) { return found }
+                }
+            default:
+                return nil
+            }
+            return nil
+        }
+        guard let path = search(root, []) else { return error }
+        return ConfigError(file: error.file, line: line, field: ConfigNode.join(path), message: error.message)
     }
 
     /// The YAML tree of `text`, with syntax errors turned into `file:line: invalid YAML: ...`.

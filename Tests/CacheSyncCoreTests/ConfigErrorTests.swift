@@ -297,7 +297,7 @@ struct ConfigErrorTests {
             collections:
               users: { strategy: "${USERS_STRATEGY}" }
             """,
-            expected: "cachesync.yaml:7: environment variable USERS_STRATEGY is not set (set it, or write ${USERS_STRATEGY:-default})"),
+            expected: "cachesync.yaml:7: collections.users.strategy: environment variable USERS_STRATEGY is not set (set it, or write ${USERS_STRATEGY:-default})"),
         BadConfig(name: "an interpolated value is validated at its line", yaml: head + """
             collections:
               users:

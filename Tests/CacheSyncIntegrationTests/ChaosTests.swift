@@ -29,8 +29,7 @@ struct ChaosTests {
                 strategy: invalidate
             """
         func config(_ port: Int) -> String {
-            f.config(collections: collections, lease: "{ enabled: true, ttl: 2 }")
-                .replacingOccurrences(of: "listen: \"127.0.0.1:\(f.httpPort)\"", with: "listen: \"127.0.0.1:\(port)\"")
+            f.config(collections: collections, lease: "{ enabled: true, ttl: 2 }", httpPort: port)
         }
         func launch(_ i: Int) throws -> CacheSyncProcess {
             let p = try CacheSyncProcess(config: config(ports[i]), environment: ["CACHESYNC_INSTANCE_ID": "replica-\(i)"])

@@ -15,9 +15,11 @@ struct LeadershipTests {
         let a = try CacheSyncProcess(config: config, environment: ["CACHESYNC_INSTANCE_ID": "A", "CACHESYNC_TEST_APPLY_DELAY": "1"])
         try a.start()
         try f.eventually("A leads", a) { try f.redis.command(["GET", leaderKey]).text?.hasPrefix("A|") == true }
-        let b = try CacheSyncProcess(config: config, environment: ["CACHESYNC_INSTANCE_ID": "B"])
+        let configB = f.config(collections: "  products:\n    strategy: update", lease: "{ enabled: true, ttl: 2 }",
+                               httpPort: try FreePort.next())
+        let b = try CacheSyncProcess(config: configB, environment: ["CACHESYNC_INSTANCE_ID": "B"])
         try b.start()
-        try f.eventually("B stands by", b) { b.log.contains("watcher started") }
+        try f.eventually("B stands by", b) { b.log.contains("HTTP API listening") }
         Thread.sleep(forTimeInterval: 0.5)
         #expect(try f.redis.command(["GET", leaderKey]).text?.hasPrefix("A|") == true, "B must not take a live lease")
 

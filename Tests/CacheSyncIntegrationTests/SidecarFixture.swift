@@ -43,7 +43,8 @@ final class SidecarFixture: @unchecked Sendable {
     var checkpointPrefix: String { redisServer.keyPrefix + "cachesync:" }
 
     /// The DESIGN.md §3 example, pointed at the test servers; `extra` is appended at the top level.
-    func config(collections: String? = nil, lease: String = "{ enabled: true, ttl: 3 }", extra: String = "") -> String {
+    func config(collections: String? = nil, lease: String = "{ enabled: true, ttl: 3 }", httpPort: Int? = nil,
+                extra: String = "") -> String {
         """
         mongodb:
           uri: "\(mongoServer.uri)"
@@ -52,7 +53,7 @@ final class SidecarFixture: @unchecked Sendable {
           url: "redis://127.0.0.1:\(redisServer.port)/0"
           keyPrefix: "\(redisServer.keyPrefix)"
         http:
-          listen: "127.0.0.1:\(httpPort)"
+          listen: "127.0.0.1:\(httpPort ?? self.httpPort)"
         checkpoint:
           keyPrefix: "\(checkpointPrefix)"
         lease: \(lease)
