@@ -93,20 +93,13 @@ struct BatchApplier {
     }
 
     /// Removes every key matching `pattern` (SCAN + fenced UNLINK in batches of 500); returns how many.
-    func flush(pattern: String, fence: String?) throws(RedisError) -> Int {
-        var cursor = "0"
+    func flush(pattern: String, fence: String?) throws -> Int {
         var removed = 0
-        repeat {
-            let reply = try redis.command(["SCAN", cursor, "MATCH", pattern, "COUNT", "500"])
-            guard let parts = reply.array, parts.count == 2, let next = parts[0].text else { break }
-            cursor = next
-            let found = (parts[1].array ?? []).compactMap(\.text)
-            if !found.isEmpty {
-                let ops = found.map { CacheOp.delete(key: CacheKey(text: $0), reason: .changed) }
-                try apply(ops, checkpoint: .keep, events: 0, fence: fence)
-                removed += found.count
-            }
-        } while cursor != "0"
+        try redis.scan(match: pattern) { keys in
+            try apply(keys.map { CacheOp.delete(key: CacheKey(text: $0), reason: .changed) }, checkpoint: .keep, events: 0, fence: fence)
+            removed += keys.count
+            return true
+        }
         return removed
     }
 }

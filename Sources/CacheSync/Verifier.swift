@@ -53,14 +53,9 @@ public enum Verifier {
         let namespace = MongoNamespace(database: coll.database, collection: coll.collection)
         var findings: [Finding] = []
         var checked = 0
-        var cursor = "0"
-        repeat {
-            let reply = try redis.command(["SCAN", cursor, "MATCH", pattern, "COUNT", "500"])
-            guard let parts = reply.array, parts.count == 2, let next = parts[0].text else { break }
-            cursor = next
-            for key in (parts[1].array ?? []).compactMap(\.text)
-            where !key.hasSuffix(":access_count") && !key.hasSuffix(":lease") {
-                if let sample, checked >= sample { return (checked, findings) }
+        try redis.scan(match: pattern) { keys in
+            for key in keys where !key.hasSuffix(":access_count") && !key.hasSuffix(":lease") {
+                if let sample, checked >= sample { return false }
                 guard let cached = try redis.command(["GET", key]).text else { continue }
                 checked += 1
                 guard let document = try? ExtendedJSONReader.document(cached), let id = document["_id"] else {
@@ -75,7 +70,8 @@ public enum Verifier {
                     findings.append(Finding(kind: "stale", namespace: coll.namespace, key: key))
                 }
             }
-        } while cursor != "0"
+            return true
+        }
         return (checked, findings)
     }
 }
