@@ -16,7 +16,6 @@ public enum MongoLog {
 
     /// Sends every libmongoc log line to `handler` from now on (process-wide).
     public static func setHandler(_ newHandler: @escaping Handler) {
-        MongoRuntime.ensureInitialised()
         lock.withLock { handler = newHandler }
         mongoc_log_set_handler({ level, domain, message, _ in
             let text = message.map { String(cString: $0) } ?? ""
@@ -32,5 +31,7 @@ public enum MongoLog {
             }
             MongoLog.lock.withLock { MongoLog.handler }?(mapped, area, text)
         }, nil)
+        // After the handler: mongoc_init itself may log (e.g. "Falling back to malloc for counters").
+        MongoRuntime.ensureInitialised()
     }
 }

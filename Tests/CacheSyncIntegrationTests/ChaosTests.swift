@@ -39,6 +39,12 @@ struct ChaosTests {
         var sidecars = try (0..<instances).map(launch)
         let products = f.ns("products"), users = f.ns("users")
         let ids = 60
+        // Changes made before the first leader opens its stream are not watched: wait for both checkpoints.
+        try f.eventually("streams open", sidecars[0]) {
+            try ["products", "users"].allSatisfy {
+                try f.redis.command(["EXISTS", f.checkpointPrefix + "resume:\(f.database).\($0)"]).integer == 1
+            }
+        }
         for i in 0..<ids { try f.pool.insertOne(products, ["_id": .int32(Int32(i)), "v": .int32(0)]) }
 
         let stop = ManagedFlag()

@@ -15,6 +15,7 @@ struct LeadershipTests {
         let a = try CacheSyncProcess(config: config, environment: ["CACHESYNC_INSTANCE_ID": "A", "CACHESYNC_TEST_APPLY_DELAY": "1"])
         try a.start()
         try f.eventually("A leads", a) { try f.redis.command(["GET", leaderKey]).text?.hasPrefix("A|") == true }
+        try f.eventually("A's stream is open", a) { a.log.contains("restarted from now") }
         let configB = f.config(collections: "  products:\n    strategy: update", lease: "{ enabled: true, ttl: 2 }",
                                httpPort: try FreePort.next())
         let b = try CacheSyncProcess(config: configB, environment: ["CACHESYNC_INSTANCE_ID": "B"])
@@ -45,9 +46,8 @@ struct LeadershipTests {
         let f = try SidecarFixture()
         let config = f.config(collections: "  products:\n    strategy: update", lease: "{ enabled: true, ttl: 30 }")
         let leaderKey = f.checkpointPrefix + "leader:\(f.database).products"
-        var a = try CacheSyncProcess(config: config, environment: ["CACHESYNC_INSTANCE_ID": "pod-a"])
-        try a.start()
-        try f.eventually("pod-a leads", a) { try f.redis.command(["GET", leaderKey]).text?.hasPrefix("pod-a|") == true }
+        var a = try f.startSidecar(config: config, instanceId: "pod-a", collections: 1)
+        #expect(try f.redis.command(["GET", leaderKey]).text?.hasPrefix("pod-a|") == true)
         let first = try #require(f.redis.command(["GET", leaderKey]).text)
         a.process.kill()
         a = try CacheSyncProcess(config: config, environment: ["CACHESYNC_INSTANCE_ID": "pod-a"])
@@ -56,6 +56,9 @@ struct LeadershipTests {
         try f.eventually("pod-a leads again", a, timeout: .seconds(5)) {
             let now = try f.redis.command(["GET", leaderKey]).text
             return now?.hasPrefix("pod-a|") == true && now != first
+        }
+        try f.eventually("stream reopened from the checkpoint", a, timeout: .seconds(5)) {
+            a.log.contains("opened from the stored checkpoint")
         }
         try f.pool.insertOne(f.ns("products"), ["_id": .int32(9)])
         try f.eventually("applies after reclaiming", a) { try f.cached(f.key("products", "9")) != nil }
