@@ -278,7 +278,7 @@ final class CollectionWatcher: @unchecked Sendable {
             }
             guard let event = next else { break }
             raw.append(event)
-            bytes += event.bsonBytes().count
+            bytes += stream.lastEventByteCount
             if case .string(let type)? = event["operationType"], Self.collectionLevel.contains(type) { break }
             if raw.count >= settings.maxBatchEvents || bytes >= settings.maxBatchBytes
                 || Date().timeIntervalSince(started) >= settings.batchWindow { break }
