@@ -66,7 +66,7 @@ final class CollectionWatcher: @unchecked Sendable {
         ns = collection.namespace
         keyPrefix = config.redis.keyPrefix
         self.pool = pool
-        redis = Self.makeRedis(config)
+        redis = config.redisConnection()
         let keys = SyncKeys(checkpointPrefix: config.checkpoint.keyPrefix, namespace: collection.namespace)
         applier = BatchApplier(redis: redis, keys: keys)
         lease = config.lease.enabled ? LeaderLease(keys: keys, instanceId: instanceId, ttl: config.lease.ttlSeconds) : nil
@@ -76,15 +76,6 @@ final class CollectionWatcher: @unchecked Sendable {
         self.logger = logger
         self.settings = settings
         standbyPoll = min(1, config.lease.ttlSeconds / 5)
-    }
-
-    static func makeRedis(_ config: CacheSyncConfig) -> RedisConnection {
-        let endpoint = config.redis.endpoint
-        let options = RedisConnectionOptions(host: endpoint.host, port: endpoint.port, db: endpoint.db,
-                                             user: endpoint.user, password: endpoint.password,
-                                             connectTimeout: .seconds(2), commandTimeout: .seconds(5))
-        // connectNow: false never throws; the first command connects.
-        return try! RedisConnection(options: options, connectNow: false)
     }
 
     /// Starts the watcher thread; `onExit` runs on that thread when it ends (with the error that ended it).

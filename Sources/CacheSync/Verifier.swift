@@ -30,7 +30,7 @@ public enum Verifier {
         }
         do {
             let pool = try MongoClientPool(uri: config.mongodb.uri)
-            let redis = CollectionWatcher.makeRedis(config)
+            let redis = config.redisConnection()
             var total = 0
             for coll in chosen {
                 let (checked, findings) = try check(coll, config: config, pool: pool, redis: redis, sample: sample)

@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import Testing
 import TestSupport
 
@@ -82,5 +83,29 @@ struct CommandLineTests {
         let missing = try CacheSyncProcess.runCommand(["check-config", "--config", "/nonexistent/cachesync.yaml"])
         #expect(missing.status == 2)
         #expect(missing.output.contains("/nonexistent/cachesync.yaml"))
+    }
+
+    @Test("run exits 1 with a message naming http.listen when the port is taken")
+    func portInUse() throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && listen(fd, 1) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        try #require(bound)
+        let port = Int(UInt16(bigEndian: address.sin_port))
+        let config = Self.valid.replacingOccurrences(of: "collections:", with: "http:\n  listen: \"127.0.0.1:\(port)\"\ncollections:")
+            .replacingOccurrences(of: "127.0.0.1:27017", with: "127.0.0.1:1")
+            .replacingOccurrences(of: "127.0.0.1:6379", with: "127.0.0.1:1")
+        let sidecar = try CacheSyncProcess(config: config)
+        try sidecar.start()
+        #expect(sidecar.process.waitForExit(timeout: .seconds(15)), "cachesync kept running although its port is taken")
+        #expect(sidecar.process.exitStatus == 1)
+        #expect(sidecar.log.contains("http.listen 127.0.0.1:\(port): cannot serve the HTTP API"), "\(sidecar.log.suffix(2000))")
     }
 }

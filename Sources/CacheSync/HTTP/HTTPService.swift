@@ -37,10 +37,10 @@ public final class HTTPService: Service, Sendable {
                                   settings: ReadThrough.Settings())
         workers = BlockingWorkers(count: Self.workerCount, name: "http redis")
         connections = (0..<Self.workerCount).map { _ in
-            Self.redisConnection(config, connectTimeout: .seconds(2), commandTimeout: .seconds(5))
+            config.redisConnection()
         }
         readiness = ReadinessProbe(
-            redis: Self.redisConnection(config, connectTimeout: .milliseconds(500), commandTimeout: .milliseconds(500)),
+            redis: config.redisConnection(connectTimeout: .milliseconds(500), commandTimeout: .milliseconds(500)),
             telemetry: telemetry)
         collections = Self.routeNames(config)
         if readThrough.settings.leaseDisabled || readThrough.settings.delayBeforeStore > 0 {
@@ -65,7 +65,16 @@ public final class HTTPService: Service, Sendable {
                                                     serverName: "cachesync"),
             onServerRunning: { _ in logger.info("HTTP API listening on \(listen)") },
             logger: logger)
-        try await app.run()
+        do {
+            try await app.run()
+        } catch {
+            throw HTTPListenError(description: "http.listen \(listen): cannot serve the HTTP API (\(error))")
+        }
+    }
+
+    /// The HTTP API could not listen (address in use, no permission, …).
+    struct HTTPListenError: Error, CustomStringConvertible {
+        let description: String
     }
 
     /// The URL names of each collection.
@@ -81,15 +90,5 @@ public final class HTTPService: Service, Sendable {
             }
         }
         return names
-    }
-
-    /// A lazily connecting Redis connection to the configured server.
-    static func redisConnection(_ config: CacheSyncConfig, connectTimeout: Duration, commandTimeout: Duration) -> RedisConnection {
-        let endpoint = config.redis.endpoint
-        let options = RedisConnectionOptions(host: endpoint.host, port: endpoint.port, db: endpoint.db,
-                                             user: endpoint.user, password: endpoint.password,
-                                             connectTimeout: connectTimeout, commandTimeout: commandTimeout)
-        // connectNow: false never throws; the first command connects.
-        return try! RedisConnection(options: options, connectNow: false)
     }
 }
