@@ -22,10 +22,12 @@ extension BSONDocument {
     }
 }
 
+/// Reads BSON bytes front to back, checking every length against the buffer.
 struct BSONReader {
     let bytes: [UInt8]
     var offset = 0
 
+    /// A reader at the start of `bytes`.
     init(bytes: [UInt8]) { self.bytes = bytes }
 
     mutating func fail(_ what: String) -> BSONDecodingError {
@@ -129,26 +131,32 @@ struct BSONReader {
     }
 }
 
+/// Appends BSON bytes for Swift values.
 enum BSONWriter {
+    /// Appends an integer, little-endian.
     static func le<T: FixedWidthInteger>(_ v: T, _ out: inout [UInt8]) {
         for i in 0..<MemoryLayout<T>.size { out.append(UInt8(truncatingIfNeeded: v >> (8 * i))) }
     }
 
+    /// Appends a NUL-terminated key (NULs inside are dropped: BSON keys cannot hold them).
     static func cstring(_ s: String, _ out: inout [UInt8]) {
         out.append(contentsOf: s.utf8.filter { $0 != 0 })
         out.append(0)
     }
 
+    /// Appends a length-prefixed string.
     static func string(_ s: String, _ out: inout [UInt8]) {
         le(Int32(s.utf8.count + 1), &out)
         out.append(contentsOf: s.utf8)
         out.append(0)
     }
 
+    /// Appends a document.
     static func writeDocument(_ doc: BSONDocument, into out: inout [UInt8]) {
         writeFields(doc.fields.lazy.map { ($0.key, $0.value) }, into: &out)
     }
 
+    /// Appends key/value pairs as a document (arrays are documents with keys 0, 1, …).
     static func writeFields<S: Sequence>(_ fields: S, into out: inout [UInt8]) where S.Element == (String, BSONValue) {
         let start = out.count
         le(Int32(0), &out)
@@ -162,6 +170,7 @@ enum BSONWriter {
         for i in 0..<4 { out[start + i] = UInt8(truncatingIfNeeded: len >> (8 * i)) }
     }
 
+    /// The BSON type byte of a value.
     static func typeByte(_ v: BSONValue) -> UInt8 {
         switch v {
         case .double: 0x01
@@ -188,6 +197,7 @@ enum BSONWriter {
         }
     }
 
+    /// Appends a value's payload (without type byte and key).
     static func writeValue(_ v: BSONValue, into out: inout [UInt8]) {
         switch v {
         case .double(let d): le(d.bitPattern, &out)

@@ -31,6 +31,7 @@ public struct BSONDocument: Sendable, Hashable, ExpressibleByDictionaryLiteral {
     /// Whether the document has no fields.
     public var isEmpty: Bool { fields.isEmpty }
 
+    /// Equal when the same fields are in the same order.
     public static func == (lhs: BSONDocument, rhs: BSONDocument) -> Bool {
         guard lhs.fields.count == rhs.fields.count else { return false }
         for (l, r) in zip(lhs.fields, rhs.fields) where l.key != r.key || l.value != r.value {
@@ -39,6 +40,7 @@ public struct BSONDocument: Sendable, Hashable, ExpressibleByDictionaryLiteral {
         return true
     }
 
+    /// Hashes the fields in order.
     public func hash(into hasher: inout Hasher) {
         hasher.combine(fields.count)
         for f in fields {

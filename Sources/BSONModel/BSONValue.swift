@@ -2,30 +2,44 @@ import Foundation
 
 /// One BSON value, as a plain Swift value with no C behind it.
 public enum BSONValue: Sendable, Hashable {
+    /// A 64-bit binary floating point number.
     case double(Double)
+    /// A UTF-8 string.
     case string(String)
+    /// An embedded document.
     case document(BSONDocument)
+    /// An array.
     case array([BSONValue])
     /// Binary data with its subtype (4 is a UUID).
     case binary(subtype: UInt8, data: [UInt8])
+    /// The deprecated undefined value.
     case undefined
     /// The 12 bytes of an ObjectId.
     case objectId(ObjectID)
+    /// A boolean.
     case bool(Bool)
     /// Milliseconds since the Unix epoch, UTC.
     case datetime(Int64)
+    /// Null.
     case null
     case regex(pattern: String, options: String)
     case dbPointer(namespace: String, id: ObjectID)
+    /// JavaScript code.
     case javascript(String)
+    /// The deprecated symbol type.
     case symbol(String)
     case javascriptWithScope(code: String, scope: BSONDocument)
+    /// A 32-bit integer.
     case int32(Int32)
     /// A BSON Timestamp: seconds and increment.
     case timestamp(seconds: UInt32, increment: UInt32)
+    /// A 64-bit integer.
     case int64(Int64)
+    /// A 128-bit decimal.
     case decimal128(Decimal128)
+    /// Compares lower than every other value.
     case minKey
+    /// Compares higher than every other value.
     case maxKey
 }
 
@@ -76,6 +90,7 @@ public struct Decimal128: Sendable, Hashable {
     }
 }
 
+/// The value of one hexadecimal digit, or `nil`.
 func hexNibble(_ c: UInt8) -> UInt8? {
     switch c {
     case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0")

@@ -59,6 +59,7 @@ final class CollectionWatcher: @unchecked Sendable {
     private let condition = NSCondition()
     private var stopRequested = false
 
+    /// A watcher for one collection; `start` runs it.
     init(collection: CollectionConfig, config: CacheSyncConfig, instanceId: String, pool: MongoClientPool,
          telemetry: Telemetry, logger: Logger, settings: Settings = .fromEnvironment()) {
         self.collection = collection

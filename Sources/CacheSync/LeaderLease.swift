@@ -33,6 +33,7 @@ final class LeaderLease {
     private(set) var held: String?
     private var renewedAt = Date.distantPast
 
+    /// A lease on the collection of `keys`, held as `instanceId`, lasting `ttl` seconds.
     init(keys: SyncKeys, instanceId: String, ttl: Double) {
         self.keys = keys
         self.instanceId = instanceId
