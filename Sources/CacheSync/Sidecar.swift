@@ -37,7 +37,8 @@ public enum Sidecar {
         let instanceId = SyncService.instanceId(config: config)
         logger.info("cachesync \(cacheSyncVersion) starting", metadata: [
             "instance": "\(instanceId)", "collections": "\(config.collections.map(\.namespace).joined(separator: ","))",
-            "mongodb": "\(ConfigRenderer.redactedURI(config.mongodb.uri))", "redis": "\(ConfigRenderer.redactedURI(config.redis.url))",
+            "mongodb": "\(Self.hosts(of: config.mongodb.uri))",
+            "redis": "\(config.redis.endpoint.host):\(config.redis.endpoint.port)/\(config.redis.endpoint.db)",
         ])
         let pool: MongoClientPool
         do {
@@ -75,5 +76,14 @@ public enum Sidecar {
             logger.critical("cachesync stopped: \(error)")
             return 1
         }
+    }
+
+    /// The host list of a MongoDB URI, without scheme, credentials, path or options: what the logs may show.
+    static func hosts(of uri: String) -> String {
+        var rest = Substring(uri)
+        if let scheme = rest.range(of: "://") { rest = rest[scheme.upperBound...] }
+        if let at = rest.lastIndex(of: "@") { rest = rest[rest.index(after: at)...] }
+        if let end = rest.firstIndex(where: { $0 == "/" || $0 == "?" }) { rest = rest[..<end] }
+        return String(rest)
     }
 }
