@@ -187,7 +187,6 @@ final class CollectionWatcher: @unchecked Sendable {
             reason = "other"
             telemetry.error(ns, kind: "other")
         }
-        if reason == "auth" { state.backoff.base = 2 }
         let delay = state.backoff.nextDelay()
         logger.warning("\(error); reconnecting in \(String(format: "%.2f", delay)) s",
                        metadata: ["attempt": "\(state.backoff.attempts)", "reason": "\(reason)"])

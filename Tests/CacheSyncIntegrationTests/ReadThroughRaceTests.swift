@@ -19,7 +19,7 @@ extension HTTPAPITests {
 
         /// What one run saw.
         struct Outcome {
-            /// Ids whose cached value differs from MongoDB after quiescence.
+            /// Ids whose cached value differed from MongoDB at a quiescent point (a writer pause or the end).
             var stale: [String]
             /// Read-through requests answered.
             var reads: Int
@@ -40,12 +40,16 @@ extension HTTPAPITests {
         @Test("the same race without the lease (test-only switch) leaves stale entries: the check can fail")
         func withoutLeaseStaleEntriesAreDetected() throws {
             let outcome = try race(leaseDisabled: true)
+            print("read-through race without the lease: \(outcome.stale.count) of \(Self.ids.count) ids stale "
+                  + "after \(outcome.reads) reads (\(outcome.misses) misses) and \(outcome.writes) writes")
             #expect(outcome.writes > 50)
             #expect(!outcome.stale.isEmpty, "expected stale entries without the lease (reads \(outcome.reads), writes \(outcome.writes))")
         }
 
         func race(leaseDisabled: Bool) throws -> Outcome {
-            var environment = ["CACHESYNC_TEST_READ_DELAY_MS": "50"]
+            // The pause must be longer than the sidecar's change-to-DEL latency (~55 ms on nx-27017, which makes it
+            // back off 50 ms when idle), or the applier's DEL lands after the reader's stale SET and hides it.
+            var environment = ["CACHESYNC_TEST_READ_DELAY_MS": "300"]
             if leaseDisabled { environment["CACHESYNC_TEST_DISABLE_READ_LEASE"] = "1" }
             let harness = try HTTPHarness(collections: """
                   hot:
@@ -75,11 +79,33 @@ extension HTTPAPITests {
                     }
                 }
             }
+            // The writer pauses for a second four times; at the end of each pause (the sidecar has applied every
+            // update, readers are still reading) the cache is compared with MongoDB. Stale entries found at any
+            // pause count, so a lease that fails is caught even if later updates would have hidden it.
+            let staleSeen = StaleIDs()
+            let redis = try harness.redis.connect()
+            @Sendable func staleNow() throws -> [String] {
+                var stale: [String] = []
+                for id in Self.ids {
+                    guard let cached = try redis.command(["GET", "hot:\(id)"]).text else { continue }
+                    let current = try pool.findOne(ns, id: .string(id)).map { ExtendedJSON.relaxed($0) }
+                    if cached != current { stale.append(id) }
+                }
+                return stale
+            }
             group.enter()
             Thread.detachNewThread {
                 defer { group.leave() }
                 var version: Int32 = 0
+                let phase = Self.seconds / 4
+                var nextPause = Date().addingTimeInterval(phase - 1)
                 while Date() < deadline {
+                    if Date() >= nextPause {
+                        Thread.sleep(forTimeInterval: 0.9)
+                        if let stale = try? staleNow() { staleSeen.add(stale) }
+                        nextPause = Date().addingTimeInterval(phase - 1)
+                        continue
+                    }
                     version += 1
                     let id = Self.ids.randomElement()!
                     if (try? pool.updateOne(ns, filter: ["_id": .string(id)], update: ["$set": .document(["v": .int32(version)])])) == 1 {
@@ -93,13 +119,8 @@ extension HTTPAPITests {
             #expect(harness.waitForEvents("hot", atLeast: totals.writes), "the sidecar did not apply every update")
             Thread.sleep(forTimeInterval: 0.5)
 
-            let redis = try harness.redis.connect()
-            var stale: [String] = []
-            for id in Self.ids {
-                guard let cached = try redis.command(["GET", "hot:\(id)"]).text else { continue }
-                let current = try pool.findOne(ns, id: .string(id)).map { ExtendedJSON.relaxed($0) }
-                if cached != current { stale.append(id) }
-            }
+            staleSeen.add(try staleNow())
+            let stale = staleSeen.ids
             return Outcome(stale: stale, reads: totals.reads, misses: totals.misses, writes: totals.writes)
         }
     }
@@ -122,4 +143,16 @@ final class RaceCounters: @unchecked Sendable {
 
     /// The counts so far.
     var totals: (reads: Int, misses: Int, writes: Int, failures: Int) { lock.withLock { values } }
+}
+
+/// Ids found stale, from any thread.
+final class StaleIDs: @unchecked Sendable {
+    private let lock = NSLock()
+    private var seen: Set<String> = []
+
+    /// Records stale ids.
+    func add(_ ids: [String]) { lock.withLock { seen.formUnion(ids) } }
+
+    /// Every id found stale so far, sorted.
+    var ids: [String] { lock.withLock { seen.sorted() } }
 }
