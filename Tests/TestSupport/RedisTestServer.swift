@@ -160,15 +160,10 @@ public final class RedisTestServer: @unchecked Sendable {
             return
         }
         guard let connection = try? connect() else { return }
-        var cursor = "0"
-        repeat {
-            guard let reply = try? connection.command(["SCAN", cursor, "MATCH", keyPrefix + "*", "COUNT", "1000"]),
-                  let parts = reply.array, parts.count == 2, let next = parts[0].text, let keys = parts[1].array
-            else { return }
-            cursor = next
-            let names = keys.compactMap(\.bytes)
-            if !names.isEmpty { _ = try? connection.command([Array("UNLINK".utf8)] + names) }
-        } while cursor != "0"
+        try? connection.scan(match: keyPrefix + "*", count: 1000) { keys in
+            _ = try? connection.command(["UNLINK"] + keys)
+            return true
+        }
     }
 
     /// The `REDIS_URL` environment variable, when set and not empty.
