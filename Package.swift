@@ -51,6 +51,13 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
+        // Benchmarks: the apply path, end to end and the footprint, beside the machine's limits (BENCHMARKS.md).
+        .executableTarget(name: "cachesync-bench", dependencies: [
+            "CacheSync", "CacheSyncCore", "MongoBridge", "RedisBridge", "BSONModel", "CHiredis", "TestSupport",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ], path: "Benchmarks/cachesync-bench"),
+
         // Test support: starts real redis-server and MongoDB wire servers.
         .target(name: "TestSupport", dependencies: ["RedisBridge", "MongoBridge"], path: "Tests/TestSupport"),
 

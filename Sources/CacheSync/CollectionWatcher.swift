@@ -13,14 +13,15 @@ import RedisBridge
 final class CollectionWatcher: @unchecked Sendable {
     /// Tuning knobs.
     struct Settings: Sendable {
-        /// Events per applied batch, at most.
-        var maxBatchEvents = 256
-        /// Raw event bytes per applied batch, at most.
-        var maxBatchBytes = 8 << 20
-        /// How long a batch may gather events.
-        var batchWindow = 0.005
-        /// Sleep after an empty batch (nx-27017 ignores maxAwaitTimeMS and answers at once).
-        var idleSleep = 0.05
+        /// How batches are gathered.
+        var limits = ChangePipeline.Limits()
+        /// The first sleep after an empty read that the server answered at once (nx-27017 ignores maxAwaitTimeMS);
+        /// each further empty read doubles it, up to `maxIdleSleep`.
+        var minIdleSleep = 0.001
+        /// The longest sleep between empty reads, which bounds an idle stream's polling.
+        var maxIdleSleep = 0.05
+        /// An empty read that took at least this long was held by the server: no sleep follows it.
+        var heldReadSeconds = 0.02
         /// How long the server may hold an empty getMore.
         var maxAwaitTimeMS: Int64 = 100
         /// How often an idle stream's newer resume token is saved.
@@ -35,6 +36,11 @@ final class CollectionWatcher: @unchecked Sendable {
             settings.testApplyDelay = environment["CACHESYNC_TEST_APPLY_DELAY"].flatMap(Double.init) ?? 0
             return settings
         }
+
+        /// The sleep after `emptyReads` empty reads in a row that the server answered at once.
+        func idleSleep(afterEmptyReads emptyReads: Int) -> Double {
+            min(maxIdleSleep, minIdleSleep * Double(1 << min(emptyReads, 16)))
+        }
     }
 
     /// Ends the watcher: history was lost and the collection's policy is `fail`.
@@ -48,7 +54,7 @@ final class CollectionWatcher: @unchecked Sendable {
     private let keyPrefix: String
     private let pool: MongoClientPool
     private let redis: RedisConnection
-    private let applier: BatchApplier
+    private let pipeline: ChangePipeline
     private let lease: LeaderLease?
     private let telemetry: Telemetry
     private let logger: Logger
@@ -69,12 +75,16 @@ final class CollectionWatcher: @unchecked Sendable {
         self.pool = pool
         redis = config.redisConnection()
         let keys = SyncKeys(checkpointPrefix: config.checkpoint.keyPrefix, namespace: collection.namespace)
-        applier = BatchApplier(redis: redis, keys: keys)
-        lease = config.lease.enabled ? LeaderLease(keys: keys, instanceId: instanceId, ttl: config.lease.ttlSeconds) : nil
+        let lease = config.lease.enabled ? LeaderLease(keys: keys, instanceId: instanceId, ttl: config.lease.ttlSeconds) : nil
+        self.lease = lease
         self.telemetry = telemetry
         var logger = logger
         logger[metadataKey: "collection"] = "\(collection.namespace)"
         self.logger = logger
+        pipeline = ChangePipeline(collection: collection, config: config, redis: redis, telemetry: telemetry,
+                                  logger: logger, limits: settings.limits)
+        pipeline.fence = { lease?.held }
+        pipeline.testApplyDelay = settings.testApplyDelay
         self.settings = settings
         standbyPoll = min(1, config.lease.ttlSeconds / 5)
     }
@@ -117,7 +127,8 @@ final class CollectionWatcher: @unchecked Sendable {
     private struct LoopState {
         var stream: ChangeStream?
         var backoff = Backoff(base: 0.1, cap: 10)
-        var lastCheckpointToken: BSONDocument?
+        /// Empty reads in a row, which set the next idle sleep.
+        var idleReads = 0
         var lastIdleSave = Date.distantPast
     }
 
@@ -196,13 +207,13 @@ final class CollectionWatcher: @unchecked Sendable {
 
     private var streamOptions: ChangeStreamOptions {
         ChangeStreamOptions(fullDocument: collection.strategy == .invalidate ? nil : "updateLookup",
-                            batchSize: Int32(settings.maxBatchEvents), maxAwaitTimeMS: settings.maxAwaitTimeMS)
+                            batchSize: Int32(settings.limits.maxBatchEvents), maxAwaitTimeMS: settings.maxAwaitTimeMS)
     }
 
     /// Opens the stream from the stored checkpoint; without one (or when the server no longer has its history)
     /// opens from now and removes every cached key of the collection, since changes may have been missed.
     private func open(_ state: inout LoopState) throws {
-        let checkpoint = try applier.loadCheckpoint()
+        let checkpoint = try pipeline.applier.loadCheckpoint()
         var options = streamOptions
         checkpoint?.apply(to: &options)
         do {
@@ -214,7 +225,7 @@ final class CollectionWatcher: @unchecked Sendable {
         telemetry.setStreamOpen(ns, true)
         if let checkpoint {
             telemetry.streamRestarted(ns, reason: "open")
-            if case .resumeAfter(let token) = checkpoint { state.lastCheckpointToken = token }
+            if case .resumeAfter(let token) = checkpoint { pipeline.lastCheckpointToken = token }
             logger.info("change stream opened from the stored checkpoint")
         } else {
             try resync(reason: "no_checkpoint", &state,
@@ -241,148 +252,37 @@ final class CollectionWatcher: @unchecked Sendable {
     /// Removes every key of the collection and checkpoints the new stream's position.
     private func resync(reason: String, _ state: inout LoopState, message: String) throws {
         let pattern = CacheKey.collectionPattern(collection: collection, keyPrefix: keyPrefix)
-        let removed = try applier.flush(pattern: pattern, fence: lease?.held)
+        let removed = try pipeline.applier.flush(pattern: pattern, fence: lease?.held)
         let change: BatchApplier.CheckpointChange = state.stream?.resumeToken.map { .set(.resumeAfter($0)) } ?? .delete
-        try applier.apply([], checkpoint: change, events: 0, fence: lease?.held)
-        if case .set(.resumeAfter(let token)) = change { state.lastCheckpointToken = token }
+        try pipeline.applier.apply([], checkpoint: change, events: 0, fence: lease?.held)
+        if case .set(.resumeAfter(let token)) = change { pipeline.lastCheckpointToken = token }
         telemetry.resynced(ns, reason: reason)
         logger.warning("collection \(ns): \(message); flushed \(removed) keys and restarted from now",
                        metadata: ["reason": "\(reason)", "flushed": "\(removed)"])
     }
 
-    /// Reads one batch (until it is full, its window ends, the stream is idle, or a collection-level event),
-    /// then applies it.
+    /// Reads and applies one batch; after an empty read, saves the idle checkpoint now and then and sleeps.
     private func pump(_ state: inout LoopState) throws {
         guard let stream = state.stream else { return }
-        var raw: [BSONDocument] = []
-        var bytes = 0
-        let started = Date()
-        while true {
-            let next: BSONDocument?
-            do {
-                next = try stream.next()
-            } catch {
-                // The events read before the error are valid and in order: apply and checkpoint them first, so
-                // the stream reopens after them instead of from an older checkpoint.
-                if !raw.isEmpty { try process(raw, &state) }
-                throw error
+        switch try pipeline.pump(stream) {
+        case .applied:
+            state.idleReads = 0
+        case .reopen:
+            state.stream = nil
+            telemetry.setStreamOpen(ns, false)
+            telemetry.streamRestarted(ns, reason: "invalidate")
+            logger.notice("change stream invalidated; reopening with startAfter")
+        case .idle(let waited):
+            if Date().timeIntervalSince(state.lastIdleSave) >= settings.idleCheckpointInterval {
+                state.lastIdleSave = Date()
+                try pipeline.saveIdleCheckpoint(stream)
             }
-            guard let event = next else { break }
-            raw.append(event)
-            bytes += stream.lastEventByteCount
-            if case .string(let type)? = event["operationType"], Self.collectionLevel.contains(type) { break }
-            if raw.count >= settings.maxBatchEvents || bytes >= settings.maxBatchBytes
-                || Date().timeIntervalSince(started) >= settings.batchWindow { break }
+            // A server that held the empty getMore (maxAwaitTimeMS) needs no sleep; one that answered at once
+            // (nx-27017) is polled again soon after a change, less often the longer it stays idle.
+            guard waited < settings.heldReadSeconds else { return }
+            pause(settings.idleSleep(afterEmptyReads: state.idleReads))
+            state.idleReads += 1
         }
-        if raw.isEmpty {
-            try saveIdleCheckpoint(stream, &state)
-            pause(settings.idleSleep)
-            return
-        }
-        if settings.testApplyDelay > 0 { Thread.sleep(forTimeInterval: settings.testApplyDelay) }
-        try process(raw, &state)
-    }
-
-    private static let collectionLevel: Set<String> = ["drop", "rename", "dropDatabase", "invalidate"]
-
-    /// Saves the idle stream's newer resume token (`postBatchResumeToken`) now and then, so a quiet collection's
-    /// checkpoint stays within the server's history.
-    private func saveIdleCheckpoint(_ stream: ChangeStream, _ state: inout LoopState) throws {
-        guard Date().timeIntervalSince(state.lastIdleSave) >= settings.idleCheckpointInterval else { return }
-        state.lastIdleSave = Date()
-        guard let token = stream.resumeToken, token != state.lastCheckpointToken else { return }
-        try applier.apply([], checkpoint: .set(.resumeAfter(token)), events: 0, fence: lease?.held)
-        state.lastCheckpointToken = token
-    }
-
-    /// Decodes the raw events and applies them in order: document events in atomic batches, collection-level
-    /// events one by one.
-    private func process(_ raw: [BSONDocument], _ state: inout LoopState) throws {
-        var pending: [(event: ChangeEvent?, token: BSONDocument?)] = []
-        for document in raw {
-            let token: BSONDocument? = if case .document(let t)? = document["_id"] { t } else { nil }
-            let event: ChangeEvent
-            do {
-                event = try ChangeEvent(bson: document)
-            } catch {
-                telemetry.eventReceived(ns, operation: "undecodable")
-                telemetry.error(ns, kind: "decode")
-                logger.error("skipping an event that cannot be decoded: \(error)",
-                             metadata: ["event": "\(ExtendedJSON.relaxed(document, maxBytes: 2048) ?? "(too large to log)")"])
-                pending.append((nil, token))
-                continue
-            }
-            telemetry.eventReceived(ns, operation: event.operationType.description)
-            switch event.operationType {
-            case .insert, .update, .replace, .delete:
-                pending.append((event, token))
-            case .unknown(let name):
-                logger.notice("ignoring an event of unknown type \(name)")
-                pending.append((nil, token))
-            case .drop, .rename, .dropDatabase:
-                try applyPending(&pending, &state)
-                try flushForCollectionEvent(event, &state)
-            case .invalidate:
-                try applyPending(&pending, &state)
-                try applier.apply([], checkpoint: .set(.startAfter(event.resumeToken)), events: 1, fence: lease?.held)
-                state.lastCheckpointToken = nil
-                state.stream = nil
-                telemetry.setStreamOpen(ns, false)
-                telemetry.streamRestarted(ns, reason: "invalidate")
-                logger.notice("change stream invalidated; reopening with startAfter")
-                return
-            }
-        }
-        try applyPending(&pending, &state)
-    }
-
-    /// Drop, rename or dropDatabase: every key of the collection goes, then the stream continues (the server
-    /// follows with an `invalidate`, which reopens it).
-    private func flushForCollectionEvent(_ event: ChangeEvent, _ state: inout LoopState) throws {
-        let ops = Strategy.plan(event: event, collection: collection, keyPrefix: keyPrefix, accessCount: 0)
-        var removed = 0
-        for case .flushCollection(_, let pattern, let reason) in ops {
-            removed += try applier.flush(pattern: pattern, fence: lease?.held)
-            telemetry.resynced(ns, reason: reason.rawValue)
-        }
-        try applier.apply([], checkpoint: .set(.resumeAfter(event.resumeToken)), events: 1, fence: lease?.held)
-        state.lastCheckpointToken = event.resumeToken
-        logger.warning("collection \(ns): \(event.operationType) event; flushed \(removed) keys")
-    }
-
-    /// Plans and applies the pending document events with the last one's token, in one atomic script.
-    private func applyPending(_ pending: inout [(event: ChangeEvent?, token: BSONDocument?)], _ state: inout LoopState) throws {
-        guard !pending.isEmpty else { return }
-        defer { pending.removeAll() }
-        let started = Date()
-        let events = pending.compactMap(\.event)
-        let countKeys = events.map { event -> String? in
-            guard Strategy.needsAccessCount(event: event, collection: collection), let id = event.documentID else { return nil }
-            return CacheKey(collection: collection, keyPrefix: keyPrefix, id: id).accessCountKey
-        }
-        let counts = try applier.accessCounts(countKeys.compactMap { $0 })
-        var countIterator = counts.makeIterator()
-        var ops: [CacheOp] = []
-        for (event, countKey) in zip(events, countKeys) {
-            let count = countKey == nil ? 0 : (countIterator.next() ?? 0)
-            let planned = Strategy.plan(event: event, collection: collection, keyPrefix: keyPrefix, accessCount: count)
-            if planned.isEmpty, event.documentID == nil {
-                telemetry.error(ns, kind: "no_document_key")
-                logger.error("skipping a \(event.operationType) event without documentKey._id")
-            }
-            ops += planned
-        }
-        let token = pending.last(where: { $0.token != nil })?.token
-        let change: BatchApplier.CheckpointChange = token.map { .set(.resumeAfter($0)) } ?? .keep
-        try applier.apply(ops, checkpoint: change, events: pending.count, fence: lease?.held)
-        if let token { state.lastCheckpointToken = token }
-        for action in ["set", "delete", "skip"] {
-            telemetry.cacheWrites(ns, action: action, count: ops.filter { $0.metricAction == action }.count)
-        }
-        for case .delete(_, .tooLarge) in ops {
-            telemetry.error(ns, kind: "too_large")
-        }
-        telemetry.batchApplied(ns, seconds: Date().timeIntervalSince(started), eventTime: events.last?.eventTimeSeconds)
     }
 }
 

@@ -68,6 +68,14 @@ public final class RedisConnection: @unchecked Sendable {
         }
     }
 
+    /// Waits for the next message the server pushes on this connection after `SUBSCRIBE` or `PSUBSCRIBE`;
+    /// throws (and drops the connection) when none comes within the command timeout.
+    public func nextPushedMessage() throws(RedisError) -> RedisReply {
+        try locked { () throws(RedisError) -> RedisReply in
+            try readReply(try connectedContext(), dropOnFailure: true)
+        }
+    }
+
     /// Drops the current context, if any, and connects again (AUTH and SELECT included).
     public func reconnect() throws(RedisError) {
         try locked { () throws(RedisError) in
@@ -170,16 +178,20 @@ public final class RedisConnection: @unchecked Sendable {
         var replies: [RedisReply] = []
         replies.reserveCapacity(commands.count)
         for _ in commands {
-            var raw: UnsafeMutableRawPointer?
-            if redisGetReply(context, &raw) != REDIS_OK || raw == nil {
-                if let raw { freeReplyObject(raw) }
-                throw transportFailure(context, dropOnFailure: dropOnFailure)
-            }
-            let reply = raw!.assumingMemoryBound(to: redisReply.self)
-            replies.append(RedisReply(copying: reply))
-            freeReplyObject(raw)
+            replies.append(try readReply(context, dropOnFailure: dropOnFailure))
         }
         return replies
+    }
+
+    /// Reads the next reply from the socket (blocking up to the command timeout).
+    private func readReply(_ context: UnsafeMutablePointer<redisContext>, dropOnFailure: Bool) throws(RedisError) -> RedisReply {
+        var raw: UnsafeMutableRawPointer?
+        if redisGetReply(context, &raw) != REDIS_OK || raw == nil {
+            if let raw { freeReplyObject(raw) }
+            throw transportFailure(context, dropOnFailure: dropOnFailure)
+        }
+        defer { freeReplyObject(raw) }
+        return RedisReply(copying: raw!.assumingMemoryBound(to: redisReply.self))
     }
 
     /// Maps the context's error and, when asked, frees the broken context so the next call reconnects.

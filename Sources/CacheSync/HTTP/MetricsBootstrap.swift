@@ -2,7 +2,7 @@ import Metrics
 import Prometheus
 
 /// Routes swift-metrics into a Prometheus registry that `/metrics` emits.
-enum MetricsBootstrap {
+public enum MetricsBootstrap {
     /// Buckets of `cachesync_apply_seconds`, one batch's apply time.
     static let applyBuckets: [Duration] = [
         .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
@@ -10,7 +10,7 @@ enum MetricsBootstrap {
     ]
 
     /// Bootstraps the process-wide `MetricsSystem` (once per process) and returns the registry behind it.
-    static func bootstrap() -> PrometheusCollectorRegistry {
+    public static func bootstrap() -> PrometheusCollectorRegistry {
         let registry = PrometheusCollectorRegistry()
         var factory = PrometheusMetricsFactory(registry: registry)
         factory.durationHistogramBuckets["cachesync_apply_seconds"] = applyBuckets

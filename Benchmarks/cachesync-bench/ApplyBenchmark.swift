@@ -1,0 +1,178 @@
+import BSONModel
+import CacheSync
+import CacheSyncCore
+import CHiredis
+import Foundation
+import Logging
+import RedisBridge
+
+/// The apply path per strategy — decoding, planning, batching and the atomic Redis step, fed by a synthetic
+/// source — beside the same Redis commands sent pre-encoded through a raw pipelined hiredis loop.
+struct ApplyBenchmark {
+    /// One strategy's figures.
+    struct Result {
+        var strategy: String
+        var events: Int
+        var pipelineRate: Double
+        var rawRate: Double
+        var ratio: Double { pipelineRate / rawRate }
+    }
+
+    let redisPort: Int
+    let events: Int
+    /// Distinct documents the events cycle through: a multiple of the batch size, so batch contents repeat.
+    let distinctIDs = 256 * 40
+    let batchSize = 256
+
+    /// The config both loops use: one collection per strategy, the default key layout and TTL tiers.
+    var config: CacheSyncConfig {
+        get throws {
+            try ConfigLoader.parse(text: """
+                mongodb: { uri: "mongodb://127.0.0.1:1/?directConnection=true", database: bench }
+                redis: { url: "redis://127.0.0.1:\(redisPort)/0" }
+                collections:
+                  products:
+                    strategy: update
+                    ttl: { base: 300, tiers: [ { minAccesses: 100, ttl: 86400 }, { minAccesses: 10, ttl: 3600 } ] }
+                  users: { strategy: invalidate }
+                  sessions: { strategy: preserve-ttl }
+                """, path: "bench.yaml")
+        }
+    }
+
+    /// Runs every strategy: pipeline first, then the raw loop, each on a flushed database with the same keys.
+    func run() throws -> [Result] {
+        let config = try config
+        let redis = try RedisConnection(options: RedisConnectionOptions(host: "127.0.0.1", port: redisPort))
+        let telemetry = Telemetry(collections: config.collections.map(\.namespace))
+        var logger = Logger(label: "bench")
+        logger.logLevel = .error
+        var results: [Result] = []
+        for collection in config.collections {
+            let withDocument = collection.strategy != .invalidate
+            let source = SyntheticChangeSource(database: collection.database, collection: collection.collection,
+                                               total: events, distinctIDs: distinctIDs, withFullDocument: withDocument)
+            let batches = try rawBatches(collection: collection, config: config)
+
+            try prepare(redis, batches: batches)
+            let pipeline = ChangePipeline(collection: collection, config: config, redis: redis, telemetry: telemetry,
+                                          logger: logger)
+            let started = Measure.now()
+            var applied = 0
+            while case .applied(let count) = try pipeline.pump(source) { applied += count }
+            let pipelineSeconds = Measure.now() - started
+            guard applied == events else { throw BenchError("the pipeline applied \(applied) of \(events) events") }
+
+            try prepare(redis, batches: batches)
+            let rawSeconds = try rawLoop(redis, batches: batches)
+            results.append(Result(strategy: collection.strategy.rawValue, events: events,
+                                  pipelineRate: Double(events) / pipelineSeconds, rawRate: Double(events) / rawSeconds))
+        }
+        return results
+    }
+
+    /// Empties the database and, for preserve-ttl, caches every document first so `SET … XX KEEPTTL` writes.
+    private func prepare(_ redis: RedisConnection, batches: [RawBatch]) throws {
+        _ = try redis.command(["FLUSHALL"])
+        let preload = batches.flatMap(\.preload)
+        for start in stride(from: 0, to: preload.count, by: 1000) {
+            _ = try redis.pipeline(Array(preload[start..<min(start + 1000, preload.count)]))
+        }
+    }
+
+    /// One batch of the raw loop: its commands as one RESP buffer, and how many replies they produce.
+    struct RawBatch {
+        var resp: [UInt8]
+        var replies: Int
+        var preload: [[[UInt8]]]
+    }
+
+    /// The commands the batch script runs for each batch of the synthetic source, planned by the real planner,
+    /// sent as plain commands: `MGET` of the access counters (update), per event the cache write and the lease
+    /// `UNLINK`, then the checkpoint `SET` and the applied-counter `HINCRBY`s.
+    private func rawBatches(collection: CollectionConfig, config: CacheSyncConfig) throws -> [RawBatch] {
+        let keyPrefix = config.redis.keyPrefix
+        let keys = SyncKeys(checkpointPrefix: config.checkpoint.keyPrefix, namespace: collection.namespace)
+        let source = SyntheticChangeSource(database: collection.database, collection: collection.collection,
+                                           total: distinctIDs, distinctIDs: distinctIDs,
+                                           withFullDocument: collection.strategy != .invalidate)
+        var batches: [RawBatch] = []
+        var commands: [[[UInt8]]] = []
+        var countKeys: [[UInt8]] = []
+        var preload: [[[UInt8]]] = []
+        var lastToken = ""
+        func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
+        while let raw = try source.next() {
+            let event = try ChangeEvent(bson: raw)
+            lastToken = Checkpoint.resumeAfter(event.resumeToken).storedText
+            if Strategy.needsAccessCount(event: event, collection: collection), let id = event.documentID {
+                countKeys.append(bytes(CacheKey(collection: collection, keyPrefix: keyPrefix, id: id).accessCountKey))
+            }
+            for op in Strategy.plan(event: event, collection: collection, keyPrefix: keyPrefix, accessCount: 0) {
+                switch op {
+                case .set(let key, let value, let ttl):
+                    commands.append([bytes("SET"), bytes(key.text), bytes(value), bytes("EX"), bytes(String(ttl))])
+                case .refresh(let key, let value):
+                    commands.append([bytes("SET"), bytes(key.text), bytes(value), bytes("XX"), bytes("KEEPTTL")])
+                    preload.append([bytes("SET"), bytes(key.text), bytes(value), bytes("EX"), bytes("3600")])
+                case .delete(let key, _):
+                    commands.append([bytes("UNLINK"), bytes(key.text)])
+                case .skip, .flushCollection:
+                    throw BenchError("unexpected planned op \(op)")
+                }
+                commands.append([bytes("UNLINK"), bytes(op.key!.leaseKey)])
+            }
+            if commands.count == 2 * batchSize {
+                if !countKeys.isEmpty { commands.insert([bytes("MGET")] + countKeys, at: 0) }
+                commands += [
+                    [bytes("SET"), bytes(keys.resume), bytes(lastToken)],
+                    [bytes("HINCRBY"), bytes(keys.applied), bytes("events"), bytes(String(batchSize))],
+                    [bytes("HINCRBY"), bytes(keys.applied), bytes("batches"), bytes("1")],
+                ]
+                batches.append(RawBatch(resp: commands.flatMap(Self.resp), replies: commands.count, preload: preload))
+                commands = []
+                countKeys = []
+                preload = []
+            }
+        }
+        return batches
+    }
+
+    /// A command in the Redis protocol.
+    private static func resp(_ command: [[UInt8]]) -> [UInt8] {
+        var out = Array("*\(command.count)\r\n".utf8)
+        for argument in command {
+            out += Array("$\(argument.count)\r\n".utf8) + argument + [13, 10]
+        }
+        return out
+    }
+
+    /// Sends `events / batchSize` batches, each written whole and then its replies read; returns the seconds.
+    private func rawLoop(_ redis: RedisConnection, batches: [RawBatch]) throws -> Double {
+        try redis.withUnsafeHandle { context in
+            let started = Measure.now()
+            for index in 0..<(events / batchSize) {
+                let batch = batches[index % batches.count]
+                let status = batch.resp.withUnsafeBufferPointer { buffer in
+                    buffer.withMemoryRebound(to: CChar.self) { redisAppendFormattedCommand(context, $0.baseAddress, $0.count) }
+                }
+                guard status == REDIS_OK else { throw BenchError("hiredis append failed") }
+                for _ in 0..<batch.replies {
+                    var reply: UnsafeMutableRawPointer?
+                    guard redisGetReply(context, &reply) == REDIS_OK, let reply else { throw BenchError("hiredis read failed") }
+                    if reply.assumingMemoryBound(to: redisReply.self).pointee.type == REDIS_REPLY_ERROR {
+                        throw BenchError("Redis answered an error in the raw loop")
+                    }
+                    freeReplyObject(reply)
+                }
+            }
+            return Measure.now() - started
+        }
+    }
+}
+
+/// A benchmark that could not run.
+struct BenchError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,118 @@
+import ArgumentParser
+import CacheSync
+import Foundation
+import TestSupport
+
+/// `cachesync-bench`: measures the apply path, the end-to-end path and the footprint, each beside the limit of
+/// the same machine, and prints the figures as Markdown for BENCHMARKS.md. Progress goes to standard error.
+@main
+struct CacheSyncBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cachesync-bench",
+        abstract: "Benchmarks cachesync against a local redis-server and nx-27017 (the release build beside it).")
+
+    @Option(help: "Synthetic events per strategy for the apply path (rounded down to whole batches of 256).")
+    var events = 204_800
+
+    @Option(help: "Inserts in the bulk end-to-end run.")
+    var bulk = 20_000
+
+    @Option(help: "Inserts in each lag run.")
+    var lagWrites = 3_000
+
+    @Option(help: "Writes per second in the lag runs.")
+    var rate = 300.0
+
+    @Option(help: "How many starts the start-to-ready time is the median of.")
+    var readyRuns = 5
+
+    @Flag(help: "Skip the apply-path benchmark.")
+    var skipApply = false
+
+    @Flag(help: "Skip the end-to-end benchmark.")
+    var skipEndToEnd = false
+
+    mutating func run() throws {
+        _ = MetricsBootstrap.bootstrap()
+        var out = ""
+        if !skipApply {
+            out += try applySection()
+        }
+        if !skipEndToEnd {
+            out += try endToEndSection()
+        }
+        print(out, terminator: "")
+    }
+
+    private func applySection() throws -> String {
+        let redis = try RedisTestServer()
+        defer { redis.cleanUp() }
+        FileHandle.standardError.write(Data("bench: apply path, \(events / 256 * 256) events per strategy\n".utf8))
+        let results = try ApplyBenchmark(redisPort: redis.port, events: events / 256 * 256).run()
+        var text = """
+            ### Apply path (synthetic real-format events → decode → plan → batch → atomic Redis step)
+
+            | strategy | events | cachesync apply path | raw pipelined hiredis, same commands | ratio (target ≥ 50%) |
+            |---|---|---|---|---|
+
+            """
+        for r in results {
+            text += "| \(r.strategy) | \(r.events) | \(Self.rate(r.pipelineRate)) events/s | \(Self.rate(r.rawRate)) events/s | \(Self.percent(r.ratio)) |\n"
+        }
+        if let ceiling = redisBenchmark(port: redis.port) {
+            text += "\nFor scale: `redis-benchmark -P 64 -t set -d 300` on the same server: \(Self.rate(ceiling)) SET/s.\n"
+        }
+        return text + "\n"
+    }
+
+    private func endToEndSection() throws -> String {
+        let r = try EndToEndBenchmark(bulkWrites: bulk, lagWrites: lagWrites, rate: rate, readyRuns: readyRuns).run()
+        let bulkRatio = r.bulkSidecar / r.bulkReference
+        let refP50 = Measure.percentile(r.referenceLags, 0.5) * 1000, refP99 = Measure.percentile(r.referenceLags, 0.99) * 1000
+        let p50 = Measure.percentile(r.sidecarLags, 0.5) * 1000, p99 = Measure.percentile(r.sidecarLags, 0.99) * 1000
+        let readyMedian = Measure.percentile(r.readySeconds, 0.5) * 1000, readyMax = r.readySeconds.max()! * 1000
+        return """
+            ### End to end through nx-27017 (release binary, three watched collections)
+
+            | measure | bare change stream (nx-27017's own delivery) | cachesync (write → key in Redis) | target |
+            |---|---|---|---|
+            | \(r.bulkWrites) bulk inserts (insert_many × 1,000; MongoDB accepted them in \(Self.seconds(r.bulkAccepted))) | \(Self.seconds(r.bulkReference)) | \(Self.seconds(r.bulkSidecar)) (\(String(format: "%.2f", bulkRatio))×) | ≤ 1.2× |
+            | lag p50 at \(Int(r.rate)) writes/s (\(r.lagWrites) writes) | \(Self.ms(refP50)) | \(Self.ms(p50)) | |
+            | lag p99 at \(Int(r.rate)) writes/s | \(Self.ms(refP99)) | \(Self.ms(p99)) (+\(Self.ms(p99 - refP99))) | ≤ +50 ms |
+            | lag max | \(Self.ms(r.referenceLags.max()! * 1000)) | \(Self.ms(r.sidecarLags.max()! * 1000)) | |
+
+            | footprint | cachesync | target |
+            |---|---|---|
+            | start to ready (`/readyz` 200), median / max of \(r.readySeconds.count) | \(Self.ms(readyMedian)) / \(Self.ms(readyMax)) | ≤ 300 ms |
+            | resident memory, idle | \(String(format: "%.1f", r.idleRSS)) MiB | |
+            | resident memory, peak under load | \(String(format: "%.1f", r.peakRSS)) MiB | < 40 MB (38.1 MiB) |
+            | CPU, idle (three streams) | \(Self.percent(r.idleCPU)) of a core | |
+            | CPU at \(Int(r.rate)) writes/s | \(Self.percent(r.lagCPU)) of a core | |
+
+
+            """
+    }
+
+    /// `redis-benchmark -P 64` SET requests per second on the server, or `nil` when it cannot run.
+    private func redisBenchmark(port: Int) -> Double? {
+        guard let executable = TestProcess.find("redis-benchmark") else { return nil }
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = ["-p", String(port), "-P", "64", "-t", "set", "-d", "300", "-n", "1000000", "-q"]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        guard (try? process.run()) != nil else { return nil }
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        // "SET: 1234567.89 requests per second, p50=…"; progress lines end with \r.
+        guard let line = output.split(whereSeparator: { $0 == "\r" || $0 == "\n" }).last(where: { $0.contains("requests per second") }),
+              let number = line.split(separator: " ").dropFirst().first
+        else { return nil }
+        return Double(number)
+    }
+
+    private static func rate(_ value: Double) -> String { value.formatted(.number.precision(.fractionLength(0))) }
+    private static func percent(_ value: Double) -> String { String(format: "%.1f%%", value * 100) }
+    private static func seconds(_ value: Double) -> String { String(format: "%.2f s", value) }
+    private static func ms(_ value: Double) -> String { String(format: "%.1f ms", value) }
+}

@@ -1,0 +1,175 @@
+import BSONModel
+import Foundation
+import MongoBridge
+import RedisBridge
+import TestSupport
+
+/// The real `cachesync` binary between nx-27017 and redis-server, measured beside a bare change stream on the
+/// same server: bulk convergence, per-write lag at a steady rate, start-to-ready time, memory and CPU.
+struct EndToEndBenchmark {
+    /// What one run measured.
+    struct Result {
+        var readySeconds: [Double] = []
+        var idleRSS = 0.0
+        var idleCPU = 0.0
+        var bulkWrites = 0
+        var bulkAccepted = 0.0
+        var bulkReference = 0.0
+        var bulkSidecar = 0.0
+        var lagWrites = 0
+        var rate = 0.0
+        var referenceLags: [Double] = []
+        var sidecarLags: [Double] = []
+        var lagCPU = 0.0
+        var peakRSS = 0.0
+    }
+
+    let bulkWrites: Int
+    let lagWrites: Int
+    let rate: Double
+    let readyRuns: Int
+
+    func run() throws -> Result {
+        let redisServer = try RedisTestServer()
+        let mongo = try MongoTestServer(.init(inMemory: true))
+        defer {
+            redisServer.cleanUp()
+            mongo.cleanUp()
+        }
+        let pool = try MongoClientPool(uri: mongo.uri)
+        let redis = try redisServer.connect()
+        func namespace(_ name: String) -> MongoNamespace { MongoNamespace(database: mongo.database, collection: name) }
+        // Collections exist before any stream opens (nx-27017 does not deliver to watches on later-created ones).
+        for name in ["products", "users", "sessions", "bulkref", "lagref"] {
+            try pool.insertOne(namespace(name), ["_id": .string("warmup")])
+        }
+        let httpPort = try FreePort.next()
+        let config = """
+            mongodb: { uri: "\(mongo.uri)", database: \(mongo.database) }
+            redis: { url: "redis://127.0.0.1:\(redisServer.port)/0" }
+            http: { listen: "127.0.0.1:\(httpPort)" }
+            collections:
+              products: { strategy: update }
+              users: { strategy: invalidate }
+              sessions: { strategy: preserve-ttl }
+            """
+        var result = Result()
+
+        log("start to ready, \(readyRuns) starts")
+        var sidecar: CacheSyncProcess?
+        for run in 0..<readyRuns {
+            let process = try CacheSyncProcess(config: config)
+            let started = Measure.now()
+            try process.start()
+            guard waitUntil(timeout: .seconds(20), { Self.isReady(port: httpPort) }) else {
+                throw BenchError("cachesync did not become ready; its log:\n\(process.log)")
+            }
+            result.readySeconds.append(Measure.now() - started)
+            if run < readyRuns - 1 { process.process.stop() } else { sidecar = process }
+        }
+        guard let sidecar, let pid = sidecar.process.pid else { throw BenchError("cachesync is not running") }
+        defer { sidecar.process.stop() }
+
+        log("idle footprint")
+        sleep(2)
+        result.idleRSS = Measure.residentMiB(pid)
+        let idleCPU0 = Measure.cpuSeconds(pid)
+        let idleStart = Measure.now()
+        sleep(5)
+        result.idleCPU = (Measure.cpuSeconds(pid) - idleCPU0) / (Measure.now() - idleStart)
+
+        let sampler = ResidentMemorySampler(pid: pid)
+        result.bulkWrites = bulkWrites
+        log("bulk: \(bulkWrites) inserts, bare change stream")
+        let reference = try ReferenceConsumer(pool: pool, namespace: namespace("bulkref"), expected: bulkWrites)
+        let referenceStart = Measure.now()
+        try bulkInsert(pool, namespace("bulkref"), ids: 0..<bulkWrites)
+        guard let arrivals = reference.wait(timeout: 300) else { throw BenchError("the bare change stream missed events") }
+        result.bulkReference = arrivals.values.max()! - referenceStart
+
+        log("bulk: \(bulkWrites) inserts, cachesync")
+        let appliedKey = "cachesync:applied:\(mongo.database).products"
+        let appliedBefore = try appliedEvents(redis, appliedKey)
+        let sidecarStart = Measure.now()
+        try bulkInsert(pool, namespace("products"), ids: 0..<bulkWrites)
+        result.bulkAccepted = Measure.now() - sidecarStart
+        guard waitUntil(timeout: .seconds(300), { (try? appliedEvents(redis, appliedKey)) ?? 0 >= appliedBefore + bulkWrites }) else {
+            throw BenchError("cachesync did not apply the bulk inserts")
+        }
+        result.bulkSidecar = Measure.now() - sidecarStart
+
+        result.lagWrites = lagWrites
+        result.rate = rate
+        log("lag: \(lagWrites) inserts at \(Int(rate))/s, bare change stream")
+        let lagReference = try ReferenceConsumer(pool: pool, namespace: namespace("lagref"), expected: lagWrites)
+        let referenceWrites = try pacedInserts(pool, namespace("lagref"), ids: 0..<lagWrites)
+        guard let referenceArrivals = lagReference.wait(timeout: 120) else { throw BenchError("the bare change stream missed events") }
+        result.referenceLags = referenceWrites.map { referenceArrivals[$0.key]! - $0.value }
+
+        log("lag: \(lagWrites) inserts at \(Int(rate))/s, cachesync")
+        let firstID = 1_000_000
+        let keyspace = try KeyspaceWatcher(redisPort: redisServer.port, prefix: "products:", expected: lagWrites)
+        let lagCPU0 = Measure.cpuSeconds(pid)
+        let lagStart = Measure.now()
+        let sidecarWrites = try pacedInserts(pool, namespace("products"), ids: firstID..<(firstID + lagWrites))
+        guard let visible = keyspace.wait(timeout: 120) else { throw BenchError("not every write reached Redis") }
+        result.lagCPU = (Measure.cpuSeconds(pid) - lagCPU0) / (Measure.now() - lagStart)
+        result.sidecarLags = sidecarWrites.map { visible[$0.key]! - $0.value }
+
+        log("burst on all three collections")
+        try bulkInsert(pool, namespace("users"), ids: 0..<bulkWrites / 2)
+        try bulkInsert(pool, namespace("sessions"), ids: 0..<bulkWrites / 2)
+        try bulkInsert(pool, namespace("products"), ids: 2 * firstID..<(2 * firstID + bulkWrites / 2))
+        sleep(3)
+        result.peakRSS = sampler.stop()
+        return result
+    }
+
+    /// Whether `GET /readyz` answers 200.
+    private static func isReady(port: Int) -> Bool {
+        guard let socket = TCPSocket(connectingTo: port, timeout: .seconds(1)),
+              socket.write(Array("GET /readyz HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n".utf8)),
+              let status = socket.read(exactly: 12)
+        else { return false }
+        return status == Array("HTTP/1.1 200".utf8)
+    }
+
+    private func appliedEvents(_ redis: RedisConnection, _ key: String) throws -> Int {
+        Int(try redis.command(["HGET", key, "events"]).text ?? "") ?? 0
+    }
+
+    /// A product document of about 300 bytes of JSON.
+    private func product(_ id: Int) -> BSONDocument {
+        [
+            "_id": .int64(Int64(id)),
+            "sku": .string("SKU-\(id)"),
+            "name": .string("Widget \(id), stainless steel, 40 mm"),
+            "price": .double(Double(id % 10_000) / 100),
+            "tags": .array([.string("hardware"), .string("steel")]),
+            "stock": .document(["eu": .int32(Int32(id % 97)), "us": .int32(Int32(id % 89))]),
+        ]
+    }
+
+    /// Inserts the products `ids` with `insertMany`, 1,000 per call.
+    private func bulkInsert(_ pool: MongoClientPool, _ ns: MongoNamespace, ids: Range<Int>) throws {
+        for start in stride(from: ids.lowerBound, to: ids.upperBound, by: 1000) {
+            try pool.insertMany(ns, (start..<min(start + 1000, ids.upperBound)).map(product))
+        }
+    }
+
+    /// Inserts the products `ids` one by one at `rate` per second; returns when each insert was sent.
+    private func pacedInserts(_ pool: MongoClientPool, _ ns: MongoNamespace, ids: Range<Int>) throws -> [Int: Double] {
+        var sent: [Int: Double] = [:]
+        let start = Measure.now()
+        for (index, id) in ids.enumerated() {
+            Measure.sleep(until: start + Double(index) / rate)
+            sent[id] = Measure.now()
+            try pool.insertOne(ns, product(id))
+        }
+        return sent
+    }
+
+    private func log(_ text: String) {
+        FileHandle.standardError.write(Data("bench: \(text)\n".utf8))
+    }
+}

@@ -1,0 +1,186 @@
+import BSONModel
+import CacheSyncCore
+import Foundation
+import Logging
+import RedisBridge
+
+/// Reads one collection's raw change events in batches, decodes and plans them, and applies each batch to Redis
+/// with its checkpoint in one atomic, fenced step: the data path of a `CollectionWatcher`, without the stream
+/// and lease handling around it. Blocking; use it from one thread.
+public final class ChangePipeline {
+    /// How a batch is gathered.
+    public struct Limits: Sendable {
+        /// Events per applied batch, at most.
+        public var maxBatchEvents = 256
+        /// Raw event bytes per applied batch, at most.
+        public var maxBatchBytes = 8 << 20
+        /// How long a batch may gather events, in seconds.
+        public var batchWindow = 0.005
+
+        /// The defaults.
+        public init() {}
+    }
+
+    /// What one `pump` did.
+    public enum Outcome: Equatable, Sendable {
+        /// The source had nothing; `waited` is how long the empty read took, in seconds.
+        case idle(waited: Double)
+        /// A batch of this many events was applied and checkpointed.
+        case applied(events: Int)
+        /// The stream was invalidated: its `startAfter` checkpoint is stored; open a new stream.
+        case reopen
+    }
+
+    let collection: CollectionConfig
+    let applier: BatchApplier
+    let limits: Limits
+    /// The lease value batches are fenced with; `nil` writes unfenced.
+    var fence: () -> String? = { nil }
+    /// Test-only: seconds to wait between reading a batch and applying it.
+    var testApplyDelay = 0.0
+    /// The last resume token checkpointed (or loaded), so an idle stream saves only a newer one.
+    var lastCheckpointToken: BSONDocument?
+
+    private let ns: String
+    private let keyPrefix: String
+    private let telemetry: Telemetry
+    private let logger: Logger
+
+    /// A pipeline for `collection` writing through `redis`, unfenced.
+    public init(collection: CollectionConfig, config: CacheSyncConfig, redis: RedisConnection, telemetry: Telemetry,
+                logger: Logger, limits: Limits = Limits()) {
+        self.collection = collection
+        ns = collection.namespace
+        keyPrefix = config.redis.keyPrefix
+        applier = BatchApplier(redis: redis, keys: SyncKeys(checkpointPrefix: config.checkpoint.keyPrefix,
+                                                            namespace: collection.namespace))
+        self.telemetry = telemetry
+        self.logger = logger
+        self.limits = limits
+    }
+
+    /// Reads one batch (until it is full, its window ends, the source is empty, or a collection-level event),
+    /// then applies it.
+    public func pump(_ source: some ChangeEventSource) throws -> Outcome {
+        var raw: [BSONDocument] = []
+        var bytes = 0
+        let started = Date()
+        while true {
+            let next: BSONDocument?
+            do {
+                next = try source.next()
+            } catch {
+                // The events read before the error are valid and in order: apply and checkpoint them first, so
+                // the stream reopens after them instead of from an older checkpoint.
+                if !raw.isEmpty { _ = try process(raw) }
+                throw error
+            }
+            guard let event = next else { break }
+            raw.append(event)
+            bytes += source.lastEventByteCount
+            if case .string(let type)? = event["operationType"], Self.collectionLevel.contains(type) { break }
+            if raw.count >= limits.maxBatchEvents || bytes >= limits.maxBatchBytes
+                || Date().timeIntervalSince(started) >= limits.batchWindow { break }
+        }
+        if raw.isEmpty { return .idle(waited: Date().timeIntervalSince(started)) }
+        if testApplyDelay > 0 { Thread.sleep(forTimeInterval: testApplyDelay) }
+        return try process(raw)
+    }
+
+    private static let collectionLevel: Set<String> = ["drop", "rename", "dropDatabase", "invalidate"]
+
+    /// Saves an idle source's newer resume token (`postBatchResumeToken`), so a quiet collection's checkpoint
+    /// stays within the server's history.
+    func saveIdleCheckpoint(_ source: some ChangeEventSource) throws {
+        guard let token = source.resumeToken, token != lastCheckpointToken else { return }
+        try applier.apply([], checkpoint: .set(.resumeAfter(token)), events: 0, fence: fence())
+        lastCheckpointToken = token
+    }
+
+    /// Decodes the raw events and applies them in order: document events in atomic batches, collection-level
+    /// events one by one.
+    private func process(_ raw: [BSONDocument]) throws -> Outcome {
+        var pending: [(event: ChangeEvent?, token: BSONDocument?)] = []
+        for document in raw {
+            let token: BSONDocument? = if case .document(let t)? = document["_id"] { t } else { nil }
+            let event: ChangeEvent
+            do {
+                event = try ChangeEvent(bson: document)
+            } catch {
+                telemetry.eventReceived(ns, operation: "undecodable")
+                telemetry.error(ns, kind: "decode")
+                logger.error("skipping an event that cannot be decoded: \(error)",
+                             metadata: ["event": "\(ExtendedJSON.relaxed(document, maxBytes: 2048) ?? "(too large to log)")"])
+                pending.append((nil, token))
+                continue
+            }
+            telemetry.eventReceived(ns, operation: event.operationType.description)
+            switch event.operationType {
+            case .insert, .update, .replace, .delete:
+                pending.append((event, token))
+            case .unknown(let name):
+                logger.notice("ignoring an event of unknown type \(name)")
+                pending.append((nil, token))
+            case .drop, .rename, .dropDatabase:
+                try applyPending(&pending)
+                try flushForCollectionEvent(event)
+            case .invalidate:
+                try applyPending(&pending)
+                try applier.apply([], checkpoint: .set(.startAfter(event.resumeToken)), events: 1, fence: fence())
+                lastCheckpointToken = nil
+                return .reopen
+            }
+        }
+        try applyPending(&pending)
+        return .applied(events: raw.count)
+    }
+
+    /// Drop, rename or dropDatabase: every key of the collection goes, then the stream continues (the server
+    /// follows with an `invalidate`, which reopens it).
+    private func flushForCollectionEvent(_ event: ChangeEvent) throws {
+        let ops = Strategy.plan(event: event, collection: collection, keyPrefix: keyPrefix, accessCount: 0)
+        var removed = 0
+        for case .flushCollection(_, let pattern, let reason) in ops {
+            removed += try applier.flush(pattern: pattern, fence: fence())
+            telemetry.resynced(ns, reason: reason.rawValue)
+        }
+        try applier.apply([], checkpoint: .set(.resumeAfter(event.resumeToken)), events: 1, fence: fence())
+        lastCheckpointToken = event.resumeToken
+        logger.warning("collection \(ns): \(event.operationType) event; flushed \(removed) keys")
+    }
+
+    /// Plans and applies the pending document events with the last one's token, in one atomic script.
+    private func applyPending(_ pending: inout [(event: ChangeEvent?, token: BSONDocument?)]) throws {
+        guard !pending.isEmpty else { return }
+        defer { pending.removeAll() }
+        let started = Date()
+        let events = pending.compactMap(\.event)
+        let countKeys = events.map { event -> String? in
+            guard Strategy.needsAccessCount(event: event, collection: collection), let id = event.documentID else { return nil }
+            return CacheKey(collection: collection, keyPrefix: keyPrefix, id: id).accessCountKey
+        }
+        let counts = try applier.accessCounts(countKeys.compactMap { $0 })
+        var countIterator = counts.makeIterator()
+        var ops: [CacheOp] = []
+        for (event, countKey) in zip(events, countKeys) {
+            let count = countKey == nil ? 0 : (countIterator.next() ?? 0)
+            let planned = Strategy.plan(event: event, collection: collection, keyPrefix: keyPrefix, accessCount: count)
+            if planned.isEmpty, event.documentID == nil {
+                telemetry.error(ns, kind: "no_document_key")
+                logger.error("skipping a \(event.operationType) event without documentKey._id")
+            }
+            ops += planned
+        }
+        let token = pending.last(where: { $0.token != nil })?.token
+        let change: BatchApplier.CheckpointChange = token.map { .set(.resumeAfter($0)) } ?? .keep
+        try applier.apply(ops, checkpoint: change, events: pending.count, fence: fence())
+        if let token { lastCheckpointToken = token }
+        for action in ["set", "delete", "skip"] {
+            telemetry.cacheWrites(ns, action: action, count: ops.filter { $0.metricAction == action }.count)
+        }
+        for case .delete(_, .tooLarge) in ops {
+            telemetry.error(ns, kind: "too_large")
+        }
+        telemetry.batchApplied(ns, seconds: Date().timeIntervalSince(started), eventTime: events.last?.eventTimeSeconds)
+    }
+}
