@@ -35,7 +35,9 @@ public struct JSONLogHandler: LogHandler {
     /// Writes one line.
     public func log(event: LogEvent) {
         var fields: [(String, String)] = [
-            ("ts", ISO8601DateFormatter.string(from: Date(), timeZone: .gmt, formatOptions: [.withInternetDateTime, .withFractionalSeconds])),
+            // Formatted by hand: Foundation's ISO8601DateFormatter loads ICU's calendar and time-zone data, about
+            // 4 MiB of resident memory in a sidecar that otherwise needs none of it.
+            ("ts", ExtendedJSON.isoDate(milliseconds: Int64(Date().timeIntervalSince1970 * 1000)) ?? "?"),
             ("level", event.level.rawValue),
             ("logger", label),
             ("msg", Self.redact("\(event.message)")),
