@@ -11,8 +11,11 @@ struct CacheSyncBench: ParsableCommand {
         commandName: "cachesync-bench",
         abstract: "Benchmarks cachesync against a local redis-server and nx-27017 (the release build beside it).")
 
-    @Option(help: "Synthetic events per strategy for the apply path (rounded down to whole batches of 256).")
-    var events = 204_800
+    @Option(help: "Synthetic events per strategy and round for the apply path (rounded down to whole batches of 256).")
+    var events = 102_400
+
+    @Option(help: "Rounds of the apply-path benchmark; each loop's best round is reported.")
+    var rounds = 3
 
     @Option(help: "Inserts in the bulk end-to-end run.")
     var bulk = 20_000
@@ -47,17 +50,17 @@ struct CacheSyncBench: ParsableCommand {
     private func applySection() throws -> String {
         let redis = try RedisTestServer()
         defer { redis.cleanUp() }
-        FileHandle.standardError.write(Data("bench: apply path, \(events / 256 * 256) events per strategy\n".utf8))
-        let results = try ApplyBenchmark(redisPort: redis.port, events: events / 256 * 256).run()
+        FileHandle.standardError.write(Data("bench: apply path, \(events / 256 * 256) events per strategy, best of \(rounds) rounds\n".utf8))
+        let results = try ApplyBenchmark(redisPort: redis.port, events: events / 256 * 256).run(rounds: rounds)
         var text = """
             ### Apply path (synthetic real-format events → decode → plan → batch → atomic Redis step)
 
-            | strategy | events | cachesync apply path | raw pipelined hiredis, same commands | ratio (target ≥ 50%) |
-            |---|---|---|---|---|
+            | strategy | events | cachesync apply path | raw pipelined hiredis, same commands | ratio (target ≥ 50%) | Redis CPU per event: cachesync / raw |
+            |---|---|---|---|---|---|
 
             """
         for r in results {
-            text += "| \(r.strategy) | \(r.events) | \(Self.rate(r.pipelineRate)) events/s | \(Self.rate(r.rawRate)) events/s | \(Self.percent(r.ratio)) |\n"
+            text += "| \(r.strategy) | \(r.events) | \(Self.rate(r.pipelineRate)) events/s | \(Self.rate(r.rawRate)) events/s | \(Self.percent(r.ratio)) | \(String(format: "%.2f", r.pipelineRedisMicros)) µs / \(String(format: "%.2f", r.rawRedisMicros)) µs |\n"
         }
         if let ceiling = redisBenchmark(port: redis.port) {
             text += "\nFor scale: `redis-benchmark -P 64 -t set -d 300` on the same server: \(Self.rate(ceiling)) SET/s.\n"

@@ -69,9 +69,16 @@ struct BSONReader {
     mutating func string() throws -> String {
         let len = Int(try le(Int32.self))
         guard len >= 1 else { throw fail("bad string length \(len)") }
-        let data = try raw(len)
-        guard data.last == 0 else { throw fail("string without terminator") }
-        return String(decoding: data.dropLast(), as: UTF8.self)
+        try need(len)
+        guard bytes[offset + len - 1] == 0 else { throw fail("string without terminator") }
+        defer { offset += len }
+        return String(decoding: bytes[offset..<offset + len - 1], as: UTF8.self)
+    }
+
+    /// Skips a NUL-terminated name.
+    mutating func skipCString() throws {
+        guard let end = bytes[offset...].firstIndex(of: 0) else { throw fail("unterminated key") }
+        offset = end + 1
     }
 
     mutating func objectId() throws -> ObjectID {
@@ -79,18 +86,35 @@ struct BSONReader {
     }
 
     mutating func readDocument() throws -> BSONDocument {
+        var fields: [(key: String, value: BSONValue)] = []
+        fields.reserveCapacity(8)
+        try readElements { reader, type in
+            let key = try reader.cstring()
+            fields.append((key: key, value: try reader.readValue(type: type)))
+        }
+        return BSONDocument(fields)
+    }
+
+    /// An array's values; its element names are positions, which the value model does not keep.
+    mutating func readArray() throws -> [BSONValue] {
+        var values: [BSONValue] = []
+        try readElements { reader, type in
+            try reader.skipCString()
+            values.append(try reader.readValue(type: type))
+        }
+        return values
+    }
+
+    /// Reads a document's length, then hands each element's type to `element`, positioned at its name.
+    private mutating func readElements(_ element: (inout BSONReader, UInt8) throws -> Void) throws {
         let start = offset
         let len = Int(try le(Int32.self))
         guard len >= 5, start + len <= bytes.count else { throw fail("bad document length \(len)") }
         let end = start + len - 1
-        var fields: [(key: String, value: BSONValue)] = []
         while offset < end {
-            let type = try u8()
-            let key = try cstring()
-            fields.append((key: key, value: try readValue(type: type)))
+            try element(&self, try u8())
         }
         guard offset == end, try u8() == 0 else { throw fail("document does not end where its length says") }
-        return BSONDocument(fields)
     }
 
     mutating func readValue(type: UInt8) throws -> BSONValue {
@@ -98,7 +122,7 @@ struct BSONReader {
         case 0x01: return .double(Double(bitPattern: try le(UInt64.self)))
         case 0x02: return .string(try string())
         case 0x03: return .document(try readDocument())
-        case 0x04: return .array(try readDocument().fields.map(\.value))
+        case 0x04: return .array(try readArray())
         case 0x05:
             let len = Int(try le(Int32.self))
             let subtype = try u8()

@@ -102,11 +102,16 @@ func hexNibble(_ c: UInt8) -> UInt8? {
 
 /// Lowercase hexadecimal text of some bytes.
 public func hexString<S: Sequence>(_ bytes: S) -> String where S.Element == UInt8 {
-    let digits = Array("0123456789abcdef".utf8)
     var out = [UInt8]()
-    for b in bytes {
-        out.append(digits[Int(b >> 4)])
-        out.append(digits[Int(b & 0x0f)])
-    }
+    appendHex(bytes, to: &out)
     return String(decoding: out, as: UTF8.self)
+}
+
+/// Appends the lowercase hexadecimal digits of some bytes to a UTF-8 buffer.
+public func appendHex<S: Sequence>(_ bytes: S, to out: inout [UInt8]) where S.Element == UInt8 {
+    let digits: StaticString = "0123456789abcdef"
+    for b in bytes {
+        out.append(digits.utf8Start[Int(b >> 4)])
+        out.append(digits.utf8Start[Int(b & 0x0f)])
+    }
 }

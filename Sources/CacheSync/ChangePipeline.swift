@@ -101,20 +101,24 @@ public final class ChangePipeline {
     /// events one by one.
     private func process(_ raw: [BSONDocument]) throws -> Outcome {
         var pending: [(event: ChangeEvent?, token: BSONDocument?)] = []
+        var received: [String: Int] = [:]
+        defer {
+            for (operation, count) in received { telemetry.eventReceived(ns, operation: operation, count: count) }
+        }
         for document in raw {
             let token: BSONDocument? = if case .document(let t)? = document["_id"] { t } else { nil }
             let event: ChangeEvent
             do {
                 event = try ChangeEvent(bson: document)
             } catch {
-                telemetry.eventReceived(ns, operation: "undecodable")
+                received["undecodable", default: 0] += 1
                 telemetry.error(ns, kind: "decode")
                 logger.error("skipping an event that cannot be decoded: \(error)",
                              metadata: ["event": "\(ExtendedJSON.relaxed(document, maxBytes: 2048) ?? "(too large to log)")"])
                 pending.append((nil, token))
                 continue
             }
-            telemetry.eventReceived(ns, operation: event.operationType.description)
+            received[event.operationType.description, default: 0] += 1
             switch event.operationType {
             case .insert, .update, .replace, .delete:
                 pending.append((event, token))
@@ -154,15 +158,18 @@ public final class ChangePipeline {
         guard !pending.isEmpty else { return }
         defer { pending.removeAll() }
         let started = Date()
-        let events = pending.compactMap(\.event)
-        let countKeys = events.map { event -> String? in
-            guard Strategy.needsAccessCount(event: event, collection: collection), let id = event.documentID else { return nil }
+        let countKeys = pending.map { item -> String? in
+            guard let event = item.event, Strategy.needsAccessCount(event: event, collection: collection),
+                  let id = event.documentID else { return nil }
             return CacheKey(collection: collection, keyPrefix: keyPrefix, id: id).accessCountKey
         }
         let counts = try applier.accessCounts(countKeys.compactMap { $0 })
         var countIterator = counts.makeIterator()
         var ops: [CacheOp] = []
-        for (event, countKey) in zip(events, countKeys) {
+        ops.reserveCapacity(pending.count)
+        var lastEvent: ChangeEvent?
+        for (item, countKey) in zip(pending, countKeys) {
+            guard let event = item.event else { continue }
             let count = countKey == nil ? 0 : (countIterator.next() ?? 0)
             let planned = Strategy.plan(event: event, collection: collection, keyPrefix: keyPrefix, accessCount: count)
             if planned.isEmpty, event.documentID == nil {
@@ -170,17 +177,18 @@ public final class ChangePipeline {
                 logger.error("skipping a \(event.operationType) event without documentKey._id")
             }
             ops += planned
+            lastEvent = event
         }
         let token = pending.last(where: { $0.token != nil })?.token
         let change: BatchApplier.CheckpointChange = token.map { .set(.resumeAfter($0)) } ?? .keep
         try applier.apply(ops, checkpoint: change, events: pending.count, fence: fence())
         if let token { lastCheckpointToken = token }
-        for action in ["set", "delete", "skip"] {
-            telemetry.cacheWrites(ns, action: action, count: ops.filter { $0.metricAction == action }.count)
+        var writes: [String: Int] = [:]
+        for op in ops {
+            writes[op.metricAction, default: 0] += 1
+            if case .delete(_, .tooLarge) = op { telemetry.error(ns, kind: "too_large") }
         }
-        for case .delete(_, .tooLarge) in ops {
-            telemetry.error(ns, kind: "too_large")
-        }
-        telemetry.batchApplied(ns, seconds: Date().timeIntervalSince(started), eventTime: events.last?.eventTimeSeconds)
+        for (action, count) in writes { telemetry.cacheWrites(ns, action: action, count: count) }
+        telemetry.batchApplied(ns, seconds: Date().timeIntervalSince(started), eventTime: lastEvent?.eventTimeSeconds)
     }
 }

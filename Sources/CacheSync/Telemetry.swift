@@ -86,12 +86,12 @@ public final class Telemetry: @unchecked Sendable {
     }
 
     /// A change event arrived (`operation` is its `operationType`).
-    public func eventReceived(_ ns: String, operation: String) {
+    public func eventReceived(_ ns: String, operation: String, count: Int = 1) {
         update(ns) {
-            $0.events += 1
+            $0.events += count
             $0.lastActivityTime = Date().timeIntervalSince1970
         }
-        Counter(label: "cachesync_events_total", dimensions: [("collection", ns), ("operation", operation)]).increment()
+        Counter(label: "cachesync_events_total", dimensions: [("collection", ns), ("operation", operation)]).increment(by: count)
     }
 
     /// Cache writes of one kind (`set`, `delete`, `skip`) were applied.

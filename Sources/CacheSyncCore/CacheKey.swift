@@ -92,18 +92,20 @@ public struct CacheKey: Sendable, Hashable, CustomStringConvertible {
     /// One left-to-right pass over `template`: placeholders replaced by `value`, other runs passed through `literal`.
     private static func render(_ template: String, literal: (String) -> String = { $0 },
                                value: (Placeholder) -> String) -> String {
+        let utf8 = template.utf8
         var out = ""
-        var run = ""
-        var rest = Substring(template)
-        while !rest.isEmpty {
-            if let placeholder = Placeholder.allCases.first(where: { rest.hasPrefix($0.token) }) {
-                out += literal(run) + value(placeholder)
-                run = ""
-                rest = rest.dropFirst(placeholder.token.count)
+        var runStart = utf8.startIndex
+        var i = runStart
+        while i < utf8.endIndex {
+            if utf8[i] == UInt8(ascii: "{"),
+               let placeholder = Placeholder.allCases.first(where: { utf8[i...].starts(with: $0.token.utf8) }) {
+                out += literal(String(template[runStart..<i])) + value(placeholder)
+                i = utf8.index(i, offsetBy: placeholder.token.utf8.count)
+                runStart = i
             } else {
-                run.append(rest.removeFirst())
+                i = utf8.index(after: i)
             }
         }
-        return out + literal(run)
+        return out + literal(String(template[runStart..<i]))
     }
 }

@@ -13,16 +13,34 @@ extension ExtendedJSON {
 
     /// `YYYY-MM-DDTHH:MM:SS.mmmZ` for milliseconds since the epoch, or `nil` when the year is outside `years`.
     public static func isoDate(milliseconds: Int64, years: ClosedRange<Int> = 0...9999) -> String? {
+        var out: [UInt8] = []
+        guard appendISODate(milliseconds: milliseconds, years: years, to: &out) else { return nil }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Appends `isoDate(milliseconds:years:)` to a UTF-8 buffer; `false` (nothing appended) outside `years`.
+    static func appendISODate(milliseconds: Int64, years: ClosedRange<Int>, to out: inout [UInt8]) -> Bool {
         let (days, msOfDayRaw) = milliseconds.quotientAndRemainder(dividingBy: millisecondsPerDay)
         let dayNumber = msOfDayRaw < 0 ? days - 1 : days
         let msOfDay = msOfDayRaw < 0 ? msOfDayRaw + millisecondsPerDay : msOfDayRaw
         let (year, month, day) = civil(fromDays: dayNumber)
-        guard years.contains(year) else { return nil }
+        guard years.contains(year) else { return false }
         let ms = Int(msOfDay % 1000)
         let totalSeconds = Int(msOfDay / 1000)
-        return pad(year, 4) + "-" + pad(month, 2) + "-" + pad(day, 2) + "T"
-            + pad(totalSeconds / 3600, 2) + ":" + pad(totalSeconds / 60 % 60, 2) + ":" + pad(totalSeconds % 60, 2)
-            + "." + pad(ms, 3) + "Z"
+        func digits(_ value: Int, _ width: Int, then separator: Character?) {
+            let text = String(value).utf8
+            for _ in text.count..<max(width, text.count) { out.append(UInt8(ascii: "0")) }
+            out.append(contentsOf: text)
+            if let separator { out.append(separator.asciiValue!) }
+        }
+        digits(year, 4, then: "-")
+        digits(month, 2, then: "-")
+        digits(day, 2, then: "T")
+        digits(totalSeconds / 3600, 2, then: ":")
+        digits(totalSeconds / 60 % 60, 2, then: ":")
+        digits(totalSeconds % 60, 2, then: ".")
+        digits(ms, 3, then: "Z")
+        return true
     }
 
     /// Milliseconds since the epoch of `YYYY-MM-DDTHH:MM:SS[.fff…](Z|±HH:MM|±HHMM)`; `nil` if the text is not that.
@@ -76,11 +94,6 @@ extension ExtendedJSON {
         let days = Int64(daysFromCivil(year: year, month: month, day: day))
         let seconds = Int64(hour * 3600 + minute * 60 + second - offsetMinutes * 60)
         return days * millisecondsPerDay + seconds * 1000 + Int64(ms)
-    }
-
-    private static func pad(_ value: Int, _ width: Int) -> String {
-        let text = String(value)
-        return text.count >= width ? text : String(repeating: "0", count: width - text.count) + text
     }
 
     /// Year, month, day of a day number counted from 1970-01-01 (proleptic Gregorian calendar).

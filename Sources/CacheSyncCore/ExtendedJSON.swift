@@ -44,7 +44,10 @@ private struct RelaxedWriter {
     let limit: Int
     var out: [UInt8] = []
 
-    init(limit: Int) { self.limit = limit }
+    init(limit: Int) {
+        self.limit = limit
+        out.reserveCapacity(min(limit, 512))
+    }
 
     var text: String { String(decoding: out, as: UTF8.self) }
 
@@ -78,6 +81,11 @@ private struct RelaxedWriter {
 
     mutating func writeString(_ s: String) {
         out.append(UInt8(ascii: "\""))
+        if !s.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+            out.append(contentsOf: s.utf8)
+            out.append(UInt8(ascii: "\""))
+            return
+        }
         for byte in s.utf8 {
             switch byte {
             case UInt8(ascii: "\""): raw("\\\"")
@@ -125,12 +133,17 @@ private struct RelaxedWriter {
                 $0.raw(",\"subType\":\"\(hexString([subtype]))\"}")
             }
         case .undefined: raw("{\"$undefined\":true}")
-        case .objectId(let oid): raw("{\"$oid\":\"\(oid.hex)\"}")
+        case .objectId(let oid):
+            raw("{\"$oid\":\"")
+            appendHex(oid.bytes, to: &out)
+            raw("\"}")
         case .bool(let b): raw(b ? "true" : "false")
         case .datetime(let ms):
-            if let iso = ExtendedJSON.isoDate(milliseconds: ms, years: 1970...9999) {
-                raw("{\"$date\":\"\(iso)\"}")
+            raw("{\"$date\":\"")
+            if ExtendedJSON.appendISODate(milliseconds: ms, years: 1970...9999, to: &out) {
+                raw("\"}")
             } else {
+                out.removeLast(10)
                 raw("{\"$date\":{\"$numberLong\":\"\(ms)\"}}")
             }
         case .null: raw("null")

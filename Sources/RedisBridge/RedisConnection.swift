@@ -68,6 +68,39 @@ public final class RedisConnection: @unchecked Sendable {
         }
     }
 
+    /// Runs `commands` atomically in `MULTI`/`EXEC` and returns their replies (error replies as `.error` values).
+    ///
+    /// With `condition`, only while `condition.key` holds `condition.value`: `WATCH` and `GET` go first on the same
+    /// socket (never reconnecting in between), so a key that holds something else, or changes before `EXEC`,
+    /// writes nothing and returns `nil`. A command Redis refuses to queue aborts the whole transaction (throws).
+    public func transaction(_ commands: [[[UInt8]]], onlyIf condition: (key: [UInt8], value: [UInt8])? = nil)
+        throws(RedisError) -> [RedisReply]? {
+        try locked { () throws(RedisError) -> [RedisReply]? in
+            let context = try connectedContext()
+            if let condition {
+                let replies = try roundTrip(context, [[Array("WATCH".utf8), condition.key], [Array("GET".utf8), condition.key]])
+                for case .error(let text) in replies {
+                    throw RedisError.fromReply(text, endpoint: options.endpoint, redacting: options.password)
+                }
+                guard case .string(let current) = replies[1], current == condition.value else {
+                    _ = try roundTrip(context, [[Array("UNWATCH".utf8)]])
+                    return nil
+                }
+            }
+            let replies = try roundTrip(context, [[Array("MULTI".utf8)]] + commands + [[Array("EXEC".utf8)]])
+            switch replies.last {
+            case .array(let results)?:
+                return results
+            case .null?:
+                return nil
+            case .error(let text)?:
+                throw RedisError.fromReply(text, endpoint: options.endpoint, redacting: options.password)
+            default:
+                throw RedisError(kind: .protocolViolation, endpoint: options.endpoint, message: "EXEC answered \(String(describing: replies.last))")
+            }
+        }
+    }
+
     /// Waits for the next message the server pushes on this connection after `SUBSCRIBE` or `PSUBSCRIBE`;
     /// throws (and drops the connection) when none comes within the command timeout.
     public func nextPushedMessage() throws(RedisError) -> RedisReply {

@@ -1,0 +1,62 @@
+import RedisBridge
+import TestSupport
+import Testing
+
+/// `RedisConnection.transaction`: MULTI/EXEC, guarded by WATCH on a key that must hold a given value.
+@Suite("RedisConnection.transaction: MULTI/EXEC with a WATCH guard")
+struct RedisTransactionTests {
+    private func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
+
+    @Test("an unguarded transaction runs every command and returns their replies in order")
+    func unguarded() throws {
+        try withRedisServer { server in
+            let connection = try server.connect()
+            let key = server.key("tx")
+            let replies = try connection.transaction([
+                [bytes("SET"), bytes(key), bytes("one")],
+                [bytes("APPEND"), bytes(key), bytes("+two")],
+                [bytes("GET"), bytes(key)],
+            ])
+            #expect(replies == [.status("OK"), .integer(7), .string(bytes("one+two"))])
+        }
+    }
+
+    @Test("a guard key that holds the value lets the transaction write; one that holds another writes nothing")
+    func guarded() throws {
+        try withRedisServer { server in
+            let connection = try server.connect()
+            let guardKey = server.key("lease"), key = server.key("value")
+            _ = try connection.command(["SET", guardKey, "me|3"])
+            let write = [[bytes("SET"), bytes(key), bytes("mine")]]
+
+            #expect(try connection.transaction(write, onlyIf: (bytes(guardKey), bytes("me|3"))) == [.status("OK")])
+            #expect(try connection.command(["GET", key]).text == "mine")
+
+            _ = try connection.command(["SET", guardKey, "other|4"])
+            let stale = [[bytes("SET"), bytes(key), bytes("stale")]]
+            #expect(try connection.transaction(stale, onlyIf: (bytes(guardKey), bytes("me|3"))) == nil)
+            _ = try connection.command(["DEL", guardKey])
+            #expect(try connection.transaction(stale, onlyIf: (bytes(guardKey), bytes("me|3"))) == nil)
+            #expect(try connection.command(["GET", key]).text == "mine")
+
+            // The refused guard left no WATCH behind: a later unguarded transaction on the same connection runs.
+            #expect(try connection.transaction([[bytes("GET"), bytes(key)]]) == [.string(bytes("mine"))])
+        }
+    }
+
+    @Test("a command Redis refuses to queue aborts the whole transaction with the server's error")
+    func refusedCommand() throws {
+        try withRedisServer { server in
+            let connection = try server.connect()
+            let key = server.key("aborted")
+            var thrown: RedisError?
+            do {
+                _ = try connection.transaction([[bytes("SET"), bytes(key), bytes("x")], [bytes("SET"), bytes(key)]])
+            } catch {
+                thrown = error as? RedisError
+            }
+            #expect(thrown?.serverCode == "EXECABORT")
+            #expect(try connection.command(["EXISTS", key]) == .integer(0))
+        }
+    }
+}
