@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything, builds, and runs every test: unit, bridge and integration tests (real redis-server and
-# nx-27017 started on free loopback ports), scripted-server tests, and the offline deploy checks.
+# nx-27017 started on free loopback ports), scripted-server tests, the offline deploy checks, and a smoke run of the
+# benchmark command at tiny sizes (so it cannot rot; its figures are not checked: BENCHMARKS.md records real runs).
 # Set MONGODB_URI (a replica set) and/or REDIS_URL to run the same suites against existing servers.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -13,3 +14,4 @@ swift build -c release --static-swift-stdlib --product cachesync
 scripts/check-deploy.sh "$(swift build -c release --show-bin-path)/cachesync"
 python3 Tests/Scripted/selftest.py
 swift test --skip-build --no-parallel
+"$(swift build --show-bin-path)/cachesync-bench" --events 2560 --rounds 1 --bulk 1000 --lag-writes 60 --ready-runs 1 >/dev/null

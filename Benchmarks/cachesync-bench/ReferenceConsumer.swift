@@ -16,7 +16,7 @@ final class ReferenceConsumer: @unchecked Sendable {
     /// until `expected` events with integer `_id`s have arrived (others are ignored).
     init(pool: MongoClientPool, namespace: MongoNamespace, expected: Int) throws {
         stream = try ChangeStream(pool: pool, namespace: namespace,
-                                  options: ChangeStreamOptions(fullDocument: "updateLookup", batchSize: 256, maxAwaitTimeMS: 100))
+                                  options: ChangeStreamOptions(fullDocument: "updateLookup", batchSize: 1024, maxAwaitTimeMS: 100))
         self.expected = expected
         Thread.detachNewThread { [self] in read() }
     }

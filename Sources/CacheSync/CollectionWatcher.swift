@@ -22,6 +22,9 @@ final class CollectionWatcher: @unchecked Sendable {
         var maxIdleSleep = 0.05
         /// An empty read that took at least this long was held by the server: no sleep follows it.
         var heldReadSeconds = 0.02
+        /// Events the server returns per getMore, at most: several applied batches, so that under load most
+        /// batches come from libmongoc's buffer instead of a round trip.
+        var streamBatchSize: Int32 = 1024
         /// How long the server may hold an empty getMore.
         var maxAwaitTimeMS: Int64 = 100
         /// How often an idle stream's newer resume token is saved.
@@ -207,7 +210,7 @@ final class CollectionWatcher: @unchecked Sendable {
 
     private var streamOptions: ChangeStreamOptions {
         ChangeStreamOptions(fullDocument: collection.strategy == .invalidate ? nil : "updateLookup",
-                            batchSize: Int32(settings.limits.maxBatchEvents), maxAwaitTimeMS: settings.maxAwaitTimeMS)
+                            batchSize: settings.streamBatchSize, maxAwaitTimeMS: settings.maxAwaitTimeMS)
     }
 
     /// Opens the stream from the stored checkpoint; without one (or when the server no longer has its history)
@@ -267,6 +270,7 @@ final class CollectionWatcher: @unchecked Sendable {
         switch try pipeline.pump(stream) {
         case .applied:
             state.idleReads = 0
+            HeapTrimmer.shared.afterBatch()
         case .reopen:
             state.stream = nil
             telemetry.setStreamOpen(ns, false)
@@ -279,9 +283,10 @@ final class CollectionWatcher: @unchecked Sendable {
             }
             // A server that held the empty getMore (maxAwaitTimeMS) needs no sleep; one that answered at once
             // (nx-27017) is polled again soon after a change, less often the longer it stays idle.
-            guard waited < settings.heldReadSeconds else { return }
-            pause(settings.idleSleep(afterEmptyReads: state.idleReads))
+            if state.idleReads == 0 { HeapTrimmer.shared.wentIdle() }
             state.idleReads += 1
+            guard waited < settings.heldReadSeconds else { return }
+            pause(settings.idleSleep(afterEmptyReads: state.idleReads - 1))
         }
     }
 }
