@@ -1,0 +1,129 @@
+import BSONModel
+import CacheSync
+import CacheSyncCore
+import Logging
+import RedisBridge
+import TestSupport
+import Testing
+
+/// `ChangePipeline` fed by a scripted source, writing to a real redis-server.
+@Suite("ChangePipeline: batches, checkpoints and source failures")
+struct ChangePipelineTests {
+    /// Hands out its events in order, then reports idle or throws `failure`.
+    final class ScriptedSource: ChangeEventSource {
+        struct Failure: Error {}
+        private let events: [BSONDocument]
+        private let failsAtEnd: Bool
+        private var served = 0
+
+        init(_ events: [BSONDocument], failsAtEnd: Bool = false) {
+            self.events = events
+            self.failsAtEnd = failsAtEnd
+        }
+
+        func next() throws -> BSONDocument? {
+            guard served < events.count else {
+                if failsAtEnd { throw Failure() }
+                return nil
+            }
+            defer { served += 1 }
+            lastEventByteCount = events[served].bsonBytes().count
+            return events[served]
+        }
+
+        private(set) var lastEventByteCount = 0
+
+        var resumeToken: BSONDocument? { nil }
+    }
+
+    static func token(_ n: Int) -> BSONDocument { ["_data": .string("token-\(n)")] }
+
+    /// An insert of `{_id: n, name: "product n"}` in shop.products, in the real event format.
+    static func insert(_ n: Int) -> BSONDocument {
+        [
+            "_id": .document(token(n)),
+            "operationType": .string("insert"),
+            "clusterTime": .timestamp(seconds: 1_714_979_290, increment: UInt32(n)),
+            "wallTime": .datetime(1_714_979_290_000),
+            "ns": .document(["db": .string("shop"), "coll": .string("products")]),
+            "documentKey": .document(["_id": .int32(Int32(n))]),
+            "fullDocument": .document(["_id": .int32(Int32(n)), "name": .string("product \(n)")]),
+        ]
+    }
+
+    /// Runs `body` with a pipeline for shop.products (update strategy) on a fresh redis-server.
+    func withPipeline(_ body: (ChangePipeline, RedisConnection, CacheSyncConfig) throws -> Void) throws {
+        try withRedisServer { server in
+            let config = try ConfigLoader.parse(text: """
+                mongodb: { uri: "mongodb://127.0.0.1:1", database: shop }
+                redis: { url: "redis://127.0.0.1:\(server.port)/0", keyPrefix: "\(server.key(""))" }
+                checkpoint: { keyPrefix: "\(server.key("cs:"))" }
+                collections:
+                  products: { strategy: update }
+                """)
+            let redis = try server.connect()
+            let pipeline = ChangePipeline(collection: config.collections[0], config: config, redis: redis,
+                                          telemetry: Telemetry(collections: ["shop.products"]), logger: Logger(label: "test"))
+            try body(pipeline, redis, config)
+        }
+    }
+
+    func cached(_ n: Int, _ redis: RedisConnection, _ config: CacheSyncConfig) throws -> String? {
+        let key = CacheKey(collection: config.collections[0], keyPrefix: config.redis.keyPrefix, id: .int32(Int32(n)))
+        return try redis.command(["GET", key.text]).text
+    }
+
+    func keys(_ config: CacheSyncConfig) -> SyncKeys {
+        SyncKeys(checkpointPrefix: config.checkpoint.keyPrefix, namespace: "shop.products")
+    }
+
+    @Test("a batch is written with its checkpoint and its event count in one step; an empty source is idle")
+    func batch() throws {
+        try withPipeline { pipeline, redis, config in
+            let source = ScriptedSource((1...5).map(Self.insert))
+            #expect(try pipeline.pump(source) == .applied(events: 5))
+            for n in 1...5 {
+                #expect(try cached(n, redis, config) == #"{"_id":\#(n),"name":"product \#(n)"}"#)
+            }
+            #expect(try redis.command(["GET", keys(config).resume]).text == Checkpoint.resumeAfter(Self.token(5)).storedText)
+            #expect(try redis.command(["HGET", keys(config).applied, "events"]).text == "5")
+            guard case .idle = try pipeline.pump(source) else {
+                Issue.record("an exhausted source should be idle")
+                return
+            }
+        }
+    }
+
+    @Test("events read before the source fails are applied and checkpointed before the error is thrown")
+    func failureAfterEvents() throws {
+        try withPipeline { pipeline, redis, config in
+            let source = ScriptedSource((1...3).map(Self.insert), failsAtEnd: true)
+            var failed = false
+            do {
+                _ = try pipeline.pump(source)
+            } catch is ScriptedSource.Failure {
+                failed = true
+            }
+            #expect(failed, "the source's error is thrown after the batch")
+            #expect(try cached(3, redis, config) != nil)
+            #expect(try redis.command(["GET", keys(config).resume]).text == Checkpoint.resumeAfter(Self.token(3)).storedText)
+            #expect(try redis.command(["HGET", keys(config).applied, "events"]).text == "3")
+        }
+    }
+
+    @Test("a batch stops at the configured number of events; the rest follow in the next one")
+    func batchLimit() throws {
+        try withPipeline { (_, redis, config) throws in
+            var limits = ChangePipeline.Limits()
+            limits.maxBatchEvents = 4
+            let pipeline = ChangePipeline(collection: config.collections[0], config: config, redis: redis,
+                                          telemetry: Telemetry(collections: ["shop.products"]), logger: Logger(label: "test"),
+                                          limits: limits)
+            let source = ScriptedSource((1...6).map(Self.insert))
+            #expect(try pipeline.pump(source) == .applied(events: 4))
+            #expect(try redis.command(["GET", keys(config).resume]).text == Checkpoint.resumeAfter(Self.token(4)).storedText)
+            #expect(try pipeline.pump(source) == .applied(events: 2))
+            #expect(try redis.command(["HGET", keys(config).applied, "batches"]).text == "2")
+        }
+    }
+}
