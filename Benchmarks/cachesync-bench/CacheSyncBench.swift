@@ -77,6 +77,9 @@ struct CacheSyncBench: ParsableCommand {
         return """
             ### End to end through nx-27017 (release binary, three watched collections)
 
+            Both columns time the same writes: a bare libmongoc change stream on the same collection reads them
+            while cachesync applies them. Times run from the first write.
+
             | measure | bare change stream (nx-27017's own delivery) | cachesync (write → key in Redis) | target |
             |---|---|---|---|
             | \(r.bulkWrites) bulk inserts (insert_many × 1,000; MongoDB accepted them in \(Self.seconds(r.bulkAccepted))) | \(Self.seconds(r.bulkReference)) | \(Self.seconds(r.bulkSidecar)) (\(String(format: "%.2f", bulkRatio))×) | ≤ 1.2× |
