@@ -6,10 +6,7 @@ import RedisBridge
 final class KeyspaceWatcher: @unchecked Sendable {
     private let connection: RedisConnection
     private let prefix: String
-    private let expected: Int
-    private let lock = NSLock()
-    private var arrivals: [Int: Double] = [:]
-    private let done = DispatchSemaphore(value: 0)
+    private let log: ArrivalLog
 
     /// Subscribes to `set` notifications of keys `<prefix><integer id>` and listens on its own thread until
     /// `expected` distinct ids were set (or no notification comes for 30 s).
@@ -19,30 +16,28 @@ final class KeyspaceWatcher: @unchecked Sendable {
         _ = try connection.command(["CONFIG", "SET", "notify-keyspace-events", "K$"])
         _ = try connection.command(["PSUBSCRIBE", "__keyspace@0__:\(prefix)*"])
         self.prefix = prefix
-        self.expected = expected
+        log = ArrivalLog(expected: expected)
         Thread.detachNewThread { [self] in listen() }
     }
 
     private func listen() {
         defer {
             connection.close()
-            done.signal()
+            log.finish()
         }
         let channelPrefix = "__keyspace@0__:\(prefix)"
-        while lock.withLock({ arrivals.count }) < expected {
+        while !log.isComplete {
             guard case .array(let parts)? = try? connection.nextPushedMessage() else { return }
             let time = Measure.now()
             guard parts.count == 4, parts[3].text == "set", let channel = parts[2].text, channel.hasPrefix(channelPrefix),
                   let id = Int(channel.dropFirst(channelPrefix.count))
             else { continue }
-            lock.withLock { if arrivals[id] == nil { arrivals[id] = time } }
+            log.record(id, at: time)
         }
     }
 
     /// Waits until every expected key was set; `nil` on timeout, else each id's first `set` time.
     func wait(timeout: Double) -> [Int: Double]? {
-        guard done.wait(timeout: .now() + timeout) == .success else { return nil }
-        let arrivals = lock.withLock { self.arrivals }
-        return arrivals.count >= expected ? arrivals : nil
+        log.wait(timeout: timeout)
     }
 }

@@ -7,24 +7,20 @@ import MongoBridge
 /// An empty batch is followed by a 1 ms sleep (nx-27017 answers an empty getMore at once).
 final class ReferenceConsumer: @unchecked Sendable {
     private let stream: ChangeStream
-    private let expected: Int
-    private let lock = NSLock()
-    private var arrivals: [Int: Double] = [:]
-    private let done = DispatchSemaphore(value: 0)
+    private let log: ArrivalLog
 
     /// Opens the stream now (with the sidecar's options for an `update` collection) and reads on its own thread
     /// until `expected` events with integer `_id`s have arrived (others are ignored).
     init(pool: MongoClientPool, namespace: MongoNamespace, expected: Int) throws {
         stream = try ChangeStream(pool: pool, namespace: namespace,
                                   options: ChangeStreamOptions(fullDocument: "updateLookup", batchSize: 1024, maxAwaitTimeMS: 100))
-        self.expected = expected
+        log = ArrivalLog(expected: expected)
         Thread.detachNewThread { [self] in read() }
     }
 
     private func read() {
-        defer { done.signal() }
-        var count = 0
-        while count < expected {
+        defer { log.finish() }
+        while !log.isComplete {
             let next: BSONDocument?
             do {
                 next = try stream.next()
@@ -38,15 +34,13 @@ final class ReferenceConsumer: @unchecked Sendable {
             }
             let time = Measure.now()
             guard case .document(let key)? = event["documentKey"], let id = key["_id"]?.integerID else { continue }
-            lock.withLock { arrivals[id] = time }
-            count += 1
+            log.record(id, at: time)
         }
     }
 
     /// Waits until every expected event arrived; `nil` on timeout, else each document's arrival time.
     func wait(timeout: Double) -> [Int: Double]? {
-        guard done.wait(timeout: .now() + timeout) == .success else { return nil }
-        return lock.withLock { arrivals }
+        log.wait(timeout: timeout)
     }
 }
 
