@@ -7,7 +7,7 @@ import RedisBridge
 /// never runs ahead of what was applied and an ex-leader writes nothing.
 ///
 /// Every op also removes the key's read-through lease (`<key>:lease`), so a reader that started before the
-/// change cannot store an older document. (A Lua script did the same at 5 to 7 times Redis's CPU per event.)
+/// change cannot store an older document.
 struct BatchApplier {
     /// What the checkpoint becomes with a write.
     enum CheckpointChange {
