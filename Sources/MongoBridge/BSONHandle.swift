@@ -42,8 +42,13 @@ public final class BSONHandle: @unchecked Sendable {
 
     /// The document's BSON bytes.
     public var bytes: [UInt8] {
+        Self.bytes(ofBorrowed: handle)
+    }
+
+    /// The BSON bytes of a `bson_t` this wrapper does not own (one copy, no intermediate `bson_t`).
+    static func bytes(ofBorrowed borrowed: OpaquePointer) -> [UInt8] {
         var len: UInt32 = 0
-        guard let data = cs_bson_data(handle, &len) else { return [] }
+        guard let data = cs_bson_data(borrowed, &len) else { return [] }
         return Array(UnsafeBufferPointer(start: data, count: Int(len)))
     }
 

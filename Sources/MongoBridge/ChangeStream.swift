@@ -44,7 +44,7 @@ public final class ChangeStream {
     public func next() throws -> BSONDocument? {
         var event: OpaquePointer?
         if mongoc_change_stream_next(stream, &event), let event {
-            let bytes = BSONHandle(copying: event).bytes
+            let bytes = BSONHandle.bytes(ofBorrowed: event)
             lastEventByteCount = bytes.count
             return try BSONDocument(bsonBytes: bytes)
         }

@@ -79,11 +79,12 @@ public final class RedisConnection: @unchecked Sendable {
             let context = try connectedContext()
             if let condition {
                 let replies = try roundTrip(context, [[Array("WATCH".utf8), condition.key], [Array("GET".utf8), condition.key]])
-                for case .error(let text) in replies {
-                    throw RedisError.fromReply(text, endpoint: options.endpoint, redacting: options.password)
-                }
-                guard case .string(let current) = replies[1], current == condition.value else {
+                guard replies[0] == .status("OK"), case .string(let current) = replies[1], current == condition.value else {
+                    // No WATCH may outlive this call: it would abort the next transaction on this connection.
                     _ = try roundTrip(context, [[Array("UNWATCH".utf8)]])
+                    for case .error(let text) in replies {
+                        throw RedisError.fromReply(text, endpoint: options.endpoint, redacting: options.password)
+                    }
                     return nil
                 }
             }

@@ -39,8 +39,28 @@ struct RedisTransactionTests {
             #expect(try connection.transaction(stale, onlyIf: (bytes(guardKey), bytes("me|3"))) == nil)
             #expect(try connection.command(["GET", key]).text == "mine")
 
-            // The refused guard left no WATCH behind: a later unguarded transaction on the same connection runs.
+            // The refused guard left no WATCH behind: after the key changes, an unguarded transaction still runs.
+            _ = try server.connect().command(["SET", guardKey, "other|5"])
             #expect(try connection.transaction([[bytes("GET"), bytes(key)]]) == [.string(bytes("mine"))])
+        }
+    }
+
+    @Test("a guard key of the wrong type throws the server's error and leaves no WATCH behind")
+    func wrongTypeGuard() throws {
+        try withRedisServer { server in
+            let connection = try server.connect()
+            let guardKey = server.key("hash-lease"), key = server.key("untouched")
+            _ = try connection.command(["HSET", guardKey, "f", "v"])
+            var thrown: RedisError?
+            do {
+                _ = try connection.transaction([[bytes("SET"), bytes(key), bytes("x")]], onlyIf: (bytes(guardKey), bytes("v")))
+            } catch {
+                thrown = error as? RedisError
+            }
+            #expect(thrown?.serverCode == "WRONGTYPE")
+            #expect(try connection.command(["EXISTS", key]) == .integer(0))
+            _ = try server.connect().command(["HSET", guardKey, "f", "w"])
+            #expect(try connection.transaction([[bytes("GET"), bytes(key)]]) == [.null])
         }
     }
 
