@@ -7,8 +7,8 @@ import Glibc
 ///
 /// glibc keeps the memory of freed batches in its arenas, so a burst of changes leaves a few MiB of resident
 /// memory behind for good; `malloc_trim` returns the free pages. Watchers call `afterBatch()`, where the trim runs
-/// at most once per `interval` across the process (it walks the heap: well under a millisecond at this size), and
-/// `wentIdle()` when a burst ends, which always trims.
+/// at most once per `interval` across the process (a trim walks the heap), and `wentIdle()` when a burst ends,
+/// which always trims.
 final class HeapTrimmer: @unchecked Sendable {
     /// The process-wide trimmer.
     static let shared = HeapTrimmer(interval: 0.25)
@@ -27,6 +27,7 @@ final class HeapTrimmer: @unchecked Sendable {
     private let lock = NSLock()
     private var lastTrim = 0.0
 
+    /// A trimmer that trims after batches at most once per `interval` seconds.
     init(interval: Double) {
         self.interval = interval
     }
