@@ -22,7 +22,10 @@ struct EndToEndBenchmark {
         var referenceLags: [Double] = []
         var sidecarLags: [Double] = []
         var lagCPU = 0.0
-        var peakRSS = 0.0
+        /// Peak resident memory in the bulk run, the steady-rate run, and the burst on all three collections.
+        var bulkRSS = 0.0
+        var steadyRSS = 0.0
+        var burstRSS = 0.0
     }
 
     let bulkWrites: Int
@@ -81,7 +84,7 @@ struct EndToEndBenchmark {
 
         // The bare stream watches the same collection as cachesync and sees the same writes, so both are timed
         // against the same server behaviour (its insert speed and delivery), not two runs of it.
-        let sampler = ResidentMemorySampler(pid: pid)
+        var sampler = ResidentMemorySampler(pid: pid)
         result.bulkWrites = bulkWrites
         log("bulk: \(bulkWrites) inserts")
         let appliedKey = "cachesync:applied:\(mongo.database).products"
@@ -97,6 +100,8 @@ struct EndToEndBenchmark {
         guard let arrivals = bulkReference.wait(timeout: 300) else { throw BenchError("the bare change stream missed events") }
         result.bulkReference = arrivals.values.max()! - bulkStart
 
+        result.bulkRSS = sampler.stop()
+
         result.lagWrites = lagWrites
         result.rate = rate
         log("lag: \(lagWrites) inserts at \(Int(rate))/s")
@@ -104,6 +109,7 @@ struct EndToEndBenchmark {
         let ids = firstID..<(firstID + lagWrites)
         let lagReference = try ReferenceConsumer(pool: pool, namespace: namespace("products"), expected: lagWrites)
         let keyspace = try KeyspaceWatcher(redisPort: redisServer.port, prefix: "products:", expected: lagWrites)
+        sampler = ResidentMemorySampler(pid: pid)
         let lagCPU0 = Measure.cpuSeconds(pid)
         let lagStart = Measure.now()
         let sent = try pacedInserts(pool, namespace("products"), ids: ids)
@@ -113,12 +119,15 @@ struct EndToEndBenchmark {
         result.referenceLags = ids.map { delivered[$0]! - sent[$0]! }
         result.sidecarLags = ids.map { visible[$0]! - sent[$0]! }
 
+        result.steadyRSS = sampler.stop()
+
         log("burst on all three collections")
+        sampler = ResidentMemorySampler(pid: pid)
         try bulkInsert(pool, namespace("users"), ids: 0..<bulkWrites / 2)
         try bulkInsert(pool, namespace("sessions"), ids: 0..<bulkWrites / 2)
         try bulkInsert(pool, namespace("products"), ids: 2 * firstID..<(2 * firstID + bulkWrites / 2))
         sleep(3)
-        result.peakRSS = sampler.stop()
+        result.burstRSS = sampler.stop()
         return result
     }
 
