@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import TestSupport
 
 /// Clocks, percentiles and `/proc` readings the benchmarks share.
 enum Measure {
@@ -24,13 +25,9 @@ enum Measure {
         return sorted[min(sorted.count, rank) - 1]
     }
 
-    /// Resident memory of process `pid` in MiB (`VmRSS`).
+    /// Resident memory of process `pid` in MiB (`VmRSS`), NaN when it cannot be read.
     static func residentMiB(_ pid: Int32) -> Double {
-        guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
-              let kib = Double(line.split(separator: " ", omittingEmptySubsequences: true)[1])
-        else { return .nan }
-        return kib / 1024
+        ResidentMemory.bytes(pid: pid).map { Double($0) / 1_048_576 } ?? .nan
     }
 
     /// User plus system CPU seconds process `pid` has used.

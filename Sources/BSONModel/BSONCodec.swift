@@ -60,10 +60,9 @@ struct BSONReader {
     }
 
     mutating func cstring() throws -> String {
-        guard let end = bytes[offset...].firstIndex(of: 0) else { throw fail("unterminated key") }
-        let s = String(decoding: bytes[offset..<end], as: UTF8.self)
-        offset = end + 1
-        return s
+        let start = offset
+        try skipCString()
+        return String(decoding: bytes[start..<offset - 1], as: UTF8.self)
     }
 
     mutating func string() throws -> String {

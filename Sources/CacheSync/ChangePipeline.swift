@@ -153,7 +153,7 @@ public final class ChangePipeline {
         logger.warning("collection \(ns): \(event.operationType) event; flushed \(removed) keys")
     }
 
-    /// Plans and applies the pending document events with the last one's token, in one atomic script.
+    /// Plans and applies the pending document events with the last one's token, in one transaction.
     private func applyPending(_ pending: inout [(event: ChangeEvent?, token: BSONDocument?)]) throws {
         guard !pending.isEmpty else { return }
         defer { pending.removeAll() }

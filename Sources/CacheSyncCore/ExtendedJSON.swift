@@ -139,11 +139,12 @@ private struct RelaxedWriter {
             raw("\"}")
         case .bool(let b): raw(b ? "true" : "false")
         case .datetime(let ms):
+            let start = out.count
             raw("{\"$date\":\"")
             if ExtendedJSON.appendISODate(milliseconds: ms, years: 1970...9999, to: &out) {
                 raw("\"}")
             } else {
-                out.removeLast(10)
+                out.removeSubrange(start...)
                 raw("{\"$date\":{\"$numberLong\":\"\(ms)\"}}")
             }
         case .null: raw("null")
