@@ -1,4 +1,5 @@
 import BSONModel
+import CacheSyncCore
 import Foundation
 import MongoBridge
 import Testing
@@ -65,6 +66,16 @@ struct RecoveryTests {
         // libmongoc's own warnings during the outage are logged as JSON too: every line is one JSON object.
         let notJSON = sidecar.log.split(separator: "\n").filter { (try? JSONSerialization.jsonObject(with: Data($0.utf8))) == nil }
         #expect(notJSON.isEmpty, "log lines that are not JSON: \(notJSON.prefix(3))")
+        // Timestamps are formatted by hand (no ICU): ISO 8601 in UTC with milliseconds, at the time of writing.
+        let stamps = sidecar.log.split(separator: "\n").compactMap { line in
+            ((try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any])?["ts"] as? String
+        }
+        let now = Date().timeIntervalSince1970
+        let badStamps = stamps.filter { stamp in
+            guard stamp.utf8.count == 24, stamp.hasSuffix("Z"), let ms = ExtendedJSON.parseISODate(stamp) else { return true }
+            return abs(Double(ms) / 1000 - now) > 300
+        }
+        #expect(!stamps.isEmpty && badStamps.isEmpty, "log timestamps: \(badStamps.prefix(3))")
     }
 
     @Test("redis-server killed and restarted: cachesync reconnects and applies later changes")
