@@ -18,6 +18,9 @@ struct ApplyBenchmark {
         /// Microseconds of Redis CPU per event (`INFO cpu`, main thread), in each loop.
         var pipelineRedisMicros: Double
         var rawRedisMicros: Double
+        /// Microseconds of this process's CPU per event (the benchmark thread), in each loop.
+        var pipelineClientMicros: Double
+        var rawClientMicros: Double
         var ratio: Double { pipelineRate / rawRate }
     }
 
@@ -55,7 +58,7 @@ struct ApplyBenchmark {
         for collection in config.collections {
             let batches = try rawBatches(collection: collection, config: config)
             var best = Result(strategy: collection.strategy.rawValue, events: events, pipelineRate: 0, rawRate: 0,
-                              pipelineRedisMicros: 0, rawRedisMicros: 0)
+                              pipelineRedisMicros: 0, rawRedisMicros: 0, pipelineClientMicros: 0, rawClientMicros: 0)
             for _ in 0..<rounds {
                 let source = SyntheticChangeSource(database: collection.database, collection: collection.collection,
                                                    total: events, distinctIDs: distinctIDs,
@@ -64,22 +67,26 @@ struct ApplyBenchmark {
                 let pipelineCPU0 = try redisCPUMicros(redis)
                 let pipeline = ChangePipeline(collection: collection, config: config, redis: redis, telemetry: telemetry,
                                               logger: logger)
-                let started = Measure.now()
+                let started = Measure.now(), startedCPU = Measure.threadCPUSeconds()
                 var applied = 0
                 while case .applied(let count) = try pipeline.pump(source) { applied += count }
                 let pipelineRate = Double(events) / (Measure.now() - started)
+                let pipelineClientMicros = (Measure.threadCPUSeconds() - startedCPU) * 1e6 / Double(events)
                 guard applied == events else { throw BenchError("the pipeline applied \(applied) of \(events) events") }
                 if pipelineRate > best.pipelineRate {
                     best.pipelineRate = pipelineRate
                     best.pipelineRedisMicros = (try redisCPUMicros(redis) - pipelineCPU0) / Double(events)
+                    best.pipelineClientMicros = pipelineClientMicros
                 }
 
                 try prepare(redis, batches: batches)
                 let rawCPU0 = try redisCPUMicros(redis)
+                let rawStartedCPU = Measure.threadCPUSeconds()
                 let rawRate = Double(events) / (try rawLoop(redis, batches: batches))
                 if rawRate > best.rawRate {
                     best.rawRate = rawRate
                     best.rawRedisMicros = (try redisCPUMicros(redis) - rawCPU0) / Double(events)
+                    best.rawClientMicros = (Measure.threadCPUSeconds() - rawStartedCPU) * 1e6 / Double(events)
                 }
             }
             results.append(best)
@@ -129,8 +136,8 @@ struct ApplyBenchmark {
         var preload: [[[UInt8]]] = []
         var lastToken = ""
         func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
-        while let raw = try source.next() {
-            let event = try ChangeEvent(bson: raw)
+        while let raw = try source.nextEventBytes() {
+            let event = try ChangeEvent(bsonBytes: raw)
             lastToken = Checkpoint.resumeAfter(event.resumeToken).storedText
             if Strategy.needsAccessCount(event: event, collection: collection), let id = event.documentID {
                 countKeys.append(bytes(CacheKey(collection: collection, keyPrefix: keyPrefix, id: id).accessCountKey))

@@ -8,7 +8,6 @@ final class SyntheticChangeSource: ChangeEventSource {
     private let events: [[UInt8]]
     private let total: Int
     private var served = 0
-    private var token: BSONDocument?
 
     /// `total` events on `database.collection`, cycling through `distinctIDs` ObjectIds.
     init(database: String, collection: String, total: Int, distinctIDs: Int, withFullDocument: Bool) {
@@ -18,20 +17,19 @@ final class SyntheticChangeSource: ChangeEventSource {
         }
     }
 
-    /// Decodes and returns the next event (a copy of the bytes, as a stream returns a fresh one), `nil` at the end.
-    func next() throws -> BSONDocument? {
+    /// The next event's bytes (a fresh copy, as a stream returns), `nil` at the end.
+    func nextEventBytes() throws -> [UInt8]? {
         guard served < total else { return nil }
         let bytes = events[served % events.count]
         served += 1
-        lastEventByteCount = bytes.count
-        let event = try BSONDocument(bsonBytes: bytes)
-        if case .document(let id)? = event["_id"] { token = id }
-        return event
+        return Array(unsafeUninitializedCapacity: bytes.count) { buffer, count in
+            count = buffer.initialize(fromContentsOf: bytes)
+        }
     }
 
-    private(set) var lastEventByteCount = 0
-
-    var resumeToken: BSONDocument? { token }
+    /// The source keeps no position of its own (a stream's `postBatchResumeToken`): the pipeline checkpoints
+    /// the last event's token.
+    var resumeToken: BSONDocument? { nil }
 
     /// The ObjectId of document `n`.
     static func objectID(_ n: Int) -> ObjectID {

@@ -14,6 +14,30 @@ extension BSONDocument {
         }
     }
 
+    /// Decodes a document's fields, except the first field named `field` when it holds an embedded document:
+    /// that one is left out of the tree and returned as bytes, for a caller that only copies or transcodes it.
+    public static func decode(bsonBytes bytes: [UInt8], keepingEncoded field: String)
+        throws -> (document: BSONDocument, encoded: EncodedBSONDocument?) {
+        var reader = BSONReader(bytes: bytes)
+        var fields: [(key: String, value: BSONValue)] = []
+        fields.reserveCapacity(12)
+        var encoded: EncodedBSONDocument?
+        try reader.readElements { reader, type in
+            let key = try reader.cstring()
+            if type == 0x03, encoded == nil, key == field {
+                let start = reader.offset
+                try reader.skipValue(type: type)
+                encoded = EncodedBSONDocument(storage: bytes, range: start..<reader.offset)
+            } else {
+                fields.append((key: key, value: try reader.readValue(type: type)))
+            }
+        }
+        guard reader.offset == bytes.count else {
+            throw BSONDecodingError(description: "\(bytes.count - reader.offset) trailing bytes after the document")
+        }
+        return (BSONDocument(fields), encoded)
+    }
+
     /// Encodes the document as BSON bytes.
     public func bsonBytes() -> [UInt8] {
         var out = [UInt8]()
@@ -23,28 +47,42 @@ extension BSONDocument {
 }
 
 /// Reads BSON bytes front to back, checking every length against the buffer.
-struct BSONReader {
-    let bytes: [UInt8]
-    var offset = 0
+///
+/// Public so that writers of other formats (Extended JSON) can walk a document's bytes without building its tree.
+public struct BSONReader {
+    /// The whole buffer.
+    public let bytes: [UInt8]
+    /// Where the next read starts.
+    public var offset = 0
 
-    /// A reader at the start of `bytes`.
-    init(bytes: [UInt8]) { self.bytes = bytes }
+    /// A reader at `offset` in `bytes`.
+    public init(bytes: [UInt8], offset: Int = 0) {
+        self.bytes = bytes
+        self.offset = offset
+    }
 
-    mutating func fail(_ what: String) -> BSONDecodingError {
+    /// An error naming the current offset.
+    public func fail(_ what: String) -> BSONDecodingError {
         BSONDecodingError(description: "\(what) at byte \(offset)")
     }
 
-    mutating func need(_ n: Int) throws {
+    /// Throws unless `n` more bytes are left.
+    @inlinable
+    public func need(_ n: Int) throws {
         guard n >= 0, offset + n <= bytes.count else { throw fail("truncated value (needs \(n) bytes)") }
     }
 
-    mutating func u8() throws -> UInt8 {
+    /// One byte.
+    @inlinable
+    public mutating func u8() throws -> UInt8 {
         try need(1)
         defer { offset += 1 }
         return bytes[offset]
     }
 
-    mutating func le<T: FixedWidthInteger>(_: T.Type) throws -> T {
+    /// A little-endian integer.
+    @inlinable
+    public mutating func le<T: FixedWidthInteger>(_: T.Type) throws -> T {
         let n = MemoryLayout<T>.size
         try need(n)
         var v: T = 0
@@ -60,22 +98,35 @@ struct BSONReader {
     }
 
     mutating func cstring() throws -> String {
-        let start = offset
-        try skipCString()
-        return String(decoding: bytes[start..<offset - 1], as: UTF8.self)
+        String(decoding: bytes[try cstringRange()], as: UTF8.self)
     }
 
     mutating func string() throws -> String {
+        String(decoding: bytes[try stringRange()], as: UTF8.self)
+    }
+
+    /// Where a NUL-terminated name's bytes are (terminator excluded); the reader moves past it.
+    @inlinable
+    public mutating func cstringRange() throws -> Range<Int> {
+        let start = offset
+        try skipCString()
+        return start..<offset - 1
+    }
+
+    /// Where a length-prefixed string's bytes are (terminator excluded); the reader moves past it.
+    @inlinable
+    public mutating func stringRange() throws -> Range<Int> {
         let len = Int(try le(Int32.self))
         guard len >= 1 else { throw fail("bad string length \(len)") }
         try need(len)
         guard bytes[offset + len - 1] == 0 else { throw fail("string without terminator") }
         defer { offset += len }
-        return String(decoding: bytes[offset..<offset + len - 1], as: UTF8.self)
+        return offset..<offset + len - 1
     }
 
     /// Skips a NUL-terminated name.
-    mutating func skipCString() throws {
+    @inlinable
+    public mutating func skipCString() throws {
         guard let end = bytes[offset...].firstIndex(of: 0) else { throw fail("unterminated key") }
         offset = end + 1
     }
@@ -84,7 +135,33 @@ struct BSONReader {
         ObjectID(bytes: try raw(12))!
     }
 
-    mutating func readDocument() throws -> BSONDocument {
+    /// Moves past the value of an element of `type`, positioned after its name, checking it as `readValue` does
+    /// but building nothing for the common types.
+    @inlinable
+    public mutating func skipValue(type: UInt8) throws {
+        switch type {
+        case 0x01, 0x09, 0x11, 0x12: try skip(8)
+        case 0x02: _ = try stringRange()
+        case 0x03, 0x04: try readElements { reader, type in
+                try reader.skipCString()
+                try reader.skipValue(type: type)
+            }
+        case 0x07: try skip(12)
+        case 0x08: try skip(1)
+        case 0x0A: break
+        case 0x10: try skip(4)
+        default: _ = try readValue(type: type)
+        }
+    }
+
+    @usableFromInline @inline(__always)
+    mutating func skip(_ n: Int) throws {
+        try need(n)
+        offset += n
+    }
+
+    /// Decodes the embedded document that starts here.
+    public mutating func readDocument() throws -> BSONDocument {
         var fields: [(key: String, value: BSONValue)] = []
         fields.reserveCapacity(8)
         try readElements { reader, type in
@@ -104,8 +181,9 @@ struct BSONReader {
         return values
     }
 
-    /// Reads a document's length, then hands each element's type to `element`, positioned at its name.
-    private mutating func readElements(_ element: (inout BSONReader, UInt8) throws -> Void) throws {
+    /// Reads a document's (or array's) length, then hands each element's type to `element`, positioned at its name.
+    @inlinable
+    public mutating func readElements(_ element: (inout BSONReader, UInt8) throws -> Void) throws {
         let start = offset
         let len = Int(try le(Int32.self))
         guard len >= 5, start + len <= bytes.count else { throw fail("bad document length \(len)") }
@@ -116,7 +194,8 @@ struct BSONReader {
         guard offset == end, try u8() == 0 else { throw fail("document does not end where its length says") }
     }
 
-    mutating func readValue(type: UInt8) throws -> BSONValue {
+    /// Decodes the value of an element of `type`, positioned after its name.
+    public mutating func readValue(type: UInt8) throws -> BSONValue {
         switch type {
         case 0x01: return .double(Double(bitPattern: try le(UInt64.self)))
         case 0x02: return .string(try string())

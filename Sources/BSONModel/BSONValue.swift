@@ -108,6 +108,7 @@ public func hexString<S: Sequence>(_ bytes: S) -> String where S.Element == UInt
 }
 
 /// Appends the lowercase hexadecimal digits of some bytes to a UTF-8 buffer.
+@inlinable
 public func appendHex<S: Sequence>(_ bytes: S, to out: inout [UInt8]) where S.Element == UInt8 {
     let digits: StaticString = "0123456789abcdef"
     for b in bytes {

@@ -42,7 +42,7 @@ public final class ChangePipeline {
     var lastCheckpointToken: BSONDocument?
 
     private let ns: String
-    private let keyPrefix: String
+    private let keys: CacheKey.Layout
     private let telemetry: Telemetry
     private let logger: Logger
 
@@ -51,7 +51,7 @@ public final class ChangePipeline {
                 logger: Logger, limits: Limits = Limits()) {
         self.collection = collection
         ns = collection.namespace
-        keyPrefix = config.redis.keyPrefix
+        keys = CacheKey.Layout(collection: collection, keyPrefix: config.redis.keyPrefix)
         applier = BatchApplier(redis: redis, keys: SyncKeys(checkpointPrefix: config.checkpoint.keyPrefix,
                                                             namespace: collection.namespace))
         self.telemetry = telemetry
@@ -59,35 +59,39 @@ public final class ChangePipeline {
         self.limits = limits
     }
 
+    /// One event read: decoded, or `nil` when it could not be (skipped, but its token still checkpoints).
+    private typealias Item = (event: ChangeEvent?, token: BSONDocument?)
+
     /// Reads one batch (until it is full, its window ends, the source is empty, or a collection-level event),
     /// then applies it.
     public func pump(_ source: some ChangeEventSource) throws -> Outcome {
-        var raw: [BSONDocument] = []
+        var batch: [Item] = []
         var bytes = 0
         let started = Date()
         while true {
-            let next: BSONDocument?
+            let next: [UInt8]?
             do {
-                next = try source.next()
+                next = try source.nextEventBytes()
             } catch {
                 // The events read before the error are valid and in order: apply and checkpoint them first, so
                 // the stream reopens after them instead of from an older checkpoint.
-                if !raw.isEmpty { _ = try process(raw) }
+                if !batch.isEmpty { _ = try process(batch) }
                 throw error
             }
-            guard let event = next else { break }
-            raw.append(event)
-            bytes += source.lastEventByteCount
-            if case .string(let type)? = event["operationType"], Self.collectionLevel.contains(type) { break }
-            if raw.count >= limits.maxBatchEvents || bytes >= limits.maxBatchBytes
+            guard let eventBytes = next else { break }
+            bytes += eventBytes.count
+            let item = decode(eventBytes)
+            batch.append(item)
+            if let type = item.event?.operationType, Self.collectionLevel.contains(type) { break }
+            if batch.count >= limits.maxBatchEvents || bytes >= limits.maxBatchBytes
                 || Date().timeIntervalSince(started) >= limits.batchWindow { break }
         }
-        if raw.isEmpty { return .idle(waited: Date().timeIntervalSince(started)) }
+        if batch.isEmpty { return .idle(waited: Date().timeIntervalSince(started)) }
         if testApplyDelay > 0 { Thread.sleep(forTimeInterval: testApplyDelay) }
-        return try process(raw)
+        return try process(batch)
     }
 
-    private static let collectionLevel: Set<String> = ["drop", "rename", "dropDatabase", "invalidate"]
+    private static let collectionLevel: Set<ChangeEvent.OperationType> = [.drop, .rename, .dropDatabase, .invalidate]
 
     /// Saves an idle source's newer resume token (`postBatchResumeToken`), so a quiet collection's checkpoint
     /// stays within the server's history.
@@ -97,34 +101,45 @@ public final class ChangePipeline {
         lastCheckpointToken = token
     }
 
-    /// Decodes the raw events and applies them in order: document events in atomic batches, collection-level
-    /// events one by one.
-    private func process(_ raw: [BSONDocument]) throws -> Outcome {
-        var pending: [(event: ChangeEvent?, token: BSONDocument?)] = []
-        var received: [String: Int] = [:]
-        defer {
-            for (operation, count) in received { telemetry.eventReceived(ns, operation: operation, count: count) }
+    /// Decodes one event (its `fullDocument` stays encoded); one that cannot be is counted, logged and skipped.
+    private func decode(_ bytes: [UInt8]) -> Item {
+        do {
+            let event = try ChangeEvent(bsonBytes: bytes)
+            return (event, event.resumeToken)
+        } catch {
+            telemetry.eventReceived(ns, operation: "undecodable", count: 1)
+            telemetry.error(ns, kind: "decode")
+            let document = try? BSONDocument(bsonBytes: bytes)
+            let text = document.map { ExtendedJSON.relaxed($0, maxBytes: 2048) ?? "(too large to log)" }
+                ?? "(\(bytes.count) bytes that are not a BSON document)"
+            logger.error("skipping an event that cannot be decoded: \(error)", metadata: ["event": "\(text)"])
+            let token: BSONDocument? = if case .document(let t)? = document?["_id"] { t } else { nil }
+            return (nil, token)
         }
-        for document in raw {
-            let token: BSONDocument? = if case .document(let t)? = document["_id"] { t } else { nil }
-            let event: ChangeEvent
-            do {
-                event = try ChangeEvent(bson: document)
-            } catch {
-                received["undecodable", default: 0] += 1
-                telemetry.error(ns, kind: "decode")
-                logger.error("skipping an event that cannot be decoded: \(error)",
-                             metadata: ["event": "\(ExtendedJSON.relaxed(document, maxBytes: 2048) ?? "(too large to log)")"])
-                pending.append((nil, token))
+    }
+
+    /// Applies the events in order: document events in atomic batches, collection-level events one by one.
+    private func process(_ batch: [Item]) throws -> Outcome {
+        var pending: [Item] = []
+        pending.reserveCapacity(batch.count)
+        var received: [ChangeEvent.OperationType: Int] = [:]
+        defer {
+            for (operation, count) in received {
+                telemetry.eventReceived(ns, operation: operation.description, count: count)
+            }
+        }
+        for item in batch {
+            guard let event = item.event else {
+                pending.append(item)
                 continue
             }
-            received[event.operationType.description, default: 0] += 1
+            received[event.operationType, default: 0] += 1
             switch event.operationType {
             case .insert, .update, .replace, .delete:
-                pending.append((event, token))
+                pending.append(item)
             case .unknown(let name):
                 logger.notice("ignoring an event of unknown type \(name)")
-                pending.append((nil, token))
+                pending.append((nil, item.token))
             case .drop, .rename, .dropDatabase:
                 try applyPending(&pending)
                 try flushForCollectionEvent(event)
@@ -136,13 +151,13 @@ public final class ChangePipeline {
             }
         }
         try applyPending(&pending)
-        return .applied(events: raw.count)
+        return .applied(events: batch.count)
     }
 
     /// Drop, rename or dropDatabase: every key of the collection goes, then the stream continues (the server
     /// follows with an `invalidate`, which reopens it).
     private func flushForCollectionEvent(_ event: ChangeEvent) throws {
-        let ops = Strategy.plan(event: event, collection: collection, keyPrefix: keyPrefix, accessCount: 0)
+        let ops = Strategy.plan(event: event, collection: collection, keys: keys, accessCount: 0)
         var removed = 0
         for case .flushCollection(_, let pattern, let reason) in ops {
             removed += try applier.flush(pattern: pattern, fence: fence())
@@ -154,14 +169,14 @@ public final class ChangePipeline {
     }
 
     /// Plans and applies the pending document events with the last one's token, in one transaction.
-    private func applyPending(_ pending: inout [(event: ChangeEvent?, token: BSONDocument?)]) throws {
+    private func applyPending(_ pending: inout [Item]) throws {
         guard !pending.isEmpty else { return }
         defer { pending.removeAll() }
         let started = Date()
         let countKeys = pending.map { item -> String? in
             guard let event = item.event, Strategy.needsAccessCount(event: event, collection: collection),
                   let id = event.documentID else { return nil }
-            return CacheKey(collection: collection, keyPrefix: keyPrefix, id: id).accessCountKey
+            return keys.key(id: id).accessCountKey
         }
         let counts = try applier.accessCounts(countKeys.compactMap { $0 })
         var countIterator = counts.makeIterator()
@@ -171,7 +186,7 @@ public final class ChangePipeline {
         for (item, countKey) in zip(pending, countKeys) {
             guard let event = item.event else { continue }
             let count = countKey == nil ? 0 : (countIterator.next() ?? 0)
-            let planned = Strategy.plan(event: event, collection: collection, keyPrefix: keyPrefix, accessCount: count)
+            let planned = Strategy.plan(event: event, collection: collection, keys: keys, accessCount: count)
             if planned.isEmpty, event.documentID == nil {
                 telemetry.error(ns, kind: "no_document_key")
                 logger.error("skipping a \(event.operationType) event without documentKey._id")

@@ -12,19 +12,53 @@ public struct CacheKey: Sendable, Hashable, CustomStringConvertible {
 
     /// Renders `template` (`{db}`, `{coll}`, `{id}`) behind `keyPrefix`; placeholder values are not re-scanned.
     public init(template: String, keyPrefix: String, database: String, collection: String, idText: String) {
-        self.text = keyPrefix + CacheKey.render(template) { placeholder in
-            switch placeholder {
-            case .database: database
-            case .collection: collection
-            case .id: idText
-            }
-        }
+        self = Layout(template: template, keyPrefix: keyPrefix, database: database, collection: collection)
+            .key(idText: idText)
     }
 
     /// The key of the document with this `_id` in a collection.
     public init(collection: CollectionConfig, keyPrefix: String, id: BSONValue) {
-        self.init(template: collection.keyTemplate, keyPrefix: keyPrefix, database: collection.database,
-                  collection: collection.collection, idText: DocumentID.keyText(id))
+        self = Layout(collection: collection, keyPrefix: keyPrefix).key(id: id)
+    }
+
+    /// A collection's keys with everything but `{id}` rendered once: the literal runs between its `{id}`s.
+    public struct Layout: Sendable {
+        /// The prefix every key starts with (`redis.keyPrefix`).
+        public let keyPrefix: String
+        /// `keyPrefix` and the template rendered, split at each `{id}`.
+        private var runs: [String] = [""]
+
+        /// The layout of `template` behind `keyPrefix` in one collection.
+        public init(template: String, keyPrefix: String, database: String, collection: String) {
+            self.keyPrefix = keyPrefix
+            runs[0] = keyPrefix
+            CacheKey.scan(template, literal: { runs[runs.count - 1] += $0 }) { placeholder in
+                switch placeholder {
+                case .database: runs[runs.count - 1] += database
+                case .collection: runs[runs.count - 1] += collection
+                case .id: runs.append("")
+                }
+            }
+        }
+
+        /// The layout of a collection's keys.
+        public init(collection: CollectionConfig, keyPrefix: String) {
+            self.init(template: collection.keyTemplate, keyPrefix: keyPrefix, database: collection.database,
+                      collection: collection.collection)
+        }
+
+        /// The key of the document with this `_id`.
+        public func key(id: BSONValue) -> CacheKey { key(idText: DocumentID.keyText(id)) }
+
+        /// The key whose `{id}` text is `idText`.
+        public func key(idText: String) -> CacheKey {
+            var text = runs[0]
+            for run in runs.dropFirst() {
+                text += idText
+                text += run
+            }
+            return CacheKey(text: text)
+        }
     }
 
     /// `<key>:access_count`, the read counter that drives the adaptive TTL.
@@ -57,11 +91,11 @@ public struct CacheKey: Sendable, Hashable, CustomStringConvertible {
     /// A `SCAN MATCH` glob for every key a template gives in one collection.
     public static func collectionPattern(template: String, keyPrefix: String, database: String, collection: String) -> String {
         var pattern = escapeGlob(keyPrefix)
-        pattern += render(template, literal: escapeGlob) { placeholder in
+        scan(template, literal: { pattern += escapeGlob($0) }) { placeholder in
             switch placeholder {
-            case .database: escapeGlob(database)
-            case .collection: escapeGlob(collection)
-            case .id: "*"
+            case .database: pattern += escapeGlob(database)
+            case .collection: pattern += escapeGlob(collection)
+            case .id: pattern += "*"
             }
         }
         return pattern
@@ -89,23 +123,23 @@ public struct CacheKey: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
-    /// One left-to-right pass over `template`: placeholders replaced by `value`, other runs passed through `literal`.
-    private static func render(_ template: String, literal: (String) -> String = { $0 },
-                               value: (Placeholder) -> String) -> String {
+    /// One left-to-right pass over `template`: each placeholder handed to `placeholder`, the runs between them to
+    /// `literal`.
+    private static func scan(_ template: String, literal: (String) -> Void, placeholder: (Placeholder) -> Void) {
         let utf8 = template.utf8
-        var out = ""
         var runStart = utf8.startIndex
         var i = runStart
         while i < utf8.endIndex {
             if utf8[i] == UInt8(ascii: "{"),
-               let placeholder = Placeholder.allCases.first(where: { utf8[i...].starts(with: $0.token.utf8) }) {
-                out += literal(String(template[runStart..<i])) + value(placeholder)
-                i = utf8.index(i, offsetBy: placeholder.token.utf8.count)
+               let found = Placeholder.allCases.first(where: { utf8[i...].starts(with: $0.token.utf8) }) {
+                literal(String(template[runStart..<i]))
+                placeholder(found)
+                i = utf8.index(i, offsetBy: found.token.utf8.count)
                 runStart = i
             } else {
                 i = utf8.index(after: i)
             }
         }
-        return out + literal(String(template[runStart..<i]))
+        literal(String(template[runStart..<i]))
     }
 }

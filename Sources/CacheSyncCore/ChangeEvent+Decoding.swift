@@ -71,7 +71,7 @@ extension ChangeEvent {
         switch event["fullDocument"] {
         case nil: fullDocument = .absent
         case .null?: fullDocument = .null
-        case .document(let doc)?: fullDocument = .document(doc)
+        case .document(let doc)?: fullDocument = .document(EncodedBSONDocument(doc))
         case let other?: throw wrong("fullDocument", "document or null", other)
         }
         if operationType == .delete { fullDocument = .absent }
@@ -79,6 +79,14 @@ extension ChangeEvent {
         self.init(resumeToken: token, operationType: operationType, clusterTime: clusterTime, wallTime: wallTime,
                   namespace: ns, renamedTo: to, documentKey: documentKey, updateDescription: updateDescription,
                   fullDocument: fullDocument)
+    }
+
+    /// Decodes an event from its BSON bytes as `init(bson:)` does, except that `fullDocument` is not decoded:
+    /// it is kept as bytes, for the JSON writer to read.
+    public init(bsonBytes: [UInt8]) throws {
+        let (event, fullDocument) = try BSONDocument.decode(bsonBytes: bsonBytes, keepingEncoded: "fullDocument")
+        try self.init(bson: event)
+        if let fullDocument, operationType != .delete { self.fullDocument = .document(fullDocument) }
     }
 
     private static func updateDescription(_ value: BSONValue, operationType op: String) throws(ChangeEventError) -> UpdateDescription {

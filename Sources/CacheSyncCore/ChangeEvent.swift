@@ -52,8 +52,8 @@ public struct ChangeEvent: Sendable, Equatable {
         case absent
         /// `fullDocument: null`.
         case null
-        /// The document after the change.
-        case document(BSONDocument)
+        /// The document after the change, as its BSON bytes (decode with `decoded()` when a tree is needed).
+        case document(EncodedBSONDocument)
     }
 
     /// `clusterTime`: a BSON Timestamp from MongoDB, a date from nx-27017.

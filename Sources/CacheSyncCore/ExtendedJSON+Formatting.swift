@@ -11,7 +11,8 @@ extension ExtendedJSON {
         return text
     }
 
-    /// `YYYY-MM-DDTHH:MM:SS.mmmZ` for milliseconds since the epoch, or `nil` when the year is outside `years`.
+    /// `YYYY-MM-DDTHH:MM:SS.mmmZ` for milliseconds since the epoch, or `nil` when the year is outside `years`
+    /// (or before year 0).
     public static func isoDate(milliseconds: Int64, years: ClosedRange<Int> = 0...9999) -> String? {
         var out: [UInt8] = []
         guard appendISODate(milliseconds: milliseconds, years: years, to: &out) else { return nil }
@@ -24,22 +25,31 @@ extension ExtendedJSON {
         let dayNumber = msOfDayRaw < 0 ? days - 1 : days
         let msOfDay = msOfDayRaw < 0 ? msOfDayRaw + millisecondsPerDay : msOfDayRaw
         let (year, month, day) = civil(fromDays: dayNumber)
-        guard years.contains(year) else { return false }
+        guard years.contains(year), year >= 0 else { return false }
         let ms = Int(msOfDay % 1000)
         let totalSeconds = Int(msOfDay / 1000)
-        func digits(_ value: Int, _ width: Int, then separator: Character?) {
-            let text = String(value).utf8
-            for _ in text.count..<max(width, text.count) { out.append(UInt8(ascii: "0")) }
-            out.append(contentsOf: text)
-            if let separator { out.append(separator.asciiValue!) }
+        // Every part is at least 0 here: negative years returned above.
+        func digits(_ value: Int, _ width: Int, then separator: UInt8) {
+            var divisor = 1, count = 1
+            while count < width || value / divisor >= 10 {
+                divisor *= 10
+                count += 1
+            }
+            var rest = value
+            while divisor > 0 {
+                out.append(UInt8(ascii: "0") + UInt8(rest / divisor))
+                rest %= divisor
+                divisor /= 10
+            }
+            out.append(separator)
         }
-        digits(year, 4, then: "-")
-        digits(month, 2, then: "-")
-        digits(day, 2, then: "T")
-        digits(totalSeconds / 3600, 2, then: ":")
-        digits(totalSeconds / 60 % 60, 2, then: ":")
-        digits(totalSeconds % 60, 2, then: ".")
-        digits(ms, 3, then: "Z")
+        digits(year, 4, then: UInt8(ascii: "-"))
+        digits(month, 2, then: UInt8(ascii: "-"))
+        digits(day, 2, then: UInt8(ascii: "T"))
+        digits(totalSeconds / 3600, 2, then: UInt8(ascii: ":"))
+        digits(totalSeconds / 60 % 60, 2, then: UInt8(ascii: ":"))
+        digits(totalSeconds % 60, 2, then: UInt8(ascii: "."))
+        digits(ms, 3, then: UInt8(ascii: "Z"))
         return true
     }
 

@@ -2,12 +2,13 @@ import BSONModel
 import Foundation
 
 /// Compact relaxed Extended JSON v2 (no spaces, field order kept): the cached value format (DESIGN.md §4 "Values").
+///
+/// Written straight from BSON bytes: a document that arrives encoded (a change event's `fullDocument`) is never
+/// decoded into a tree on its way to Redis; a decoded one is encoded first.
 public enum ExtendedJSON {
     /// The document as compact relaxed Extended JSON.
     public static func relaxed(_ document: BSONDocument) -> String {
-        var writer = RelaxedWriter(limit: .max)
-        try? writer.writeDocument(document)
-        return writer.text
+        relaxed(EncodedBSONDocument(document), maxBytes: .max) ?? ""
     }
 
     /// One value as compact relaxed Extended JSON.
@@ -19,19 +20,28 @@ public enum ExtendedJSON {
 
     /// The document as compact relaxed Extended JSON, or `nil` as soon as the text would exceed `maxBytes` UTF-8 bytes.
     public static func relaxed(_ document: BSONDocument, maxBytes: Int) -> String? {
+        relaxed(EncodedBSONDocument(document), maxBytes: maxBytes)
+    }
+
+    /// The encoded document as compact relaxed Extended JSON, or `nil` when the text would exceed `maxBytes` UTF-8
+    /// bytes (or the bytes are not a valid document).
+    public static func relaxed(_ document: EncodedBSONDocument, maxBytes: Int) -> String? {
+        var reader = document.reader
         var writer = RelaxedWriter(limit: maxBytes)
         do {
-            try writer.writeDocument(document)
+            try writer.writeDocument(&reader, array: false)
         } catch {
             return nil
         }
-        return writer.out.count <= maxBytes ? writer.text : nil
+        guard writer.out.count <= maxBytes else { return nil }
+        let text = writer.text
+        return text.utf8.count <= maxBytes ? text : nil
     }
 
     /// A JSON string literal for `text`, quotes included, escaped as `JSON.stringify` does.
     public static func quoted(_ text: String) -> String {
         var writer = RelaxedWriter(limit: .max)
-        writer.writeString(text)
+        writer.writeString(text.utf8)
         return writer.text
     }
 }
@@ -39,7 +49,7 @@ public enum ExtendedJSON {
 /// Thrown inside the writer when its byte limit is passed.
 private struct LimitExceeded: Error {}
 
-/// Appends relaxed Extended JSON to a byte buffer.
+/// Appends relaxed Extended JSON for BSON bytes to a byte buffer.
 private struct RelaxedWriter {
     let limit: Int
     var out: [UInt8] = []
@@ -49,6 +59,7 @@ private struct RelaxedWriter {
         out.reserveCapacity(min(limit, 512))
     }
 
+    /// The text; invalid UTF-8 in the document's strings becomes U+FFFD, as decoding them to `String` would.
     var text: String { String(decoding: out, as: UTF8.self) }
 
     mutating func raw(_ s: String) { out.append(contentsOf: s.utf8) }
@@ -57,36 +68,33 @@ private struct RelaxedWriter {
         if out.count > limit { throw LimitExceeded() }
     }
 
-    mutating func writeDocument(_ document: BSONDocument) throws {
-        out.append(UInt8(ascii: "{"))
-        for (index, field) in document.fields.enumerated() {
-            if index > 0 { out.append(UInt8(ascii: ",")) }
-            writeString(field.key)
-            out.append(UInt8(ascii: ":"))
-            try writeValue(field.value)
+    /// An embedded document or array, from its length on; arrays drop their element names.
+    mutating func writeDocument(_ reader: inout BSONReader, array: Bool) throws {
+        out.append(array ? UInt8(ascii: "[") : UInt8(ascii: "{"))
+        var first = true
+        try reader.readElements { reader, type in
+            if !first { out.append(UInt8(ascii: ",")) }
+            first = false
+            if array {
+                try reader.skipCString()
+            } else {
+                writeString(reader.bytes[try reader.cstringRange()])
+                out.append(UInt8(ascii: ":"))
+            }
+            try writeValue(&reader, type: type)
             try checkLimit()
         }
-        out.append(UInt8(ascii: "}"))
+        out.append(array ? UInt8(ascii: "]") : UInt8(ascii: "}"))
     }
 
-    mutating func writeArray(_ values: [BSONValue]) throws {
-        out.append(UInt8(ascii: "["))
-        for (index, value) in values.enumerated() {
-            if index > 0 { out.append(UInt8(ascii: ",")) }
-            try writeValue(value)
-            try checkLimit()
-        }
-        out.append(UInt8(ascii: "]"))
-    }
-
-    mutating func writeString(_ s: String) {
+    mutating func writeString<C: Collection<UInt8>>(_ utf8: C) {
         out.append(UInt8(ascii: "\""))
-        if !s.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
-            out.append(contentsOf: s.utf8)
+        if !utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+            out.append(contentsOf: utf8)
             out.append(UInt8(ascii: "\""))
             return
         }
-        for byte in s.utf8 {
+        for byte in utf8 {
             switch byte {
             case UInt8(ascii: "\""): raw("\\\"")
             case UInt8(ascii: "\\"): raw("\\\\")
@@ -97,48 +105,51 @@ private struct RelaxedWriter {
             case 0x09: raw("\\t")
             case 0x00..<0x20:
                 raw("\\u00")
-                out.append(contentsOf: hexString([byte]).utf8)
+                appendHex(CollectionOfOne(byte), to: &out)
             default: out.append(byte)
             }
         }
         out.append(UInt8(ascii: "\""))
     }
 
+    /// A length-prefixed BSON string, as a JSON string.
+    mutating func writeBSONString(_ reader: inout BSONReader) throws {
+        let range = try reader.stringRange()
+        if out.count + range.count > limit { throw LimitExceeded() }
+        writeString(reader.bytes[range])
+    }
+
     /// `{"<name>":<body>}` where the body is written by `body`.
     mutating func wrapper(_ name: String, _ body: (inout RelaxedWriter) throws -> Void) rethrows {
         out.append(UInt8(ascii: "{"))
-        writeString(name)
+        writeString(name.utf8)
         out.append(UInt8(ascii: ":"))
         try body(&self)
         out.append(UInt8(ascii: "}"))
     }
 
-    mutating func writeValue(_ value: BSONValue) throws {
-        switch value {
-        case .double(let d):
+    /// The value of an element of BSON `type`, the reader positioned after the element's name.
+    mutating func writeValue(_ reader: inout BSONReader, type: UInt8) throws {
+        switch type {
+        case 0x01:
+            let d = Double(bitPattern: try reader.le(UInt64.self))
             if d.isFinite {
                 raw(ExtendedJSON.relaxedNumber(d))
             } else {
-                wrapper("$numberDouble") { $0.writeString(d.isNaN ? "NaN" : (d < 0 ? "-Infinity" : "Infinity")) }
+                wrapper("$numberDouble") { $0.writeString((d.isNaN ? "NaN" : (d < 0 ? "-Infinity" : "Infinity")).utf8) }
             }
-        case .string(let s):
-            if out.count + s.utf8.count > limit { throw LimitExceeded() }
-            writeString(s)
-        case .document(let d): try writeDocument(d)
-        case .array(let a): try writeArray(a)
-        case .binary(let subtype, let data):
-            wrapper("$binary") {
-                $0.raw("{\"base64\":")
-                $0.writeString(Data(data).base64EncodedString())
-                $0.raw(",\"subType\":\"\(hexString([subtype]))\"}")
-            }
-        case .undefined: raw("{\"$undefined\":true}")
-        case .objectId(let oid):
+        case 0x02: try writeBSONString(&reader)
+        case 0x03: try writeDocument(&reader, array: false)
+        case 0x04: try writeDocument(&reader, array: true)
+        case 0x07:
+            try reader.need(12)
             raw("{\"$oid\":\"")
-            appendHex(oid.bytes, to: &out)
+            appendHex(reader.bytes[reader.offset..<reader.offset + 12], to: &out)
+            reader.offset += 12
             raw("\"}")
-        case .bool(let b): raw(b ? "true" : "false")
-        case .datetime(let ms):
+        case 0x08: raw(try reader.u8() != 0 ? "true" : "false")
+        case 0x09:
+            let ms = try reader.le(Int64.self)
             let start = out.count
             raw("{\"$date\":\"")
             if ExtendedJSON.appendISODate(milliseconds: ms, years: 1970...9999, to: &out) {
@@ -147,35 +158,63 @@ private struct RelaxedWriter {
                 out.removeSubrange(start...)
                 raw("{\"$date\":{\"$numberLong\":\"\(ms)\"}}")
             }
-        case .null: raw("null")
+        case 0x0A: raw("null")
+        case 0x10: raw(String(try reader.le(Int32.self)))
+        case 0x12: raw(String(try reader.le(Int64.self)))
+        default:
+            // The rare types: decoded, then written from the value.
+            try writeDecoded(reader.readValue(type: type))
+        }
+    }
+
+    /// The types `writeValue` does not write from bytes.
+    mutating func writeDecoded(_ value: BSONValue) throws {
+        switch value {
+        case .binary(let subtype, let data):
+            wrapper("$binary") {
+                $0.raw("{\"base64\":")
+                $0.writeString(Data(data).base64EncodedString().utf8)
+                $0.raw(",\"subType\":\"\(hexString([subtype]))\"}")
+            }
+        case .undefined: raw("{\"$undefined\":true}")
         case .regex(let pattern, let options):
             wrapper("$regularExpression") {
                 $0.raw("{\"pattern\":")
-                $0.writeString(pattern)
+                $0.writeString(pattern.utf8)
                 $0.raw(",\"options\":")
-                $0.writeString(String(options.sorted()))
+                $0.writeString(String(options.sorted()).utf8)
                 $0.raw("}")
             }
         case .dbPointer(let namespace, let id):
             wrapper("$dbPointer") {
                 $0.raw("{\"$ref\":")
-                $0.writeString(namespace)
+                $0.writeString(namespace.utf8)
                 $0.raw(",\"$id\":{\"$oid\":\"\(id.hex)\"}}")
             }
-        case .javascript(let code): wrapper("$code") { $0.writeString(code) }
-        case .symbol(let s): wrapper("$symbol") { $0.writeString(s) }
+        case .javascript(let code): wrapper("$code") { $0.writeString(code.utf8) }
+        case .symbol(let s): wrapper("$symbol") { $0.writeString(s.utf8) }
         case .javascriptWithScope(let code, let scope):
             raw("{\"$code\":")
-            writeString(code)
+            writeString(code.utf8)
             raw(",\"$scope\":")
-            try writeDocument(scope)
+            var scopeReader = EncodedBSONDocument(scope).reader
+            try writeDocument(&scopeReader, array: false)
             raw("}")
-        case .int32(let i): raw(String(i))
         case .timestamp(let seconds, let increment): raw("{\"$timestamp\":{\"t\":\(seconds),\"i\":\(increment)}}")
-        case .int64(let i): raw(String(i))
         case .decimal128(let d): raw("{\"$numberDecimal\":\"\(d.description)\"}")
         case .minKey: raw("{\"$minKey\":1}")
         case .maxKey: raw("{\"$maxKey\":1}")
+        case .double, .string, .document, .array, .objectId, .bool, .datetime, .null, .int32, .int64:
+            try writeValue(value)
+        }
+    }
+
+    /// A decoded value, through its bytes.
+    mutating func writeValue(_ value: BSONValue) throws {
+        var reader = EncodedBSONDocument(["": value]).reader
+        try reader.readElements { reader, type in
+            try reader.skipCString()
+            try writeValue(&reader, type: type)
         }
     }
 }

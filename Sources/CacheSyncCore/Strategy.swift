@@ -7,15 +7,21 @@ public enum Strategy {
     /// `accessCount` is the key's current `<key>:access_count`; only the `update` strategy uses it (adaptive TTL).
     /// A document event without `documentKey._id` plans nothing (`ChangeEvent(bson:)` never produces one).
     public static func plan(event: ChangeEvent, collection: CollectionConfig, keyPrefix: String, accessCount: Int) -> [CacheOp] {
+        plan(event: event, collection: collection, keys: CacheKey.Layout(collection: collection, keyPrefix: keyPrefix),
+             accessCount: accessCount)
+    }
+
+    /// `plan` with the collection's key layout rendered beforehand (once per collection, not per event).
+    public static func plan(event: ChangeEvent, collection: CollectionConfig, keys: CacheKey.Layout, accessCount: Int) -> [CacheOp] {
         switch event.operationType {
-        case .drop: return [flush(collection, keyPrefix, .drop)]
-        case .rename: return [flush(collection, keyPrefix, .rename)]
-        case .dropDatabase: return [flush(collection, keyPrefix, .dropDatabase)]
+        case .drop: return [flush(collection, keys.keyPrefix, .drop)]
+        case .rename: return [flush(collection, keys.keyPrefix, .rename)]
+        case .dropDatabase: return [flush(collection, keys.keyPrefix, .dropDatabase)]
         case .invalidate, .unknown: return []
         case .insert, .update, .replace, .delete: break
         }
         guard let operation = event.operationType.documentOperation, let id = event.documentID else { return [] }
-        let key = CacheKey(collection: collection, keyPrefix: keyPrefix, id: id)
+        let key = keys.key(id: id)
         guard collection.operations.contains(operation) else { return [.skip(key: key, reason: .operationNotConfigured)] }
         if operation == .delete { return [.delete(key: key, reason: .deleted)] }
 

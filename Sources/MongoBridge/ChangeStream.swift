@@ -36,17 +36,17 @@ public final class ChangeStream {
         pool.pushClient(client)
     }
 
-    /// The BSON size of the event `next()` returned last, in bytes (for batch limits).
-    public private(set) var lastEventByteCount = 0
-
     /// The next event, or `nil` when the server returned an empty batch; throws the stream's error.
     /// libmongoc's stream errors are sticky: after a throw, destroy this stream and open a new one.
     public func next() throws -> BSONDocument? {
+        try nextEventBytes().map { try BSONDocument(bsonBytes: $0) }
+    }
+
+    /// `next()` without decoding: the event's BSON bytes, copied once from libmongoc.
+    public func nextEventBytes() throws -> [UInt8]? {
         var event: OpaquePointer?
         if mongoc_change_stream_next(stream, &event), let event {
-            let bytes = BSONHandle.bytes(ofBorrowed: event)
-            lastEventByteCount = bytes.count
-            return try BSONDocument(bsonBytes: bytes)
+            return BSONHandle.bytes(ofBorrowed: event)
         }
         if let error = currentError(context: "reading the change stream on \(namespace)") { throw error }
         return nil

@@ -12,9 +12,9 @@ enum EventFixture {
         return try ExtendedJSONReader.document(String(contentsOf: url, encoding: .utf8))
     }
 
-    /// The decoded event of `Fixtures/events/<name>.json`.
+    /// The decoded event of `Fixtures/events/<name>.json`, decoded from its bytes as the pipeline does.
     static func event(_ name: String) throws -> ChangeEvent {
-        try ChangeEvent(bson: document(name))
+        try ChangeEvent(bsonBytes: document(name).bsonBytes())
     }
 }
 
@@ -37,10 +37,11 @@ struct ChangeEventTests {
         #expect(event.eventTimeSeconds == 1_714_979_289.123)
         #expect(event.namespace == .init(database: "shop", collection: "products"))
         #expect(event.documentID == productID)
-        guard case .document(let doc) = event.fullDocument else {
+        guard case .document(let encoded) = event.fullDocument else {
             Issue.record("insert has no full document")
             return
         }
+        let doc = try encoded.decoded()
         #expect(doc.keys == ["_id", "name", "price", "qty", "views", "rating", "weight", "tags", "updatedAt"])
         #expect(doc["qty"] == .int32(5))
         #expect(doc["views"] == .int64(9_007_199_254_740_993))
@@ -57,10 +58,11 @@ struct ChangeEventTests {
         #expect(description.removedFields == ["discount"])
         #expect(description.truncatedArrays == [ChangeEvent.TruncatedArray(field: "history", newSize: 2)])
         #expect(description.disambiguatedPaths.isEmpty)
-        guard case .document(let doc) = event.fullDocument else {
+        guard case .document(let encoded) = event.fullDocument else {
             Issue.record("updateLookup document missing")
             return
         }
+        let doc = try encoded.decoded()
         #expect(doc["qty"] == .int32(4))
     }
 
@@ -130,13 +132,38 @@ struct ChangeEventTests {
         #expect(delete.fullDocument == .absent)
     }
 
-    @Test("decoding from BSON bytes gives the same event as from the document")
+    @Test("decoding from BSON bytes, fullDocument left encoded, gives the same event as from the decoded document")
     func fromBSONBytes() throws {
-        for name in ["insert", "update", "sharded-update", "rename", "nx-replace-as-update"] {
+        let names = ["insert", "update", "sharded-update", "rename", "nx-replace-as-update", "update-null-lookup",
+                     "update-without-lookup", "delete", "nx-delete-with-document", "invalidate", "createIndexes"]
+        for name in names {
             let document = try EventFixture.document(name)
-            let roundTripped = try BSONDocument(bsonBytes: document.bsonBytes())
-            #expect(try ChangeEvent(bson: roundTripped) == ChangeEvent(bson: document), "fixture \(name)")
+            let fromBytes = try ChangeEvent(bsonBytes: document.bsonBytes())
+            #expect(fromBytes == (try ChangeEvent(bson: document)), "fixture \(name)")
+            if case .document(let full)? = document["fullDocument"], fromBytes.operationType != .delete {
+                #expect(fromBytes.fullDocument == .document(EncodedBSONDocument(full)), "fixture \(name)")
+            }
         }
+    }
+
+    @Test("a truncated or mistyped fullDocument fails decoding from bytes with a clear error")
+    func fromBadBytes() throws {
+        var bytes = try EventFixture.document("insert").bsonBytes()
+        bytes.removeLast(3)
+        #expect(throws: BSONDecodingError.self) { try ChangeEvent(bsonBytes: bytes) }
+        var event = try EventFixture.document("insert")
+        event["fullDocument"] = .string("not a document")
+        #expect(throws: ChangeEventError.wrongType("fullDocument", expected: "document or null", found: "string",
+                                                   operationType: "insert")) {
+            try ChangeEvent(bsonBytes: event.bsonBytes())
+        }
+        // The lengths around fullDocument hold, but a string inside it claims more bytes than it has.
+        event["fullDocument"] = .document(["_id": .int32(1), "a": .string("xyz")])
+        var corrupt = event.bsonBytes()
+        let string: [UInt8] = [0x02, UInt8(ascii: "a"), 0, 4, 0, 0, 0]
+        let at = try #require((0...corrupt.count - string.count).first { corrupt[$0..<$0 + string.count].elementsEqual(string) })
+        corrupt[at + 3] = 40
+        #expect(throws: BSONDecodingError.self) { try ChangeEvent(bsonBytes: corrupt) }
     }
 
     @Test("malformed events give typed errors naming the missing or mistyped field")

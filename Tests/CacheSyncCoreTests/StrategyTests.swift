@@ -109,7 +109,7 @@ struct StrategyTests {
         let big = String(repeating: "x", count: 16 * 1024 * 1024)
         let id = BSONValue.objectId(ObjectID(hex: "663881d9a1b2c3d4e5f60718")!)
         let event = ChangeEvent(resumeToken: ["_data": .string("82")], operationType: .replace,
-                                documentKey: ["_id": id], fullDocument: .document(["_id": id, "blob": .string(big)]))
+                                documentKey: ["_id": id], fullDocument: .document(EncodedBSONDocument(["_id": id, "blob": .string(big)])))
         for strategy in [StrategyKind.update, .preserveTTL] {
             let ops = Strategy.plan(event: event, collection: Self.products(strategy), keyPrefix: "app:", accessCount: 0)
             #expect(ops == [.delete(key: Self.key, reason: .tooLarge)], "\(strategy)")

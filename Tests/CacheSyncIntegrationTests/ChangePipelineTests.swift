@@ -21,17 +21,14 @@ struct ChangePipelineTests {
             self.failsAtEnd = failsAtEnd
         }
 
-        func next() throws -> BSONDocument? {
+        func nextEventBytes() throws -> [UInt8]? {
             guard served < events.count else {
                 if failsAtEnd { throw Failure() }
                 return nil
             }
             defer { served += 1 }
-            lastEventByteCount = events[served].bsonBytes().count
-            return events[served]
+            return events[served].bsonBytes()
         }
-
-        private(set) var lastEventByteCount = 0
 
         var resumeToken: BSONDocument? { nil }
     }

@@ -1,0 +1,41 @@
+/// A BSON document kept as its bytes — possibly a range of a larger buffer, shared without copying — and decoded
+/// only on demand: the form a change event's `fullDocument` takes on the way to its Extended JSON.
+public struct EncodedBSONDocument: Sendable, Hashable {
+    private let storage: [UInt8]
+    private let range: Range<Int>
+
+    /// The bytes of `document`.
+    public init(_ document: BSONDocument) {
+        storage = document.bsonBytes()
+        range = storage.indices
+    }
+
+    /// The document at `range` of `storage`, whose length and terminator the caller has checked.
+    init(storage: [UInt8], range: Range<Int>) {
+        self.storage = storage
+        self.range = range
+    }
+
+    /// The document's BSON bytes.
+    public var bytes: ArraySlice<UInt8> { storage[range] }
+
+    /// A reader positioned at the document's first byte (its length).
+    public var reader: BSONReader { BSONReader(bytes: storage, offset: range.lowerBound) }
+
+    /// The decoded document.
+    public func decoded() throws -> BSONDocument {
+        var reader = reader
+        return try reader.readDocument()
+    }
+
+    /// Equal when the bytes are.
+    public static func == (lhs: EncodedBSONDocument, rhs: EncodedBSONDocument) -> Bool {
+        lhs.bytes.elementsEqual(rhs.bytes)
+    }
+
+    /// Hashes the bytes, matching `==`.
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(range.count)
+        for byte in bytes { hasher.combine(byte) }
+    }
+}
