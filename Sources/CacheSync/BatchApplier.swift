@@ -35,31 +35,26 @@ struct BatchApplier {
     /// Applies `ops` (set, refresh, delete; others are ignored) and the checkpoint change atomically.
     /// Throws `RedisError` with server code `FENCED` when this instance no longer holds the lease.
     func apply(_ ops: [CacheOp], checkpoint: CheckpointChange, events: Int, fence: String?) throws(RedisError) {
-        var commands: [[[UInt8]]] = []
-        commands.reserveCapacity(2 * ops.count + 3)
+        var commands = RedisCommandBatch()
         for op in ops {
             switch op {
-            case .set(let key, let value, let ttl):
-                commands.append([Self.set, Array(key.text.utf8), Array(value.utf8), Self.ex, Array(String(ttl).utf8)])
-            case .refresh(let key, let value):
-                commands.append([Self.set, Array(key.text.utf8), Array(value.utf8), Self.xx, Self.keepTTL])
-            case .delete(let key, _):
-                commands.append([Self.unlink, Array(key.text.utf8)])
-            case .skip, .flushCollection:
-                continue
+            case .set(let key, let value, let ttl): commands.append("SET", key.text, value, "EX", String(ttl))
+            case .refresh(let key, let value): commands.append("SET", key.text, value, "XX", "KEEPTTL")
+            case .delete(let key, _): commands.append("UNLINK", key.text)
+            case .skip, .flushCollection: continue
             }
-            commands.append([Self.unlink, Array(op.key!.leaseKey.utf8)])
+            commands.append("UNLINK", op.key!.leaseKey)
         }
         switch checkpoint {
         case .keep: break
-        case .delete: commands.append([Array("DEL".utf8), Array(keys.resume.utf8)])
-        case .set(let cp): commands.append([Self.set, Array(keys.resume.utf8), Array(cp.storedText.utf8)])
+        case .delete: commands.append("DEL", keys.resume)
+        case .set(let cp): commands.append("SET", keys.resume, cp.storedText)
         }
         if events > 0 {
-            commands.append([Array("HINCRBY".utf8), Array(keys.applied.utf8), Array("events".utf8), Array(String(events).utf8)])
-            commands.append([Array("HINCRBY".utf8), Array(keys.applied.utf8), Array("batches".utf8), Array("1".utf8)])
+            commands.append("HINCRBY", keys.applied, "events", String(events))
+            commands.append("HINCRBY", keys.applied, "batches", "1")
         }
-        guard !commands.isEmpty else { return }
+        guard commands.count > 0 else { return }
         let condition = fence.map { (key: Array(keys.leader.utf8), value: Array($0.utf8)) }
         guard let replies = try redis.transaction(commands, onlyIf: condition) else {
             throw RedisError(kind: .server, endpoint: redis.options.endpoint,
@@ -69,9 +64,6 @@ struct BatchApplier {
             throw RedisError(kind: .server, endpoint: redis.options.endpoint, message: text)
         }
     }
-
-    private static let set = Array("SET".utf8), ex = Array("EX".utf8), xx = Array("XX".utf8)
-    private static let keepTTL = Array("KEEPTTL".utf8), unlink = Array("UNLINK".utf8)
 
     /// Removes every key matching `pattern` (SCAN + fenced UNLINK in batches of 500); returns how many.
     func flush(pattern: String, fence: String?) throws -> Int {

@@ -60,7 +60,10 @@ public final class ChangePipeline {
     }
 
     /// One event read: decoded, or `nil` when it could not be (skipped, but its token still checkpoints).
-    private typealias Item = (event: ChangeEvent?, token: BSONDocument?)
+    private struct Item {
+        var event: ChangeEvent?
+        var token: BSONDocument?
+    }
 
     /// Reads one batch (until it is full, its window ends, the source is empty, or a collection-level event),
     /// then applies it.
@@ -105,7 +108,7 @@ public final class ChangePipeline {
     private func decode(_ bytes: [UInt8]) -> Item {
         do {
             let event = try ChangeEvent(bsonBytes: bytes)
-            return (event, event.resumeToken)
+            return Item(event: event, token: event.resumeToken)
         } catch {
             telemetry.eventReceived(ns, operation: "undecodable", count: 1)
             telemetry.error(ns, kind: "decode")
@@ -114,7 +117,7 @@ public final class ChangePipeline {
                 ?? "(\(bytes.count) bytes that are not a BSON document)"
             logger.error("skipping an event that cannot be decoded: \(error)", metadata: ["event": "\(text)"])
             let token: BSONDocument? = if case .document(let t)? = document?["_id"] { t } else { nil }
-            return (nil, token)
+            return Item(event: nil, token: token)
         }
     }
 
@@ -139,7 +142,7 @@ public final class ChangePipeline {
                 pending.append(item)
             case .unknown(let name):
                 logger.notice("ignoring an event of unknown type \(name)")
-                pending.append((nil, item.token))
+                pending.append(Item(event: nil, token: item.token))
             case .drop, .rename, .dropDatabase:
                 try applyPending(&pending)
                 try flushForCollectionEvent(event)
@@ -173,19 +176,24 @@ public final class ChangePipeline {
         guard !pending.isEmpty else { return }
         defer { pending.removeAll() }
         let started = Date()
-        let countKeys = pending.map { item -> String? in
+        var countKeys: [String] = []
+        for item in pending {
             guard let event = item.event, Strategy.needsAccessCount(event: event, collection: collection),
-                  let id = event.documentID else { return nil }
-            return keys.key(id: id).accessCountKey
+                  let id = event.documentID else { continue }
+            countKeys.append(keys.key(id: id).accessCountKey)
         }
-        let counts = try applier.accessCounts(countKeys.compactMap { $0 })
-        var countIterator = counts.makeIterator()
+        let counts = try applier.accessCounts(countKeys)
+        var nextCount = 0
         var ops: [CacheOp] = []
         ops.reserveCapacity(pending.count)
         var lastEvent: ChangeEvent?
-        for (item, countKey) in zip(pending, countKeys) {
+        for item in pending {
             guard let event = item.event else { continue }
-            let count = countKey == nil ? 0 : (countIterator.next() ?? 0)
+            var count = 0
+            if Strategy.needsAccessCount(event: event, collection: collection), event.documentID != nil {
+                count = nextCount < counts.count ? counts[nextCount] : 0
+                nextCount += 1
+            }
             let planned = Strategy.plan(event: event, collection: collection, keys: keys, accessCount: count)
             if planned.isEmpty, event.documentID == nil {
                 telemetry.error(ns, kind: "no_document_key")

@@ -75,6 +75,12 @@ public final class RedisConnection: @unchecked Sendable {
     /// writes nothing and returns `nil`. A command Redis refuses to queue aborts the whole transaction (throws).
     public func transaction(_ commands: [[[UInt8]]], onlyIf condition: (key: [UInt8], value: [UInt8])? = nil)
         throws(RedisError) -> [RedisReply]? {
+        try transaction(RedisCommandBatch(commands), onlyIf: condition)
+    }
+
+    /// `transaction` for commands already laid out in a batch.
+    public func transaction(_ commands: RedisCommandBatch, onlyIf condition: (key: [UInt8], value: [UInt8])? = nil)
+        throws(RedisError) -> [RedisReply]? {
         try locked { () throws(RedisError) -> [RedisReply]? in
             let context = try connectedContext()
             if let condition {
@@ -88,7 +94,11 @@ public final class RedisConnection: @unchecked Sendable {
                     return nil
                 }
             }
-            let replies = try roundTrip(context, [[Array("MULTI".utf8)]] + commands + [[Array("EXEC".utf8)]])
+            var batch = RedisCommandBatch()
+            batch.append("MULTI")
+            batch.append(contentsOf: commands)
+            batch.append("EXEC")
+            let replies = try roundTrip(context, batch)
             switch replies.last {
             case .array(let results)?:
                 return results
@@ -200,18 +210,24 @@ public final class RedisConnection: @unchecked Sendable {
     private func roundTrip(
         _ context: UnsafeMutablePointer<redisContext>, _ commands: [[[UInt8]]], dropOnFailure: Bool = true
     ) throws(RedisError) -> [RedisReply] {
-        if commands.contains(where: \.isEmpty) {
+        try roundTrip(context, RedisCommandBatch(commands), dropOnFailure: dropOnFailure)
+    }
+
+    /// Appends the batch's bytes as they are, then reads one reply per command.
+    private func roundTrip(
+        _ context: UnsafeMutablePointer<redisContext>, _ batch: RedisCommandBatch, dropOnFailure: Bool = true
+    ) throws(RedisError) -> [RedisReply] {
+        if batch.hasEmptyCommand {
             throw RedisError.invalidCommand("a command needs at least one argument", endpoint: options.endpoint)
         }
-        for arguments in commands {
-            let status = RedisArgv.withArgv(arguments) { argc, argv, argvlen in
-                redisAppendCommandArgv(context, argc, argv, argvlen)
-            }
-            if status != REDIS_OK { throw transportFailure(context, dropOnFailure: dropOnFailure) }
+        guard batch.count > 0 else { return [] }
+        let status = batch.bytes.withUnsafeBufferPointer { buffer in
+            buffer.withMemoryRebound(to: CChar.self) { redisAppendFormattedCommand(context, $0.baseAddress, $0.count) }
         }
+        if status != REDIS_OK { throw transportFailure(context, dropOnFailure: dropOnFailure) }
         var replies: [RedisReply] = []
-        replies.reserveCapacity(commands.count)
-        for _ in commands {
+        replies.reserveCapacity(batch.count)
+        for _ in 0..<batch.count {
             replies.append(try readReply(context, dropOnFailure: dropOnFailure))
         }
         return replies

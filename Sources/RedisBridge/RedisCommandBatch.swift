@@ -1,0 +1,69 @@
+/// Commands laid out in the Redis protocol (RESP arrays of bulk strings), back to back in one buffer: what a
+/// pipeline or a transaction sends, built without an argument array per command.
+///
+/// Binary-safe like `redisAppendCommandArgv`: every argument goes with its length, nothing is a format string.
+public struct RedisCommandBatch: Sendable {
+    /// How many commands the batch holds (one reply each).
+    public private(set) var count = 0
+    /// The protocol bytes.
+    public private(set) var bytes: [UInt8] = []
+
+    /// An empty batch.
+    public init() {}
+
+    /// A batch of binary-safe commands.
+    public init(_ commands: [[[UInt8]]]) {
+        for command in commands {
+            appendHeader(command.count)
+            for argument in command { appendArgument(argument) }
+        }
+    }
+
+    /// Appends one command whose arguments are `arguments`' UTF-8 bytes.
+    public mutating func append(_ arguments: String...) {
+        appendHeader(arguments.count)
+        for argument in arguments { appendArgument(argument.utf8) }
+    }
+
+    /// Appends the commands of `other` after these.
+    public mutating func append(contentsOf other: RedisCommandBatch) {
+        bytes += other.bytes
+        count += other.count
+        hasEmptyCommand = hasEmptyCommand || other.hasEmptyCommand
+    }
+
+    /// Whether a command has no arguments (Redis would refuse it; the connection rejects the batch first).
+    private(set) var hasEmptyCommand = false
+
+    private mutating func appendHeader(_ arguments: Int) {
+        if arguments == 0 { hasEmptyCommand = true }
+        count += 1
+        bytes.append(UInt8(ascii: "*"))
+        appendDecimal(arguments)
+    }
+
+    private mutating func appendArgument<C: Collection<UInt8>>(_ argument: C) {
+        bytes.append(UInt8(ascii: "$"))
+        appendDecimal(argument.count)
+        bytes.append(contentsOf: argument)
+        appendCRLF()
+    }
+
+    /// `n` in decimal, then CR LF.
+    private mutating func appendDecimal(_ n: Int) {
+        var divisor = 1
+        while n / divisor >= 10 { divisor *= 10 }
+        var rest = n
+        while divisor > 0 {
+            bytes.append(UInt8(ascii: "0") + UInt8(rest / divisor))
+            rest %= divisor
+            divisor /= 10
+        }
+        appendCRLF()
+    }
+
+    private mutating func appendCRLF() {
+        bytes.append(13)
+        bytes.append(10)
+    }
+}
