@@ -11,7 +11,7 @@ struct EndToEndBenchmark {
     /// What one run measured.
     struct Result {
         var readySeconds: [Double] = []
-        var idleRSS = 0.0
+        var idleRSS = ResidentMemorySampler.Peak()
         var idleCPU = 0.0
         var bulkWrites = 0
         var bulkAccepted = 0.0
@@ -23,9 +23,9 @@ struct EndToEndBenchmark {
         var sidecarLags: [Double] = []
         var lagCPU = 0.0
         /// Peak resident memory in the bulk run, the steady-rate run, and the burst on all three collections.
-        var bulkRSS = 0.0
-        var steadyRSS = 0.0
-        var burstRSS = 0.0
+        var bulkRSS = ResidentMemorySampler.Peak()
+        var steadyRSS = ResidentMemorySampler.Peak()
+        var burstRSS = ResidentMemorySampler.Peak()
     }
 
     let bulkWrites: Int
@@ -76,7 +76,7 @@ struct EndToEndBenchmark {
 
         log("idle footprint")
         sleep(2)
-        result.idleRSS = Measure.residentMiB(pid)
+        result.idleRSS = ResidentMemorySampler.Peak(resident: Measure.residentMiB(pid), private: Measure.privateMiB(pid))
         let idleCPU0 = Measure.cpuSeconds(pid)
         let idleStart = Measure.now()
         sleep(5)

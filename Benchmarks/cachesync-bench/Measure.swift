@@ -37,6 +37,11 @@ enum Measure {
         ResidentMemory.bytes(pid: pid).map { Double($0) / 1_048_576 } ?? .nan
     }
 
+    /// The private (anonymous) part of `residentMiB`, NaN when it cannot be read.
+    static func privateMiB(_ pid: Int32) -> Double {
+        ResidentMemory.privateBytes(pid: pid).map { Double($0) / 1_048_576 } ?? .nan
+    }
+
     /// User plus system CPU seconds process `pid` has used.
     static func cpuSeconds(_ pid: Int32) -> Double {
         guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
@@ -48,11 +53,17 @@ enum Measure {
     }
 }
 
-/// Samples a process's resident memory every 20 ms on its own thread and keeps the highest value.
+/// Samples a process's resident memory every 20 ms on its own thread and keeps the highest values.
 final class ResidentMemorySampler: @unchecked Sendable {
+    /// Peaks in MiB: all resident memory (`VmRSS`), and its private part (`RssAnon`).
+    struct Peak {
+        var resident = 0.0
+        var `private` = 0.0
+    }
+
     private let pid: Int32
     private let lock = NSLock()
-    private var peak = 0.0
+    private var peak = Peak()
     private var running = true
 
     /// Starts sampling `pid`.
@@ -60,15 +71,18 @@ final class ResidentMemorySampler: @unchecked Sendable {
         self.pid = pid
         Thread.detachNewThread { [self] in
             while lock.withLock({ running }) {
-                let rss = Measure.residentMiB(pid)
-                lock.withLock { peak = max(peak, rss.isNaN ? 0 : rss) }
+                let rss = Measure.residentMiB(pid), own = Measure.privateMiB(pid)
+                lock.withLock {
+                    peak.resident = max(peak.resident, rss.isNaN ? 0 : rss)
+                    peak.private = max(peak.private, own.isNaN ? 0 : own)
+                }
                 usleep(20_000)
             }
         }
     }
 
-    /// Stops sampling and returns the peak in MiB.
-    func stop() -> Double {
+    /// Stops sampling and returns the peaks.
+    func stop() -> Peak {
         lock.withLock {
             running = false
             return peak
