@@ -14,30 +14,6 @@ extension BSONDocument {
         }
     }
 
-    /// Decodes a document's fields, except the first field named `field` when it holds an embedded document:
-    /// that one is left out of the tree and returned as bytes, for a caller that only copies or transcodes it.
-    public static func decode(bsonBytes bytes: [UInt8], keepingEncoded field: String)
-        throws -> (document: BSONDocument, encoded: EncodedBSONDocument?) {
-        var reader = BSONReader(bytes: bytes)
-        var fields: [(key: String, value: BSONValue)] = []
-        fields.reserveCapacity(12)
-        var encoded: EncodedBSONDocument?
-        try reader.readElements { reader, type in
-            let key = try reader.cstring()
-            if type == 0x03, encoded == nil, key == field {
-                let start = reader.offset
-                try reader.skipValue(type: type)
-                encoded = EncodedBSONDocument(storage: bytes, range: start..<reader.offset)
-            } else {
-                fields.append((key: key, value: try reader.readValue(type: type)))
-            }
-        }
-        guard reader.offset == bytes.count else {
-            throw BSONDecodingError(description: "\(bytes.count - reader.offset) trailing bytes after the document")
-        }
-        return (BSONDocument(fields), encoded)
-    }
-
     /// Encodes the document as BSON bytes.
     public func bsonBytes() -> [UInt8] {
         var out = [UInt8]()
@@ -158,6 +134,14 @@ public struct BSONReader {
     mutating func skip(_ n: Int) throws {
         try need(n)
         offset += n
+    }
+
+    /// The embedded document that starts here, checked as `readDocument` would but kept as bytes (shared with
+    /// this reader's buffer, not copied); the reader moves past it.
+    public mutating func readEncodedDocument() throws -> EncodedBSONDocument {
+        let start = offset
+        try skipValue(type: 0x03)
+        return EncodedBSONDocument(storage: bytes, range: start..<offset)
     }
 
     /// Decodes the embedded document that starts here.

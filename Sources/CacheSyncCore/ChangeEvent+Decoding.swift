@@ -8,22 +8,85 @@ extension ChangeEvent {
     /// Document events (insert, update, replace, delete) need `documentKey._id`; `rename` needs `to`.
     /// A delete's `fullDocument` is dropped: a deleted document is never cached.
     public init(bson event: BSONDocument) throws(ChangeEventError) {
+        var fields = TopLevelFields()
+        for (key, value) in event.fields {
+            fields.set(key.utf8, value)
+        }
+        try self.init(fields)
+    }
+
+    /// Decodes an event from its BSON bytes as `init(bson:)` does, in one pass over its top-level fields: fields
+    /// the model does not read are skipped, and `fullDocument` is not decoded but kept as bytes, for the JSON
+    /// writer to read.
+    public init(bsonBytes: [UInt8]) throws {
+        var reader = BSONReader(bytes: bsonBytes)
+        var fields = TopLevelFields()
+        try reader.readElements { reader, type in
+            let key = reader.bytes[try reader.cstringRange()]
+            if type == 0x03, fields.encodedFullDocument == nil, fields.fullDocument == nil,
+               key.elementsEqual("fullDocument".utf8) {
+                fields.encodedFullDocument = try reader.readEncodedDocument()
+            } else if TopLevelFields.isRead(key) {
+                fields.set(key, try reader.readValue(type: type))
+            } else {
+                try reader.skipValue(type: type)
+            }
+        }
+        guard reader.offset == bsonBytes.count else {
+            throw reader.fail("\(bsonBytes.count - reader.offset) trailing bytes after the event")
+        }
+        try self.init(fields)
+    }
+
+    /// The top-level fields the model reads, each the first of its name.
+    private struct TopLevelFields {
+        var id, operationType, clusterTime, wallTime, ns, to, documentKey, updateDescription, fullDocument: BSONValue?
+        /// `fullDocument` when it was kept as bytes instead of decoded.
+        var encodedFullDocument: EncodedBSONDocument?
+
+        /// Whether a field of this name is read at all.
+        static func isRead(_ key: some Collection<UInt8>) -> Bool {
+            names.contains { key.elementsEqual($0.utf8) }
+        }
+
+        private static let names = ["_id", "operationType", "clusterTime", "wallTime", "ns", "to", "documentKey",
+                                    "updateDescription", "fullDocument"]
+
+        /// Keeps `value` under `key` unless the field is not read or was already set.
+        mutating func set(_ key: some Collection<UInt8>, _ value: BSONValue) {
+            func keep(_ slot: inout BSONValue?) { if slot == nil { slot = value } }
+            switch key.count {
+            case 2: if key.elementsEqual("ns".utf8) { keep(&ns) } else if key.elementsEqual("to".utf8) { keep(&to) }
+            case 3: if key.elementsEqual("_id".utf8) { keep(&id) }
+            case 8: if key.elementsEqual("wallTime".utf8) { keep(&wallTime) }
+            case 11:
+                if key.elementsEqual("clusterTime".utf8) { keep(&clusterTime) }
+                else if key.elementsEqual("documentKey".utf8) { keep(&documentKey) }
+            case 12: if key.elementsEqual("fullDocument".utf8), encodedFullDocument == nil { keep(&fullDocument) }
+            case 13: if key.elementsEqual("operationType".utf8) { keep(&operationType) }
+            case 17: if key.elementsEqual("updateDescription".utf8) { keep(&updateDescription) }
+            default: break
+            }
+        }
+    }
+
+    private init(_ event: TopLevelFields) throws(ChangeEventError) {
         var op: String?
         func missing(_ field: String) -> ChangeEventError { .missingField(field, operationType: op) }
         func wrong(_ field: String, _ expected: String, _ value: BSONValue) -> ChangeEventError {
             .wrongType(field, expected: expected, found: value.typeName, operationType: op)
         }
 
-        guard let opValue = event["operationType"] else { throw missing("operationType") }
+        guard let opValue = event.operationType else { throw missing("operationType") }
         guard case .string(let opName) = opValue else { throw wrong("operationType", "string", opValue) }
         op = opName
         let operationType = OperationType(opName)
 
-        guard let tokenValue = event["_id"] else { throw missing("_id (resume token)") }
+        guard let tokenValue = event.id else { throw missing("_id (resume token)") }
         guard case .document(let token) = tokenValue else { throw wrong("_id (resume token)", "document", tokenValue) }
 
         var clusterTime: ClusterTime?
-        switch event["clusterTime"] {
+        switch event.clusterTime {
         case nil: clusterTime = nil
         case .timestamp(let seconds, let increment)?: clusterTime = .timestamp(seconds: seconds, increment: increment)
         case .datetime(let ms)?: clusterTime = .date(ms)
@@ -31,14 +94,14 @@ extension ChangeEvent {
         }
 
         var wallTime: Int64?
-        switch event["wallTime"] {
+        switch event.wallTime {
         case nil, .null?: wallTime = nil
         case .datetime(let ms)?: wallTime = ms
         case let other?: throw wrong("wallTime", "date", other)
         }
 
-        func namespace(_ field: String) throws(ChangeEventError) -> Namespace? {
-            guard let value = event[field] else { return nil }
+        func namespace(_ field: String, _ value: BSONValue?) throws(ChangeEventError) -> Namespace? {
+            guard let value else { return nil }
             guard case .document(let ns) = value else { throw wrong(field, "document", value) }
             guard let dbValue = ns["db"] else { throw missing("\(field).db") }
             guard case .string(let db) = dbValue else { throw wrong("\(field).db", "string", dbValue) }
@@ -48,12 +111,12 @@ extension ChangeEvent {
             case let other?: throw wrong("\(field).coll", "string", other)
             }
         }
-        let ns = try namespace("ns")
-        let to = try namespace("to")
+        let ns = try namespace("ns", event.ns)
+        let to = try namespace("to", event.to)
         if operationType == .rename && to == nil { throw missing("to") }
 
         var documentKey: BSONDocument?
-        if let keyValue = event["documentKey"] {
+        if let keyValue = event.documentKey {
             guard case .document(let key) = keyValue else { throw wrong("documentKey", "document", keyValue) }
             documentKey = key
         }
@@ -63,13 +126,13 @@ extension ChangeEvent {
         }
 
         var updateDescription: UpdateDescription?
-        if let value = event["updateDescription"], value != .null {
+        if let value = event.updateDescription, value != .null {
             updateDescription = try Self.updateDescription(value, operationType: opName)
         }
 
         var fullDocument = FullDocument.absent
-        switch event["fullDocument"] {
-        case nil: fullDocument = .absent
+        switch event.fullDocument {
+        case nil: fullDocument = event.encodedFullDocument.map(FullDocument.document) ?? .absent
         case .null?: fullDocument = .null
         case .document(let doc)?: fullDocument = .document(EncodedBSONDocument(doc))
         case let other?: throw wrong("fullDocument", "document or null", other)
@@ -79,14 +142,6 @@ extension ChangeEvent {
         self.init(resumeToken: token, operationType: operationType, clusterTime: clusterTime, wallTime: wallTime,
                   namespace: ns, renamedTo: to, documentKey: documentKey, updateDescription: updateDescription,
                   fullDocument: fullDocument)
-    }
-
-    /// Decodes an event from its BSON bytes as `init(bson:)` does, except that `fullDocument` is not decoded:
-    /// it is kept as bytes, for the JSON writer to read.
-    public init(bsonBytes: [UInt8]) throws {
-        let (event, fullDocument) = try BSONDocument.decode(bsonBytes: bsonBytes, keepingEncoded: "fullDocument")
-        try self.init(bson: event)
-        if let fullDocument, operationType != .delete { self.fullDocument = .document(fullDocument) }
     }
 
     private static func updateDescription(_ value: BSONValue, operationType op: String) throws(ChangeEventError) -> UpdateDescription {

@@ -146,6 +146,23 @@ struct ChangeEventTests {
         }
     }
 
+    @Test("from bytes, fields the model does not read are skipped and the first of a repeated field wins")
+    func fromBytesSkipsAndKeepsFirst() throws {
+        var event = try EventFixture.document("update")
+        event.fields.insert((key: "lsid", value: .document(["id": .binary(subtype: 4, data: Array(repeating: 7, count: 16))])), at: 1)
+        event.fields.append((key: "txnNumber", value: .int64(3)))
+        event.fields.append((key: "fullDocument", value: .null))
+        event.fields.append((key: "operationType", value: .string("delete")))
+        let fromBytes = try ChangeEvent(bsonBytes: event.bsonBytes())
+        #expect(fromBytes == (try ChangeEvent(bson: event)))
+        #expect(fromBytes.operationType == .update)
+        guard case .document(let full) = fromBytes.fullDocument else {
+            Issue.record("the first fullDocument, a document, was not kept")
+            return
+        }
+        #expect(try full.decoded()["qty"] == .int32(4))
+    }
+
     @Test("a truncated or mistyped fullDocument fails decoding from bytes with a clear error")
     func fromBadBytes() throws {
         var bytes = try EventFixture.document("insert").bsonBytes()
