@@ -35,6 +35,27 @@ struct BatchApplier {
     /// Applies `ops` (set, refresh, delete; others are ignored) and the checkpoint change atomically.
     /// Throws `RedisError` with server code `FENCED` when this instance no longer holds the lease.
     func apply(_ ops: [CacheOp], checkpoint: CheckpointChange, events: Int, fence: String?) throws(RedisError) {
+        let commands = commands(ops, checkpoint: checkpoint, events: events)
+        guard commands.count > 0 else { return }
+        try check(redis.transaction(commands, onlyIf: condition(fence)))
+    }
+
+    /// `apply` without waiting for Redis: returns once the transaction is written (`false` when there was nothing
+    /// to write); `awaitSent()` takes its outcome. A fence that fails already throws here.
+    func send(_ ops: [CacheOp], checkpoint: CheckpointChange, events: Int, fence: String?) throws(RedisError) -> Bool {
+        let commands = commands(ops, checkpoint: checkpoint, events: events)
+        guard commands.count > 0 else { return false }
+        guard try redis.sendTransaction(commands, onlyIf: condition(fence)) else { throw fenced }
+        return true
+    }
+
+    /// Waits for the transaction `send` wrote and throws what `apply` would have thrown.
+    func awaitSent() throws(RedisError) {
+        try check(redis.awaitTransaction())
+    }
+
+    /// The transaction's commands: per op its write and the lease `UNLINK`, then the checkpoint and the counters.
+    private func commands(_ ops: [CacheOp], checkpoint: CheckpointChange, events: Int) -> RedisCommandBatch {
         var commands = RedisCommandBatch()
         for op in ops {
             switch op {
@@ -54,12 +75,21 @@ struct BatchApplier {
             commands.append("HINCRBY", keys.applied, "events", String(events))
             commands.append("HINCRBY", keys.applied, "batches", "1")
         }
-        guard commands.count > 0 else { return }
-        let condition = fence.map { (key: Array(keys.leader.utf8), value: Array($0.utf8)) }
-        guard let replies = try redis.transaction(commands, onlyIf: condition) else {
-            throw RedisError(kind: .server, endpoint: redis.options.endpoint,
-                             message: "FENCED this instance no longer holds the collection lease")
-        }
+        return commands
+    }
+
+    private func condition(_ fence: String?) -> (key: [UInt8], value: [UInt8])? {
+        fence.map { (key: Array(keys.leader.utf8), value: Array($0.utf8)) }
+    }
+
+    private var fenced: RedisError {
+        RedisError(kind: .server, endpoint: redis.options.endpoint,
+                   message: "FENCED this instance no longer holds the collection lease")
+    }
+
+    /// `nil` (the lease changed before `EXEC`) is `FENCED`; an error reply to any command throws it.
+    private func check(_ replies: [RedisReply]?) throws(RedisError) {
+        guard let replies else { throw fenced }
         for case .error(let text) in replies {
             throw RedisError(kind: .server, endpoint: redis.options.endpoint, message: text)
         }

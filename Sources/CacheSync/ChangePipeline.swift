@@ -40,6 +40,8 @@ public final class ChangePipeline {
     var testApplyDelay = 0.0
     /// The last resume token checkpointed (or loaded), so an idle stream saves only a newer one.
     var lastCheckpointToken: BSONDocument?
+    /// The batch whose transaction was sent last and whose outcome is not taken yet.
+    private var inFlight: InFlight?
 
     private let ns: String
     private let keys: CacheKey.Layout
@@ -65,8 +67,21 @@ public final class ChangePipeline {
         var token: BSONDocument?
     }
 
+    /// A sent batch: what to record once Redis confirms it.
+    private struct InFlight {
+        var token: BSONDocument?
+        var writes: [String: Int]
+        var started: Date
+        var eventTime: Double?
+    }
+
     /// Reads one batch (until it is full, its window ends, the source is empty, or a collection-level event),
     /// then applies it.
+    ///
+    /// A batch of document events returns `.applied` once its transaction is written: Redis runs it while the
+    /// next call reads and decodes the next batch, and its outcome (a failure included) is taken before the next
+    /// transaction is sent, when the source has nothing more, or by `finishInFlight()`. Every other outcome
+    /// returns with nothing in flight.
     public func pump(_ source: some ChangeEventSource) throws -> Outcome {
         var batch: [Item] = []
         var bytes = 0
@@ -79,6 +94,7 @@ public final class ChangePipeline {
                 // The events read before the error are valid and in order: apply and checkpoint them first, so
                 // the stream reopens after them instead of from an older checkpoint.
                 if !batch.isEmpty { _ = try process(batch) }
+                try finishInFlight()
                 throw error
             }
             guard let eventBytes = next else { break }
@@ -89,7 +105,10 @@ public final class ChangePipeline {
             if batch.count >= limits.maxBatchEvents || bytes >= limits.maxBatchBytes
                 || Date().timeIntervalSince(started) >= limits.batchWindow { break }
         }
-        if batch.isEmpty { return .idle(waited: Date().timeIntervalSince(started)) }
+        if batch.isEmpty {
+            try finishInFlight()
+            return .idle(waited: Date().timeIntervalSince(started))
+        }
         if testApplyDelay > 0 { Thread.sleep(forTimeInterval: testApplyDelay) }
         return try process(batch)
     }
@@ -99,6 +118,7 @@ public final class ChangePipeline {
     /// Saves an idle source's newer resume token (`postBatchResumeToken`), so a quiet collection's checkpoint
     /// stays within the server's history.
     func saveIdleCheckpoint(_ source: some ChangeEventSource) throws {
+        try finishInFlight()
         guard let token = source.resumeToken, token != lastCheckpointToken else { return }
         try applier.apply([], checkpoint: .set(.resumeAfter(token)), events: 0, fence: fence())
         lastCheckpointToken = token
@@ -145,9 +165,11 @@ public final class ChangePipeline {
                 pending.append(Item(event: nil, token: item.token))
             case .drop, .rename, .dropDatabase:
                 try applyPending(&pending)
+                try finishInFlight()
                 try flushForCollectionEvent(event)
             case .invalidate:
                 try applyPending(&pending)
+                try finishInFlight()
                 try applier.apply([], checkpoint: .set(.startAfter(event.resumeToken)), events: 1, fence: fence())
                 lastCheckpointToken = nil
                 return .reopen
@@ -204,14 +226,32 @@ public final class ChangePipeline {
         }
         let token = pending.last(where: { $0.token != nil })?.token
         let change: BatchApplier.CheckpointChange = token.map { .set(.resumeAfter($0)) } ?? .keep
-        try applier.apply(ops, checkpoint: change, events: pending.count, fence: fence())
-        if let token { lastCheckpointToken = token }
         var writes: [String: Int] = [:]
         for op in ops {
             writes[op.metricAction, default: 0] += 1
             if case .delete(_, .tooLarge) = op { telemetry.error(ns, kind: "too_large") }
         }
-        for (action, count) in writes { telemetry.cacheWrites(ns, action: action, count: count) }
-        telemetry.batchApplied(ns, seconds: Date().timeIntervalSince(started), eventTime: lastEvent?.eventTimeSeconds)
+        try finishInFlight()
+        if try applier.send(ops, checkpoint: change, events: pending.count, fence: fence()) {
+            inFlight = InFlight(token: token, writes: writes, started: started, eventTime: lastEvent?.eventTimeSeconds)
+        }
+    }
+
+    /// Waits for the batch in flight, if any, and records it (checkpoint token, writes, lag); throws its failure.
+    public func finishInFlight() throws {
+        guard let batch = inFlight else { return }
+        inFlight = nil
+        try applier.awaitSent()
+        if let token = batch.token { lastCheckpointToken = token }
+        for (action, count) in batch.writes { telemetry.cacheWrites(ns, action: action, count: count) }
+        telemetry.batchApplied(ns, seconds: Date().timeIntervalSince(batch.started), eventTime: batch.eventTime)
+    }
+
+    /// Forgets the batch in flight without waiting for it, after a failure: the stream reopens from the stored
+    /// checkpoint, which holds whatever Redis did with it.
+    func abandonInFlight() {
+        guard inFlight != nil else { return }
+        inFlight = nil
+        applier.redis.discardSentTransaction()
     }
 }

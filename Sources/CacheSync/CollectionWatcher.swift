@@ -139,6 +139,12 @@ final class CollectionWatcher: @unchecked Sendable {
         var state = LoopState()
         logger.info("watcher started", metadata: ["strategy": "\(collection.strategy.rawValue)"])
         defer {
+            do {
+                try pipeline.finishInFlight()
+            } catch {
+                pipeline.abandonInFlight()
+                logger.warning("the last batch was not confirmed before stopping: \(error)")
+            }
             state.stream = nil
             telemetry.setStreamOpen(ns, false)
             if let lease {
@@ -177,6 +183,7 @@ final class CollectionWatcher: @unchecked Sendable {
 
     /// Not the leader: close the stream and wait a little before trying to claim the lease again.
     private func standBy(_ state: inout LoopState) {
+        pipeline.abandonInFlight()
         if state.stream != nil {
             state.stream = nil
             telemetry.setStreamOpen(ns, false)
@@ -187,6 +194,7 @@ final class CollectionWatcher: @unchecked Sendable {
 
     /// Closes the stream and waits out a backoff; the next pass reopens from the stored checkpoint.
     private func recover(from error: Error, _ state: inout LoopState) {
+        pipeline.abandonInFlight()
         state.stream = nil
         telemetry.setStreamOpen(ns, false)
         let reason: String

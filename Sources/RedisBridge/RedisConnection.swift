@@ -18,6 +18,10 @@ public final class RedisConnection: @unchecked Sendable {
     private let lock = NSLock()
     private var context: UnsafeMutablePointer<redisContext>?
     private var connects = 0
+    /// Replies of a transaction `sendTransaction` wrote and nobody has read yet: `MULTI`, one per command, `EXEC`.
+    private var unreadReplies: Int?
+    /// The sent transaction's outcome, once its replies are read and until `awaitTransaction` takes it.
+    private var sentOutcome: Result<[RedisReply]?, RedisError>?
 
     /// Creates a connection; with `connectNow` it connects at once and throws if that fails.
     public init(options: RedisConnectionOptions, connectNow: Bool = true) throws(RedisError) {
@@ -83,32 +87,104 @@ public final class RedisConnection: @unchecked Sendable {
         throws(RedisError) -> [RedisReply]? {
         try locked { () throws(RedisError) -> [RedisReply]? in
             let context = try connectedContext()
-            if let condition {
-                let replies = try roundTrip(context, [[Array("WATCH".utf8), condition.key], [Array("GET".utf8), condition.key]])
-                guard replies[0] == .status("OK"), case .string(let current) = replies[1], current == condition.value else {
-                    // No WATCH may outlive this call: it would abort the next transaction on this connection.
-                    _ = try roundTrip(context, [[Array("UNWATCH".utf8)]])
-                    for case .error(let text) in replies {
-                        throw RedisError.fromReply(text, endpoint: options.endpoint, redacting: options.password)
-                    }
-                    return nil
-                }
+            guard try guardHolds(context, condition) else { return nil }
+            let replies = try roundTrip(context, Self.framed(commands))
+            return try execOutcome(replies)
+        }
+    }
+
+    /// Starts `transaction(_:onlyIf:)` and returns once it is written, so the caller can work while Redis runs
+    /// it; `false` (nothing sent) when the guard does not hold. The guard's `WATCH` and `GET` still take a round
+    /// trip first. Take the outcome with `awaitTransaction()` before sending the next one; any other call on this
+    /// connection reads the replies first (keeping the outcome), so commands never overtake the transaction.
+    public func sendTransaction(_ commands: RedisCommandBatch, onlyIf condition: (key: [UInt8], value: [UInt8])? = nil)
+        throws(RedisError) -> Bool {
+        try locked { () throws(RedisError) -> Bool in
+            let context = try connectedContext()
+            guard sentOutcome == nil else {
+                throw RedisError.invalidCommand("the previous transaction's outcome was not taken", endpoint: options.endpoint)
             }
-            var batch = RedisCommandBatch()
-            batch.append("MULTI")
-            batch.append(contentsOf: commands)
-            batch.append("EXEC")
-            let replies = try roundTrip(context, batch)
-            switch replies.last {
-            case .array(let results)?:
-                return results
-            case .null?:
-                return nil
-            case .error(let text)?:
-                throw RedisError.fromReply(text, endpoint: options.endpoint, redacting: options.password)
-            default:
-                throw RedisError(kind: .protocolViolation, endpoint: options.endpoint, message: "EXEC answered \(String(describing: replies.last))")
+            guard try guardHolds(context, condition) else { return false }
+            let framed = Self.framed(commands)
+            try append(context, framed, dropOnFailure: true)
+            var done: Int32 = 0
+            while done == 0 {
+                if redisBufferWrite(context, &done) != REDIS_OK { throw transportFailure(context, dropOnFailure: true) }
             }
+            unreadReplies = framed.count
+            return true
+        }
+    }
+
+    /// The outcome of the transaction `sendTransaction` wrote, waiting for its replies if they are not read yet:
+    /// as `transaction(_:onlyIf:)` returns it (`nil` when the guard key changed before `EXEC`).
+    public func awaitTransaction() throws(RedisError) -> [RedisReply]? {
+        try locked { () throws(RedisError) -> [RedisReply]? in
+            if unreadReplies != nil, let context { readSentReplies(context) }
+            guard let outcome = sentOutcome else {
+                throw RedisError.invalidCommand("no transaction was sent", endpoint: options.endpoint)
+            }
+            sentOutcome = nil
+            return try outcome.get()
+        }
+    }
+
+    /// Forgets a sent transaction's outcome (after a failure elsewhere, when nobody will take it).
+    public func discardSentTransaction() {
+        locked {
+            if unreadReplies != nil, let context { readSentReplies(context) }
+            sentOutcome = nil
+        }
+    }
+
+    /// `MULTI`, the commands, `EXEC`.
+    private static func framed(_ commands: RedisCommandBatch) -> RedisCommandBatch {
+        var framed = RedisCommandBatch()
+        framed.append("MULTI")
+        framed.append(contentsOf: commands)
+        framed.append("EXEC")
+        return framed
+    }
+
+    /// With a condition, `WATCH` and `GET` its key; whether it holds the value. When it does not, the `WATCH` is
+    /// undone at once: it would abort the next transaction on this connection.
+    private func guardHolds(_ context: UnsafeMutablePointer<redisContext>, _ condition: (key: [UInt8], value: [UInt8])?)
+        throws(RedisError) -> Bool {
+        guard let condition else { return true }
+        let replies = try roundTrip(context, [[Array("WATCH".utf8), condition.key], [Array("GET".utf8), condition.key]])
+        if replies[0] == .status("OK"), case .string(let current) = replies[1], current == condition.value { return true }
+        _ = try roundTrip(context, [[Array("UNWATCH".utf8)]])
+        for case .error(let text) in replies {
+            throw RedisError.fromReply(text, endpoint: options.endpoint, redacting: options.password)
+        }
+        return false
+    }
+
+    /// The results of a framed transaction from its replies; `nil` when `EXEC` was aborted by a changed `WATCH`.
+    private func execOutcome(_ replies: [RedisReply]) throws(RedisError) -> [RedisReply]? {
+        switch replies.last {
+        case .array(let results)?:
+            return results
+        case .null?:
+            return nil
+        case .error(let text)?:
+            throw RedisError.fromReply(text, endpoint: options.endpoint, redacting: options.password)
+        default:
+            throw RedisError(kind: .protocolViolation, endpoint: options.endpoint, message: "EXEC answered \(String(describing: replies.last))")
+        }
+    }
+
+    /// Reads the sent transaction's replies into `sentOutcome`. Call with the lock held.
+    private func readSentReplies(_ context: UnsafeMutablePointer<redisContext>) {
+        guard let count = unreadReplies else { return }
+        unreadReplies = nil
+        do {
+            var replies: [RedisReply] = []
+            replies.reserveCapacity(count)
+            for _ in 0..<count { replies.append(try readReply(context, dropOnFailure: true)) }
+            sentOutcome = .success(try execOutcome(replies))
+        } catch {
+            sentOutcome = .failure(error)
         }
     }
 
@@ -156,6 +232,7 @@ public final class RedisConnection: @unchecked Sendable {
 
     /// The live context, connecting first when there is none. Call with the lock held.
     private func connectedContext() throws(RedisError) -> UnsafeMutablePointer<redisContext> {
+        if let context, unreadReplies != nil { readSentReplies(context) }
         if let context { return context }
         let fresh = try openContext()
         do {
@@ -217,20 +294,27 @@ public final class RedisConnection: @unchecked Sendable {
     private func roundTrip(
         _ context: UnsafeMutablePointer<redisContext>, _ batch: RedisCommandBatch, dropOnFailure: Bool = true
     ) throws(RedisError) -> [RedisReply] {
-        if batch.hasEmptyCommand {
-            throw RedisError.invalidCommand("a command needs at least one argument", endpoint: options.endpoint)
-        }
         guard batch.count > 0 else { return [] }
-        let status = batch.bytes.withUnsafeBufferPointer { buffer in
-            buffer.withMemoryRebound(to: CChar.self) { redisAppendFormattedCommand(context, $0.baseAddress, $0.count) }
-        }
-        if status != REDIS_OK { throw transportFailure(context, dropOnFailure: dropOnFailure) }
+        try append(context, batch, dropOnFailure: dropOnFailure)
         var replies: [RedisReply] = []
         replies.reserveCapacity(batch.count)
         for _ in 0..<batch.count {
             replies.append(try readReply(context, dropOnFailure: dropOnFailure))
         }
         return replies
+    }
+
+    /// Appends the batch's bytes to hiredis's output buffer (written by the next read, or `redisBufferWrite`).
+    private func append(
+        _ context: UnsafeMutablePointer<redisContext>, _ batch: RedisCommandBatch, dropOnFailure: Bool
+    ) throws(RedisError) {
+        if batch.hasEmptyCommand {
+            throw RedisError.invalidCommand("a command needs at least one argument", endpoint: options.endpoint)
+        }
+        let status = batch.bytes.withUnsafeBufferPointer { buffer in
+            buffer.withMemoryRebound(to: CChar.self) { redisAppendFormattedCommand(context, $0.baseAddress, $0.count) }
+        }
+        if status != REDIS_OK { throw transportFailure(context, dropOnFailure: dropOnFailure) }
     }
 
     /// Reads the next reply from the socket (blocking up to the command timeout).
@@ -256,6 +340,11 @@ public final class RedisConnection: @unchecked Sendable {
     private func dropContext() {
         if let context { redisFree(context) }
         context = nil
+        if unreadReplies != nil {
+            unreadReplies = nil
+            sentOutcome = .failure(RedisError(kind: .io, endpoint: options.endpoint,
+                                              message: "the connection closed before the transaction's replies were read"))
+        }
     }
 
     /// A `timeval` for a duration, rounded down to microseconds.

@@ -79,4 +79,55 @@ struct RedisTransactionTests {
             #expect(try connection.command(["EXISTS", key]) == .integer(0))
         }
     }
+
+    @Test("a sent transaction's outcome is kept when another command runs first, which sees its writes")
+    func sentThenOtherCommand() throws {
+        try withRedisServer { server in
+            let connection = try server.connect()
+            let guardKey = server.key("lease"), key = server.key("sent")
+            _ = try connection.command(["SET", guardKey, "me|1"])
+            var batch = RedisCommandBatch()
+            batch.append("SET", key, "first")
+            batch.append("APPEND", key, "+second")
+            #expect(try connection.sendTransaction(batch, onlyIf: (bytes(guardKey), bytes("me|1"))))
+            #expect(try connection.command(["GET", key]).text == "first+second")
+            #expect(try connection.awaitTransaction() == [.status("OK"), .integer(12)])
+            var thrown: RedisError?
+            do { _ = try connection.awaitTransaction() } catch { thrown = error as? RedisError }
+            #expect(thrown != nil, "an outcome is taken once")
+        }
+    }
+
+    @Test("a refused guard sends nothing; a second send before the outcome is taken is refused")
+    func sentGuardAndOrder() throws {
+        try withRedisServer { server in
+            let connection = try server.connect()
+            let guardKey = server.key("lease"), key = server.key("sent")
+            _ = try connection.command(["SET", guardKey, "other|2"])
+            var batch = RedisCommandBatch()
+            batch.append("SET", key, "x")
+            #expect(try connection.sendTransaction(batch, onlyIf: (bytes(guardKey), bytes("me|1"))) == false)
+            #expect(try connection.command(["EXISTS", key]) == .integer(0))
+
+            #expect(try connection.sendTransaction(batch))
+            var thrown: RedisError?
+            do { _ = try connection.sendTransaction(batch) } catch { thrown = error as? RedisError }
+            #expect(thrown?.kind == .invalidCommand)
+            #expect(try connection.awaitTransaction() == [.status("OK")])
+        }
+    }
+
+    @Test("a connection closed before the replies are read fails the sent transaction's outcome")
+    func sentThenClosed() throws {
+        try withRedisServer { server in
+            let connection = try server.connect()
+            var batch = RedisCommandBatch()
+            batch.append("SET", server.key("sent"), "x")
+            #expect(try connection.sendTransaction(batch))
+            connection.close()
+            var thrown: RedisError?
+            do { _ = try connection.awaitTransaction() } catch { thrown = error as? RedisError }
+            #expect(thrown?.kind == .io)
+        }
+    }
 }
