@@ -15,11 +15,15 @@ final class CollectionWatcher: @unchecked Sendable {
     struct Settings: Sendable {
         /// How batches are gathered.
         var limits = ChangePipeline.Limits()
-        /// The first sleep after an empty read that the server answered at once (nx-27017 ignores maxAwaitTimeMS);
-        /// each further empty read doubles it, up to `maxIdleSleep`.
+        /// The shortest sleep after an empty read that the server answered at once (nx-27017 ignores
+        /// maxAwaitTimeMS). The sleep is `idleSleepShare` of the time since events last came, within
+        /// `minIdleSleep…maxIdleSleep`: a stream that was just busy is polled again soon, so a pause in a burst
+        /// delays it by a tenth at most; one that stays quiet is polled less and less often.
         var minIdleSleep = 0.001
         /// The longest sleep between empty reads, which bounds an idle stream's polling.
         var maxIdleSleep = 0.05
+        /// The sleep's share of the time the stream has been quiet.
+        var idleSleepShare = 0.1
         /// An empty read that took at least this long was held by the server: no sleep follows it.
         var heldReadSeconds = 0.02
         /// Events the server returns per getMore, at most: several applied batches, so that under load most
@@ -40,9 +44,9 @@ final class CollectionWatcher: @unchecked Sendable {
             return settings
         }
 
-        /// The sleep after `emptyReads` empty reads in a row that the server answered at once.
-        func idleSleep(afterEmptyReads emptyReads: Int) -> Double {
-            min(maxIdleSleep, minIdleSleep * Double(1 << min(emptyReads, 16)))
+        /// The sleep after an empty read that the server answered at once, `quiet` seconds after events last came.
+        func idleSleep(quietFor quiet: Double) -> Double {
+            min(maxIdleSleep, max(minIdleSleep, quiet * idleSleepShare))
         }
     }
 
@@ -130,8 +134,10 @@ final class CollectionWatcher: @unchecked Sendable {
     private struct LoopState {
         var stream: ChangeStream?
         var backoff = Backoff(base: 0.1, cap: 10)
-        /// Empty reads in a row, which set the next idle sleep.
+        /// Empty reads in a row.
         var idleReads = 0
+        /// When events last came, which sets the next idle sleep.
+        var lastEvents = Date()
         var lastIdleSave = Date.distantPast
     }
 
@@ -278,6 +284,7 @@ final class CollectionWatcher: @unchecked Sendable {
         switch try pipeline.pump(stream) {
         case .applied:
             state.idleReads = 0
+            state.lastEvents = Date()
             HeapTrimmer.shared.afterBatch()
         case .reopen:
             state.stream = nil
@@ -294,7 +301,7 @@ final class CollectionWatcher: @unchecked Sendable {
             if state.idleReads == 0 { HeapTrimmer.shared.wentIdle() }
             state.idleReads += 1
             guard waited < settings.heldReadSeconds else { return }
-            pause(settings.idleSleep(afterEmptyReads: state.idleReads - 1))
+            pause(settings.idleSleep(quietFor: Date().timeIntervalSince(state.lastEvents)))
         }
     }
 }

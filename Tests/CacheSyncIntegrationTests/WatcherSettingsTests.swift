@@ -3,12 +3,14 @@ import Testing
 
 @Suite("Watcher idle back-off")
 struct WatcherSettingsTests {
-    @Test("after empty reads answered at once the sleep starts at 1 ms and doubles up to 50 ms")
+    @Test("after an empty read answered at once the sleep is a tenth of the quiet time, from 1 ms up to 50 ms")
     func idleSleep() {
         let settings = CollectionWatcher.Settings()
-        let sleeps = (0..<9).map { settings.idleSleep(afterEmptyReads: $0) }
-        #expect(sleeps == [0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.05, 0.05, 0.05])
-        #expect(settings.idleSleep(afterEmptyReads: 10_000) == 0.05)
+        let expected: [(quiet: Double, sleep: Double)] = [(0, 0.001), (0.005, 0.001), (0.02, 0.002), (0.1, 0.01),
+                                                           (0.4, 0.04), (5, 0.05)]
+        for (quiet, sleep) in expected {
+            #expect(abs(settings.idleSleep(quietFor: quiet) - sleep) < 1e-9, "quiet for \(quiet) s")
+        }
     }
 
     @Test("a getMore batch holds several applied batches")
