@@ -10,7 +10,7 @@ extension ChangeEvent {
     public init(bson event: BSONDocument) throws(ChangeEventError) {
         var fields = TopLevelFields()
         for (key, value) in event.fields {
-            fields.set(key.utf8, value)
+            if let name = TopLevelFields.Name(key.utf8) { fields.set(name, value) }
         }
         try self.init(fields)
     }
@@ -22,14 +22,14 @@ extension ChangeEvent {
         var reader = BSONReader(bytes: bsonBytes)
         var fields = TopLevelFields()
         try reader.readElements { reader, type in
-            let key = reader.bytes[try reader.cstringRange()]
-            if type == 0x03, fields.encodedFullDocument == nil, fields.fullDocument == nil,
-               key.elementsEqual("fullDocument".utf8) {
-                fields.encodedFullDocument = try reader.readEncodedDocument()
-            } else if TopLevelFields.isRead(key) {
-                fields.set(key, try reader.readValue(type: type))
-            } else {
+            guard let name = TopLevelFields.Name(reader.bytes[try reader.cstringRange()]) else {
                 try reader.skipValue(type: type)
+                return
+            }
+            if name == .fullDocument, type == 0x03, fields.encodedFullDocument == nil, fields.fullDocument == nil {
+                fields.encodedFullDocument = try reader.readEncodedDocument()
+            } else {
+                fields.set(name, try reader.readValue(type: type))
             }
         }
         guard reader.offset == bsonBytes.count else {
@@ -44,28 +44,48 @@ extension ChangeEvent {
         /// `fullDocument` when it was kept as bytes instead of decoded.
         var encodedFullDocument: EncodedBSONDocument?
 
-        /// Whether a field of this name is read at all.
-        static func isRead(_ key: some Collection<UInt8>) -> Bool {
-            names.contains { key.elementsEqual($0.utf8) }
+        /// The name of a field the model reads.
+        enum Name: CaseIterable {
+            case id, operationType, clusterTime, wallTime, ns, to, documentKey, updateDescription, fullDocument
+
+            /// The name of `key`, `nil` for a field the model does not read.
+            init?(_ key: some Collection<UInt8>) {
+                let count = key.count
+                guard let found = Self.table.first(where: { $0.bytes.count == count && key.elementsEqual($0.bytes) })
+                else { return nil }
+                self = found.name
+            }
+
+            private static let table: [(name: Name, bytes: [UInt8])] = allCases.map { ($0, Array($0.text.utf8)) }
+
+            private var text: String {
+                switch self {
+                case .id: "_id"
+                case .operationType: "operationType"
+                case .clusterTime: "clusterTime"
+                case .wallTime: "wallTime"
+                case .ns: "ns"
+                case .to: "to"
+                case .documentKey: "documentKey"
+                case .updateDescription: "updateDescription"
+                case .fullDocument: "fullDocument"
+                }
+            }
         }
 
-        private static let names = ["_id", "operationType", "clusterTime", "wallTime", "ns", "to", "documentKey",
-                                    "updateDescription", "fullDocument"]
-
-        /// Keeps `value` under `key` unless the field is not read or was already set.
-        mutating func set(_ key: some Collection<UInt8>, _ value: BSONValue) {
+        /// Keeps `value` as the field `name` unless that was already set.
+        mutating func set(_ name: Name, _ value: BSONValue) {
             func keep(_ slot: inout BSONValue?) { if slot == nil { slot = value } }
-            switch key.count {
-            case 2: if key.elementsEqual("ns".utf8) { keep(&ns) } else if key.elementsEqual("to".utf8) { keep(&to) }
-            case 3: if key.elementsEqual("_id".utf8) { keep(&id) }
-            case 8: if key.elementsEqual("wallTime".utf8) { keep(&wallTime) }
-            case 11:
-                if key.elementsEqual("clusterTime".utf8) { keep(&clusterTime) }
-                else if key.elementsEqual("documentKey".utf8) { keep(&documentKey) }
-            case 12: if key.elementsEqual("fullDocument".utf8), encodedFullDocument == nil { keep(&fullDocument) }
-            case 13: if key.elementsEqual("operationType".utf8) { keep(&operationType) }
-            case 17: if key.elementsEqual("updateDescription".utf8) { keep(&updateDescription) }
-            default: break
+            switch name {
+            case .id: keep(&id)
+            case .operationType: keep(&operationType)
+            case .clusterTime: keep(&clusterTime)
+            case .wallTime: keep(&wallTime)
+            case .ns: keep(&ns)
+            case .to: keep(&to)
+            case .documentKey: keep(&documentKey)
+            case .updateDescription: keep(&updateDescription)
+            case .fullDocument: if encodedFullDocument == nil { keep(&fullDocument) }
             }
         }
     }
