@@ -1,5 +1,5 @@
 import BSONModel
-import CacheSync
+@testable import CacheSync
 import CacheSyncCore
 import Logging
 import RedisBridge
@@ -121,6 +121,36 @@ struct ChangePipelineTests {
             #expect(try redis.command(["GET", keys(config).resume]).text == Checkpoint.resumeAfter(Self.token(4)).storedText)
             #expect(try pipeline.pump(source) == .applied(events: 2))
             #expect(try redis.command(["HGET", keys(config).applied, "batches"]).text == "2")
+        }
+    }
+
+    @Test("while a batch runs in Redis the next is read; a lease lost in between fences the next batch, not the first")
+    func overlappedBatchesAndFence() throws {
+        try withPipeline { (_, redis, config) throws in
+            var limits = ChangePipeline.Limits()
+            limits.maxBatchEvents = 2
+            let pipeline = ChangePipeline(collection: config.collections[0], config: config, redis: redis,
+                                          telemetry: Telemetry(collections: ["shop.products"]), logger: Logger(label: "test"),
+                                          limits: limits)
+            let leaseKey = keys(config).leader
+            _ = try redis.command(["SET", leaseKey, "me|1"])
+            pipeline.fence = { "me|1" }
+            let source = ScriptedSource((1...4).map(Self.insert))
+            #expect(try pipeline.pump(source) == .applied(events: 2))
+            // Another instance takes the lease after the first batch was sent (the command below runs after it).
+            _ = try redis.command(["SET", leaseKey, "other|2"])
+            #expect(try cached(2, redis, config) != nil, "the first batch ran before the lease changed")
+            var fenced: RedisError?
+            do {
+                _ = try pipeline.pump(source)
+            } catch let error as RedisError {
+                fenced = error
+            }
+            #expect(fenced?.serverCode == "FENCED")
+            #expect(try cached(3, redis, config) == nil)
+            #expect(try cached(4, redis, config) == nil)
+            #expect(try redis.command(["GET", keys(config).resume]).text == Checkpoint.resumeAfter(Self.token(2)).storedText)
+            #expect(pipeline.lastCheckpointToken == Self.token(2), "the first batch's outcome was taken")
         }
     }
 }
