@@ -71,7 +71,10 @@ public final class ChangePipeline {
     private struct InFlight {
         var token: BSONDocument?
         var writes: [String: Int]
-        var started: Date
+        /// Seconds spent planning and writing it; the wait for its outcome is added when it is taken.
+        var sendSeconds: Double
+        /// When it was written, which is when Redis runs it (the lag is measured to here).
+        var sentAt: Date
         var eventTime: Double?
     }
 
@@ -231,20 +234,29 @@ public final class ChangePipeline {
             writes[op.metricAction, default: 0] += 1
             if case .delete(_, .tooLarge) = op { telemetry.error(ns, kind: "too_large") }
         }
+        let planning = Date().timeIntervalSince(started)
         try finishInFlight()
+        let sending = Date()
         if try applier.send(ops, checkpoint: change, events: pending.count, fence: fence()) {
-            inFlight = InFlight(token: token, writes: writes, started: started, eventTime: lastEvent?.eventTimeSeconds)
+            let sentAt = Date()
+            inFlight = InFlight(token: token, writes: writes, sendSeconds: planning + sentAt.timeIntervalSince(sending),
+                                sentAt: sentAt, eventTime: lastEvent?.eventTimeSeconds)
         }
     }
 
     /// Waits for the batch in flight, if any, and records it (checkpoint token, writes, lag); throws its failure.
+    ///
+    /// Its apply time is what the watcher spent on it — planning, writing, waiting for the outcome — without the
+    /// work done on the next batch meanwhile.
     public func finishInFlight() throws {
         guard let batch = inFlight else { return }
         inFlight = nil
+        let waiting = Date()
         try applier.awaitSent()
         if let token = batch.token { lastCheckpointToken = token }
         for (action, count) in batch.writes { telemetry.cacheWrites(ns, action: action, count: count) }
-        telemetry.batchApplied(ns, seconds: Date().timeIntervalSince(batch.started), eventTime: batch.eventTime)
+        telemetry.batchApplied(ns, seconds: batch.sendSeconds + Date().timeIntervalSince(waiting),
+                               eventTime: batch.eventTime, appliedAt: batch.sentAt)
     }
 
     /// Forgets the batch in flight without waiting for it, after a failure: the stream reopens from the stored

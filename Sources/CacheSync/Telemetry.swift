@@ -108,11 +108,12 @@ public final class Telemetry: @unchecked Sendable {
         Counter(label: "cachesync_cache_writes_total", dimensions: [("collection", ns), ("action", action)]).increment(by: count)
     }
 
-    /// A batch was applied in `seconds`; `eventTime` is the last event's time (Unix seconds), if known.
-    public func batchApplied(_ ns: String, seconds: Double, eventTime: Double?) {
+    /// A batch was applied in `seconds` and reached Redis at `appliedAt`; `eventTime` is the last event's time
+    /// (Unix seconds), if known.
+    public func batchApplied(_ ns: String, seconds: Double, eventTime: Double?, appliedAt: Date = Date()) {
         Timer(label: "cachesync_apply_seconds").recordSeconds(seconds)
         guard let eventTime else { return }
-        let lag = max(0, Date().timeIntervalSince1970 - eventTime)
+        let lag = max(0, appliedAt.timeIntervalSince1970 - eventTime)
         update(ns) {
             $0.lagSeconds = lag
             $0.lastEventTime = eventTime
