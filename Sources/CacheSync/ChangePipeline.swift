@@ -201,24 +201,21 @@ public final class ChangePipeline {
         guard !pending.isEmpty else { return }
         defer { pending.removeAll() }
         let started = Date()
+        // Per pending event, where its access counter is in the `MGET` (only events whose TTL depends on it).
         var countKeys: [String] = []
-        for item in pending {
+        let countSlots = pending.map { item -> Int? in
             guard let event = item.event, Strategy.needsAccessCount(event: event, collection: collection),
-                  let id = event.documentID else { continue }
+                  let id = event.documentID else { return nil }
             countKeys.append(keys.key(id: id).accessCountKey)
+            return countKeys.count - 1
         }
         let counts = try applier.accessCounts(countKeys)
-        var nextCount = 0
         var ops: [CacheOp] = []
         ops.reserveCapacity(pending.count)
         var lastEvent: ChangeEvent?
-        for item in pending {
+        for (item, slot) in zip(pending, countSlots) {
             guard let event = item.event else { continue }
-            var count = 0
-            if Strategy.needsAccessCount(event: event, collection: collection), event.documentID != nil {
-                count = nextCount < counts.count ? counts[nextCount] : 0
-                nextCount += 1
-            }
+            let count = slot.flatMap { $0 < counts.count ? counts[$0] : nil } ?? 0
             let planned = Strategy.plan(event: event, collection: collection, keys: keys, accessCount: count)
             if planned.isEmpty, event.documentID == nil {
                 telemetry.error(ns, kind: "no_document_key")

@@ -134,8 +134,8 @@ final class CollectionWatcher: @unchecked Sendable {
     private struct LoopState {
         var stream: ChangeStream?
         var backoff = Backoff(base: 0.1, cap: 10)
-        /// Empty reads in a row.
-        var idleReads = 0
+        /// Whether the last read was empty.
+        var idle = false
         /// When events last came, which sets the next idle sleep.
         var lastEvents = Date()
         var lastIdleSave = Date.distantPast
@@ -283,7 +283,7 @@ final class CollectionWatcher: @unchecked Sendable {
         guard let stream = state.stream else { return }
         switch try pipeline.pump(stream) {
         case .applied:
-            state.idleReads = 0
+            state.idle = false
             state.lastEvents = Date()
             HeapTrimmer.shared.afterBatch()
         case .reopen:
@@ -298,8 +298,8 @@ final class CollectionWatcher: @unchecked Sendable {
             }
             // A server that held the empty getMore (maxAwaitTimeMS) needs no sleep; one that answered at once
             // (nx-27017) is polled again soon after a change, less often the longer it stays idle.
-            if state.idleReads == 0 { HeapTrimmer.shared.wentIdle() }
-            state.idleReads += 1
+            if !state.idle { HeapTrimmer.shared.wentIdle() }
+            state.idle = true
             guard waited < settings.heldReadSeconds else { return }
             pause(settings.idleSleep(quietFor: Date().timeIntervalSince(state.lastEvents)))
         }
