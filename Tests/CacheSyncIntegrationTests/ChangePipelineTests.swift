@@ -1,6 +1,7 @@
 import BSONModel
 @testable import CacheSync
 import CacheSyncCore
+import Foundation
 import Logging
 import RedisBridge
 import TestSupport
@@ -48,8 +49,11 @@ struct ChangePipelineTests {
         ]
     }
 
-    /// Runs `body` with a pipeline for shop.products (update strategy) on a fresh redis-server.
-    func withPipeline(_ body: (ChangePipeline, RedisConnection, CacheSyncConfig) throws -> Void) throws {
+    /// Runs `body` with a pipeline for shop.products (update strategy) on a fresh redis-server, applying at most
+    /// `maxBatchEvents` per batch and reporting to `telemetry`.
+    func withPipeline(maxBatchEvents: Int = ChangePipeline.Limits().maxBatchEvents,
+                      telemetry: Telemetry = Telemetry(collections: ["shop.products"]),
+                      _ body: (ChangePipeline, RedisConnection, CacheSyncConfig) throws -> Void) throws {
         try withRedisServer { server in
             let config = try ConfigLoader.parse(text: """
                 mongodb: { uri: "mongodb://127.0.0.1:1", database: shop }
@@ -59,8 +63,10 @@ struct ChangePipelineTests {
                   products: { strategy: update }
                 """)
             let redis = try server.connect()
+            var limits = ChangePipeline.Limits()
+            limits.maxBatchEvents = maxBatchEvents
             let pipeline = ChangePipeline(collection: config.collections[0], config: config, redis: redis,
-                                          telemetry: Telemetry(collections: ["shop.products"]), logger: Logger(label: "test"))
+                                          telemetry: telemetry, logger: Logger(label: "test"), limits: limits)
             try body(pipeline, redis, config)
         }
     }
@@ -110,12 +116,7 @@ struct ChangePipelineTests {
 
     @Test("a batch stops at the configured number of events; the rest follow in the next one")
     func batchLimit() throws {
-        try withPipeline { (_, redis, config) throws in
-            var limits = ChangePipeline.Limits()
-            limits.maxBatchEvents = 4
-            let pipeline = ChangePipeline(collection: config.collections[0], config: config, redis: redis,
-                                          telemetry: Telemetry(collections: ["shop.products"]), logger: Logger(label: "test"),
-                                          limits: limits)
+        try withPipeline(maxBatchEvents: 4) { (pipeline, redis, config) throws in
             let source = ScriptedSource((1...6).map(Self.insert))
             #expect(try pipeline.pump(source) == .applied(events: 4))
             #expect(try redis.command(["GET", keys(config).resume]).text == Checkpoint.resumeAfter(Self.token(4)).storedText)
@@ -126,12 +127,7 @@ struct ChangePipelineTests {
 
     @Test("while a batch runs in Redis the next is read; a lease lost in between fences the next batch, not the first")
     func overlappedBatchesAndFence() throws {
-        try withPipeline { (_, redis, config) throws in
-            var limits = ChangePipeline.Limits()
-            limits.maxBatchEvents = 2
-            let pipeline = ChangePipeline(collection: config.collections[0], config: config, redis: redis,
-                                          telemetry: Telemetry(collections: ["shop.products"]), logger: Logger(label: "test"),
-                                          limits: limits)
+        try withPipeline(maxBatchEvents: 2) { (pipeline, redis, config) throws in
             let leaseKey = keys(config).leader
             _ = try redis.command(["SET", leaseKey, "me|1"])
             pipeline.fence = { "me|1" }
@@ -151,6 +147,23 @@ struct ChangePipelineTests {
             #expect(try cached(4, redis, config) == nil)
             #expect(try redis.command(["GET", keys(config).resume]).text == Checkpoint.resumeAfter(Self.token(2)).storedText)
             #expect(pipeline.lastCheckpointToken == Self.token(2), "the first batch's outcome was taken")
+        }
+    }
+
+    @Test("a batch's writes and lag are recorded when its outcome is taken, the lag measured to when it was written")
+    func inFlightTelemetry() throws {
+        let telemetry = Telemetry(collections: ["shop.products"])
+        try withPipeline(telemetry: telemetry) { (pipeline, _, _) throws in
+            let source = ScriptedSource([Self.insert(1)])
+            #expect(try pipeline.pump(source) == .applied(events: 1))
+            let eventTime = 1_714_979_290.0
+            Thread.sleep(forTimeInterval: 0.3)
+            let taken = Date().timeIntervalSince1970
+            try pipeline.finishInFlight()
+            let stats = try #require(telemetry.snapshot()["shop.products"])
+            #expect(stats.updates == 1)
+            #expect(stats.lastEventTime == eventTime)
+            #expect(stats.lagSeconds <= taken - eventTime - 0.25, "lag runs to when the batch was written, not taken")
         }
     }
 }
