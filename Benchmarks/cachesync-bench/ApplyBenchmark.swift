@@ -139,10 +139,10 @@ struct ApplyBenchmark {
         while let raw = try source.nextEventBytes() {
             let event = try ChangeEvent(bsonBytes: raw)
             lastToken = Checkpoint.resumeAfter(event.resumeToken).storedText
-            if Strategy.needsAccessCount(event: event, collection: collection), let id = event.documentID {
-                countKeys.append(bytes(CacheKey(collection: collection, keyPrefix: keyPrefix, id: id).accessCountKey))
-            }
             for op in Strategy.plan(event: event, collection: collection, keyPrefix: keyPrefix, accessCount: 0) {
+                if Strategy.ttlFollowsAccessCount(op, collection: collection) {
+                    countKeys.append(bytes(op.key!.accessCountKey))
+                }
                 switch op {
                 case .set(let key, let value, let ttl):
                     commands.append([bytes("SET"), bytes(key.text), bytes(value), bytes("EX"), bytes(String(ttl))])

@@ -57,6 +57,14 @@ struct BatchApplier {
     /// The transaction's commands: per op its write and the lease `UNLINK`, then the checkpoint and the counters.
     private func commands(_ ops: [CacheOp], checkpoint: CheckpointChange, events: Int) -> RedisCommandBatch {
         var commands = RedisCommandBatch()
+        // The values, the keys (twice: the lease key too) and, per op, room for the command names and lengths.
+        commands.reserveCapacity(ops.reduce(256) { bytes, op in
+            let key = op.key?.text.utf8.count ?? 0
+            return switch op {
+            case .set(_, let value, _), .refresh(_, let value): bytes + value.utf8.count + 2 * key + 96
+            default: bytes + 2 * key + 64
+            }
+        })
         for op in ops {
             switch op {
             case .set(let key, let value, let ttl): commands.append("SET", key.text, value, "EX", String(ttl))

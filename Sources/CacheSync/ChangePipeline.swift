@@ -70,7 +70,7 @@ public final class ChangePipeline {
     /// A sent batch: what to record once Redis confirms it.
     private struct InFlight {
         var token: BSONDocument?
-        var writes: [String: Int]
+        var writes: TallyByName
         /// Seconds spent planning and writing it; the wait for its outcome is added when it is taken.
         var sendSeconds: Double
         /// When it was written, which is when Redis runs it (the lag is measured to here).
@@ -146,39 +146,38 @@ public final class ChangePipeline {
 
     /// Applies the events in order: document events in atomic batches, collection-level events one by one.
     private func process(_ batch: [Item]) throws -> Outcome {
-        var pending: [Item] = []
-        pending.reserveCapacity(batch.count)
-        var received: [ChangeEvent.OperationType: Int] = [:]
+        // Events since the last collection-level event: the next transaction's (undecodable and unknown events
+        // included, for their tokens; planning skips them).
+        var pendingStart = 0
+        var received = TallyByName()
         defer {
-            for (operation, count) in received {
-                telemetry.eventReceived(ns, operation: operation.description, count: count)
+            for (operation, count) in received.tallies {
+                telemetry.eventReceived(ns, operation: operation, count: count)
             }
         }
-        for item in batch {
-            guard let event = item.event else {
-                pending.append(item)
-                continue
-            }
-            received[event.operationType, default: 0] += 1
-            switch event.operationType {
+        for index in batch.indices {
+            guard let event = batch[index].event else { continue }
+            let type = event.operationType
+            received.add(type.description)
+            switch type {
             case .insert, .update, .replace, .delete:
-                pending.append(item)
+                continue
             case .unknown(let name):
                 logger.notice("ignoring an event of unknown type \(name)")
-                pending.append(Item(event: nil, token: item.token))
             case .drop, .rename, .dropDatabase:
-                try applyPending(&pending)
+                try applyPending(batch[pendingStart..<index])
+                pendingStart = index + 1
                 try finishInFlight()
                 try flushForCollectionEvent(event)
             case .invalidate:
-                try applyPending(&pending)
+                try applyPending(batch[pendingStart..<index])
                 try finishInFlight()
                 try applier.apply([], checkpoint: .set(.startAfter(event.resumeToken)), events: 1, fence: fence())
                 lastCheckpointToken = nil
                 return .reopen
             }
         }
-        try applyPending(&pending)
+        try applyPending(batch[pendingStart...])
         return .applied(events: batch.count)
     }
 
@@ -196,48 +195,53 @@ public final class ChangePipeline {
         logger.warning("collection \(ns): \(event.operationType) event; flushed \(removed) keys")
     }
 
-    /// Plans and applies the pending document events with the last one's token, in one transaction.
-    private func applyPending(_ pending: inout [Item]) throws {
+    /// Plans and applies the pending document events with the last one's token, in one transaction. Events
+    /// without a decoded document operation (undecodable, unknown type) only carry their token.
+    ///
+    /// The events are planned (the documents' JSON above all) while Redis still runs the batch in flight; its
+    /// outcome is taken before the access counters are read and the TTLs that follow them are set.
+    private func applyPending(_ pending: ArraySlice<Item>) throws {
         guard !pending.isEmpty else { return }
-        defer { pending.removeAll() }
         let started = Date()
-        // Per pending event, where its access counter is in the `MGET` (only events whose TTL depends on it).
-        var countKeys: [String] = []
-        let countSlots = pending.map { item -> Int? in
-            guard let event = item.event, Strategy.needsAccessCount(event: event, collection: collection),
-                  let id = event.documentID else { return nil }
-            countKeys.append(keys.key(id: id).accessCountKey)
-            return countKeys.count - 1
-        }
-        let counts = try applier.accessCounts(countKeys)
         var ops: [CacheOp] = []
         ops.reserveCapacity(pending.count)
-        var lastEvent: ChangeEvent?
-        for (item, slot) in zip(pending, countSlots) {
-            guard let event = item.event else { continue }
-            let count = slot.flatMap { $0 < counts.count ? counts[$0] : nil } ?? 0
-            let planned = Strategy.plan(event: event, collection: collection, keys: keys, accessCount: count)
+        // The ops whose TTL follows their key's access counter, and the counter keys, in the same order.
+        var countedOps: [Int] = []
+        var countKeys: [String] = []
+        var eventTime: Double?
+        for item in pending {
+            guard let event = item.event, event.operationType.documentOperation != nil else { continue }
+            let planned = Strategy.plan(event: event, collection: collection, keys: keys, accessCount: 0)
             if planned.isEmpty, event.documentID == nil {
                 telemetry.error(ns, kind: "no_document_key")
                 logger.error("skipping a \(event.operationType) event without documentKey._id")
             }
-            ops += planned
-            lastEvent = event
-        }
-        let token = pending.last(where: { $0.token != nil })?.token
-        let change: BatchApplier.CheckpointChange = token.map { .set(.resumeAfter($0)) } ?? .keep
-        var writes: [String: Int] = [:]
-        for op in ops {
-            writes[op.metricAction, default: 0] += 1
-            if case .delete(_, .tooLarge) = op { telemetry.error(ns, kind: "too_large") }
+            for op in planned {
+                if Strategy.ttlFollowsAccessCount(op, collection: collection), let key = op.key {
+                    countedOps.append(ops.count)
+                    countKeys.append(key.accessCountKey)
+                }
+                ops.append(op)
+            }
+            eventTime = event.eventTimeSeconds
         }
         let planning = Date().timeIntervalSince(started)
         try finishInFlight()
         let sending = Date()
+        for (index, count) in zip(countedOps, try applier.accessCounts(countKeys)) {
+            ops[index] = Strategy.withAccessCount(count, ops[index], collection: collection)
+        }
+        let token = pending.last(where: { $0.token != nil })?.token
+        let change: BatchApplier.CheckpointChange = token.map { .set(.resumeAfter($0)) } ?? .keep
+        var writes = TallyByName()
+        for op in ops {
+            writes.add(op.metricAction)
+            if case .delete(_, .tooLarge) = op { telemetry.error(ns, kind: "too_large") }
+        }
         if try applier.send(ops, checkpoint: change, events: pending.count, fence: fence()) {
             let sentAt = Date()
             inFlight = InFlight(token: token, writes: writes, sendSeconds: planning + sentAt.timeIntervalSince(sending),
-                                sentAt: sentAt, eventTime: lastEvent?.eventTimeSeconds)
+                                sentAt: sentAt, eventTime: eventTime)
         }
     }
 
@@ -251,7 +255,7 @@ public final class ChangePipeline {
         let waiting = Date()
         try applier.awaitSent()
         if let token = batch.token { lastCheckpointToken = token }
-        for (action, count) in batch.writes { telemetry.cacheWrites(ns, action: action, count: count) }
+        for (action, count) in batch.writes.tallies { telemetry.cacheWrites(ns, action: action, count: count) }
         telemetry.batchApplied(ns, seconds: batch.sendSeconds + Date().timeIntervalSince(waiting),
                                eventTime: batch.eventTime, appliedAt: batch.sentAt)
     }
@@ -262,5 +266,19 @@ public final class ChangePipeline {
         guard inFlight != nil else { return }
         inFlight = nil
         applier.redis.discardSentTransaction()
+    }
+}
+
+/// Counts by name for the metrics, in order of first appearance: a batch has one or two names, so a list search
+/// is cheaper than hashing a name per event.
+struct TallyByName {
+    private(set) var tallies: [(name: String, count: Int)] = []
+
+    mutating func add(_ name: String) {
+        if let index = tallies.firstIndex(where: { $0.name == name }) {
+            tallies[index].count += 1
+        } else {
+            tallies.append((name, 1))
+        }
     }
 }

@@ -38,10 +38,18 @@ public enum Strategy {
         }
     }
 
-    /// Whether `plan` reads `accessCount` for this event, so the applier fetches counters only when needed.
-    public static func needsAccessCount(event: ChangeEvent, collection: CollectionConfig) -> Bool {
-        guard collection.strategy == .update, let operation = event.operationType.documentOperation else { return false }
-        return operation != .delete && collection.operations.contains(operation)
+    /// Whether `op`, planned for `collection`, takes its TTL from the key's access count (the `update` strategy's
+    /// writes), so the applier fetches counters only for these and can plan before it has them.
+    public static func ttlFollowsAccessCount(_ op: CacheOp, collection: CollectionConfig) -> Bool {
+        guard collection.strategy == .update, case .set = op else { return false }
+        return true
+    }
+
+    /// `op` as `plan` makes it when the key's access count is `accessCount`: a write whose TTL follows the count
+    /// gets that count's TTL; every other op is returned as it is.
+    public static func withAccessCount(_ accessCount: Int, _ op: CacheOp, collection: CollectionConfig) -> CacheOp {
+        guard ttlFollowsAccessCount(op, collection: collection), case .set(let key, let value, _) = op else { return op }
+        return .set(key: key, value: value, ttlSeconds: collection.ttl.ttl(forAccesses: accessCount))
     }
 
     /// The write `op` makes of the event's document, or the delete that replaces it (null, absent, too large).

@@ -19,17 +19,15 @@ public struct RedisCommandBatch: Sendable {
         }
     }
 
+    /// Reserves room for about `byteCount` protocol bytes, so a large batch is not grown (and copied) step by step.
+    public mutating func reserveCapacity(_ byteCount: Int) {
+        bytes.reserveCapacity(byteCount)
+    }
+
     /// Appends one command whose arguments are `arguments`' UTF-8 bytes.
     public mutating func append(_ arguments: String...) {
         appendHeader(arguments.count)
         for argument in arguments { appendArgument(argument.utf8) }
-    }
-
-    /// Appends the commands of `other` after these.
-    public mutating func append(contentsOf other: RedisCommandBatch) {
-        bytes += other.bytes
-        count += other.count
-        hasEmptyCommand = hasEmptyCommand || other.hasEmptyCommand
     }
 
     /// Whether a command has no arguments (Redis would refuse it; the connection rejects the batch first).

@@ -88,8 +88,8 @@ public final class RedisConnection: @unchecked Sendable {
         try locked { () throws(RedisError) -> [RedisReply]? in
             let context = try connectedContext()
             guard try guardHolds(context, condition) else { return nil }
-            let replies = try roundTrip(context, Self.framed(commands))
-            return try execOutcome(replies)
+            let count = try appendTransaction(context, commands)
+            return try execOutcome(try readReplies(context, count, dropOnFailure: true))
         }
     }
 
@@ -105,13 +105,12 @@ public final class RedisConnection: @unchecked Sendable {
                 throw RedisError.invalidCommand("the previous transaction's outcome was not taken", endpoint: options.endpoint)
             }
             guard try guardHolds(context, condition) else { return false }
-            let framed = Self.framed(commands)
-            try append(context, framed, dropOnFailure: true)
+            let count = try appendTransaction(context, commands)
             var done: Int32 = 0
             while done == 0 {
                 if redisBufferWrite(context, &done) != REDIS_OK { throw transportFailure(context, dropOnFailure: true) }
             }
-            unreadReplies = framed.count
+            unreadReplies = count
             return true
         }
     }
@@ -137,14 +136,19 @@ public final class RedisConnection: @unchecked Sendable {
         }
     }
 
-    /// `MULTI`, the commands, `EXEC`.
-    private static func framed(_ commands: RedisCommandBatch) -> RedisCommandBatch {
-        var framed = RedisCommandBatch()
-        framed.append("MULTI")
-        framed.append(contentsOf: commands)
-        framed.append("EXEC")
-        return framed
+    /// Appends `MULTI`, the commands and `EXEC` (the commands' bytes as they are, not copied into a new batch);
+    /// returns how many replies they produce.
+    private func appendTransaction(_ context: UnsafeMutablePointer<redisContext>, _ commands: RedisCommandBatch)
+        throws(RedisError) -> Int {
+        try checkNoEmptyCommand(commands)
+        try append(context, Self.multi, dropOnFailure: true)
+        try append(context, commands, dropOnFailure: true)
+        try append(context, Self.exec, dropOnFailure: true)
+        return commands.count + 2
     }
+
+    private static let multi = RedisCommandBatch([[Array("MULTI".utf8)]])
+    private static let exec = RedisCommandBatch([[Array("EXEC".utf8)]])
 
     /// With a condition, `WATCH` and `GET` its key; whether it holds the value. When it does not, the `WATCH` is
     /// undone at once: it would abort the next transaction on this connection.
@@ -179,10 +183,7 @@ public final class RedisConnection: @unchecked Sendable {
         guard let count = unreadReplies else { return }
         unreadReplies = nil
         do {
-            var replies: [RedisReply] = []
-            replies.reserveCapacity(count)
-            for _ in 0..<count { replies.append(try readReply(context, dropOnFailure: true)) }
-            sentOutcome = .success(try execOutcome(replies))
+            sentOutcome = .success(try execOutcome(try readReplies(context, count, dropOnFailure: true)))
         } catch {
             sentOutcome = .failure(error)
         }
@@ -296,9 +297,15 @@ public final class RedisConnection: @unchecked Sendable {
     ) throws(RedisError) -> [RedisReply] {
         guard batch.count > 0 else { return [] }
         try append(context, batch, dropOnFailure: dropOnFailure)
+        return try readReplies(context, batch.count, dropOnFailure: dropOnFailure)
+    }
+
+    /// Reads the next `count` replies.
+    private func readReplies(_ context: UnsafeMutablePointer<redisContext>, _ count: Int, dropOnFailure: Bool)
+        throws(RedisError) -> [RedisReply] {
         var replies: [RedisReply] = []
-        replies.reserveCapacity(batch.count)
-        for _ in 0..<batch.count {
+        replies.reserveCapacity(count)
+        for _ in 0..<count {
             replies.append(try readReply(context, dropOnFailure: dropOnFailure))
         }
         return replies
@@ -308,13 +315,18 @@ public final class RedisConnection: @unchecked Sendable {
     private func append(
         _ context: UnsafeMutablePointer<redisContext>, _ batch: RedisCommandBatch, dropOnFailure: Bool
     ) throws(RedisError) {
-        if batch.hasEmptyCommand {
-            throw RedisError.invalidCommand("a command needs at least one argument", endpoint: options.endpoint)
-        }
+        try checkNoEmptyCommand(batch)
         let status = batch.bytes.withUnsafeBufferPointer { buffer in
             buffer.withMemoryRebound(to: CChar.self) { redisAppendFormattedCommand(context, $0.baseAddress, $0.count) }
         }
         if status != REDIS_OK { throw transportFailure(context, dropOnFailure: dropOnFailure) }
+    }
+
+    /// Redis would refuse a command without arguments: the batch is refused before any of it is sent.
+    private func checkNoEmptyCommand(_ batch: RedisCommandBatch) throws(RedisError) {
+        if batch.hasEmptyCommand {
+            throw RedisError.invalidCommand("a command needs at least one argument", endpoint: options.endpoint)
+        }
     }
 
     /// Reads the next reply from the socket (blocking up to the command timeout).

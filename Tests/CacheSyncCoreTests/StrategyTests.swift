@@ -140,13 +140,31 @@ struct StrategyTests {
         #expect(nxDelete == [.delete(key: CacheKey(text: "shop:sessions:42"), reason: .deleted)])
     }
 
-    @Test("only update-strategy writes need the access count")
-    func needsAccessCount() throws {
+    @Test("only update-strategy writes take their TTL from the access count")
+    func ttlFollowsAccessCount() throws {
         let insert = try EventFixture.event("insert")
-        #expect(Strategy.needsAccessCount(event: insert, collection: Self.products(.update)))
-        #expect(!Strategy.needsAccessCount(event: insert, collection: Self.products(.preserveTTL)))
-        #expect(!Strategy.needsAccessCount(event: try EventFixture.event("delete"), collection: Self.products(.update)))
-        #expect(!Strategy.needsAccessCount(event: try EventFixture.event("drop"), collection: Self.products(.update)))
+        func follows(_ event: ChangeEvent, _ collection: CollectionConfig) -> [Bool] {
+            Strategy.plan(event: event, collection: collection, keyPrefix: "app:", accessCount: 0)
+                .map { Strategy.ttlFollowsAccessCount($0, collection: collection) }
+        }
+        #expect(follows(insert, Self.products(.update)) == [true])
+        #expect(follows(insert, Self.products(.preserveTTL)) == [false])
+        #expect(follows(try EventFixture.event("delete"), Self.products(.update)) == [false])
+        #expect(follows(try EventFixture.event("drop"), Self.products(.update)) == [false])
+    }
+
+    @Test("an op planned before the access count is known, given the count, is the op planned with it", arguments: [
+        (StrategyKind.update, "replace"), (.update, "insert"), (.update, "delete"), (.preserveTTL, "insert"),
+        (.preserveTTL, "update"), (.invalidate, "update"),
+    ])
+    func withAccessCount(strategy: StrategyKind, fixture: String) throws {
+        let event = try EventFixture.event(fixture)
+        let collection = Self.products(strategy)
+        for accesses in [0, 10, 100, 1000, 50_000] {
+            let early = Strategy.plan(event: event, collection: collection, keyPrefix: "app:", accessCount: 0)
+            #expect(early.map { Strategy.withAccessCount(accesses, $0, collection: collection) }
+                    == Strategy.plan(event: event, collection: collection, keyPrefix: "app:", accessCount: accesses))
+        }
     }
 
     @Test("metric actions and keys of ops")
