@@ -43,9 +43,14 @@ public struct BSONReader {
     }
 
     /// Throws unless `n` more bytes are left.
-    @inlinable
+    @inlinable @inline(__always)
     public func need(_ n: Int) throws {
-        guard n >= 0, offset + n <= bytes.count else { throw fail("truncated value (needs \(n) bytes)") }
+        guard n >= 0, offset + n <= bytes.count else { throw truncated(n) }
+    }
+
+    @usableFromInline
+    func truncated(_ n: Int) -> BSONDecodingError {
+        fail("truncated value (needs \(n) bytes)")
     }
 
     /// One byte.
@@ -61,8 +66,7 @@ public struct BSONReader {
     public mutating func le<T: FixedWidthInteger>(_: T.Type) throws -> T {
         let n = MemoryLayout<T>.size
         try need(n)
-        var v: T = 0
-        for i in 0..<n { v |= T(truncatingIfNeeded: bytes[offset + i]) << (8 * i) }
+        let v = bytes.withUnsafeBytes { T(littleEndian: $0.loadUnaligned(fromByteOffset: offset, as: T.self)) }
         offset += n
         return v
     }
@@ -74,11 +78,18 @@ public struct BSONReader {
     }
 
     mutating func cstring() throws -> String {
-        String(decoding: bytes[try cstringRange()], as: UTF8.self)
+        withBytes(try cstringRange()) { String(decoding: $0, as: UTF8.self) }
     }
 
     mutating func string() throws -> String {
-        String(decoding: bytes[try stringRange()], as: UTF8.self)
+        withBytes(try stringRange()) { String(decoding: $0, as: UTF8.self) }
+    }
+
+    /// Calls `body` with the bytes at `range` (checked by the caller), without slicing the array: a slice would
+    /// retain and release the buffer on every name and string read.
+    @inlinable
+    public func withBytes<R>(_ range: Range<Int>, _ body: (UnsafeBufferPointer<UInt8>) throws -> R) rethrows -> R {
+        try bytes.withUnsafeBufferPointer { try body(UnsafeBufferPointer(rebasing: $0[range])) }
     }
 
     /// Where a NUL-terminated name's bytes are (terminator excluded); the reader moves past it.
@@ -103,8 +114,8 @@ public struct BSONReader {
     /// Skips a NUL-terminated name.
     @inlinable
     public mutating func skipCString() throws {
-        guard let end = bytes[offset...].firstIndex(of: 0) else { throw fail("unterminated key") }
-        offset = end + 1
+        guard let end = withBytes(offset..<bytes.count, { $0.firstIndex(of: 0) }) else { throw fail("unterminated key") }
+        offset += end + 1
     }
 
     mutating func objectId() throws -> ObjectID {

@@ -103,6 +103,7 @@ func hexNibble(_ c: UInt8) -> UInt8? {
 /// Lowercase hexadecimal text of some bytes.
 public func hexString<S: Sequence>(_ bytes: S) -> String where S.Element == UInt8 {
     var out = [UInt8]()
+    out.reserveCapacity(2 * bytes.underestimatedCount)
     appendHex(bytes, to: &out)
     return String(decoding: out, as: UTF8.self)
 }

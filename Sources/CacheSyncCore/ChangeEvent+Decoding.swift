@@ -1,4 +1,5 @@
 import BSONModel
+import Foundation
 
 /// Decoding a change event from its BSON document.
 extension ChangeEvent {
@@ -9,8 +10,8 @@ extension ChangeEvent {
     /// A delete's `fullDocument` is dropped: a deleted document is never cached.
     public init(bson event: BSONDocument) throws(ChangeEventError) {
         var fields = TopLevelFields()
-        for (key, value) in event.fields {
-            if let name = TopLevelFields.Name(key.utf8) { fields.set(name, value) }
+        for (var key, value) in event.fields {
+            if let name = key.withUTF8(TopLevelFields.Name.init) { fields.set(name, value) }
         }
         try self.init(fields)
     }
@@ -22,7 +23,7 @@ extension ChangeEvent {
         var reader = BSONReader(bytes: bsonBytes)
         var fields = TopLevelFields()
         try reader.readElements { reader, type in
-            guard let name = TopLevelFields.Name(reader.bytes[try reader.cstringRange()]) else {
+            guard let name = reader.withBytes(try reader.cstringRange(), TopLevelFields.Name.init) else {
                 try reader.skipValue(type: type)
                 return
             }
@@ -49,11 +50,15 @@ extension ChangeEvent {
             case id, operationType, clusterTime, wallTime, ns, to, documentKey, updateDescription, fullDocument
 
             /// The name of `key`, `nil` for a field the model does not read.
-            init?(_ key: some Collection<UInt8>) {
-                let count = key.count
-                guard let found = Self.table.first(where: { $0.bytes.count == count && key.elementsEqual($0.bytes) })
-                else { return nil }
-                self = found.name
+            init?(_ key: UnsafeBufferPointer<UInt8>) {
+                guard let start = key.baseAddress else { return nil }
+                for entry in Self.table where entry.bytes.count == key.count {
+                    if entry.bytes.withUnsafeBytes({ memcmp($0.baseAddress!, start, key.count) }) == 0 {
+                        self = entry.name
+                        return
+                    }
+                }
+                return nil
             }
 
             private static let table: [(name: Name, bytes: [UInt8])] = allCases.map { ($0, Array($0.text.utf8)) }

@@ -78,7 +78,7 @@ private struct RelaxedWriter {
             if array {
                 try reader.skipCString()
             } else {
-                writeString(reader.bytes[try reader.cstringRange()])
+                reader.withBytes(try reader.cstringRange()) { writeString($0) }
                 out.append(UInt8(ascii: ":"))
             }
             try writeValue(&reader, type: type)
@@ -116,7 +116,7 @@ private struct RelaxedWriter {
     mutating func writeBSONString(_ reader: inout BSONReader) throws {
         let range = try reader.stringRange()
         if out.count + range.count > limit { throw LimitExceeded() }
-        writeString(reader.bytes[range])
+        reader.withBytes(range) { writeString($0) }
     }
 
     /// `{"<name>":<body>}` where the body is written by `body`.
@@ -144,7 +144,7 @@ private struct RelaxedWriter {
         case 0x07:
             try reader.need(12)
             raw("{\"$oid\":\"")
-            appendHex(reader.bytes[reader.offset..<reader.offset + 12], to: &out)
+            reader.withBytes(reader.offset..<reader.offset + 12) { appendHex($0, to: &out) }
             reader.offset += 12
             raw("\"}")
         case 0x08: raw(try reader.u8() != 0 ? "true" : "false")

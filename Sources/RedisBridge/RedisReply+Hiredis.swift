@@ -36,8 +36,9 @@ extension RedisReply {
         return Array(UnsafeRawBufferPointer(start: pointer, count: count))
     }
 
-    /// A hiredis status or error string as text.
+    /// A hiredis status or error string as text (decoded in place: most are `OK` or `QUEUED`).
     private static func text(_ pointer: UnsafeMutablePointer<CChar>?, _ count: Int) -> String {
-        String(decoding: bytes(pointer, count), as: UTF8.self)
+        guard let pointer, count > 0 else { return "" }
+        return String(decoding: UnsafeRawBufferPointer(start: pointer, count: count), as: UTF8.self)
     }
 }
