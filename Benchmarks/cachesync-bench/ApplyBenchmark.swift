@@ -137,7 +137,7 @@ struct ApplyBenchmark {
         var lastToken = ""
         func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
         while let raw = try source.nextEventBytes() {
-            let event = try ChangeEvent(bsonBytes: raw)
+            let event = try ChangeEvent(bsonBytes: raw, decoding: .forApplying)
             lastToken = Checkpoint.resumeAfter(event.resumeToken).storedText
             for op in Strategy.plan(event: event, collection: collection, keyPrefix: keyPrefix, accessCount: 0) {
                 if Strategy.ttlFollowsAccessCount(op, collection: collection) {

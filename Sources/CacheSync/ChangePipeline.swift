@@ -127,10 +127,11 @@ public final class ChangePipeline {
         lastCheckpointToken = token
     }
 
-    /// Decodes one event (its `fullDocument` stays encoded); one that cannot be is counted, logged and skipped.
+    /// Decodes what applying one event reads (its `fullDocument` stays encoded); an event that cannot be decoded is
+    /// counted, logged and skipped.
     private func decode(_ bytes: [UInt8]) -> Item {
         do {
-            let event = try ChangeEvent(bsonBytes: bytes)
+            let event = try ChangeEvent(bsonBytes: bytes, decoding: .forApplying)
             return Item(event: event, token: event.resumeToken)
         } catch {
             telemetry.eventReceived(ns, operation: "undecodable", count: 1)

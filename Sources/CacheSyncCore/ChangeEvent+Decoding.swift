@@ -16,14 +16,25 @@ extension ChangeEvent {
         try self.init(fields)
     }
 
+    /// Which fields `init(bsonBytes:decoding:)` builds.
+    public enum Decoding: Sendable {
+        /// Every field of the model, as `init(bson:)`.
+        case all
+        /// What applying the event to the cache reads: `namespace` (`ns`) and `updateDescription` are checked to
+        /// be well-formed BSON but left `nil` (a change stream watches one collection, and the cache is written
+        /// from the document key and `fullDocument`).
+        case forApplying
+    }
+
     /// Decodes an event from its BSON bytes as `init(bson:)` does, in one pass over its top-level fields: fields
-    /// the model does not read are skipped, and `fullDocument` is not decoded but kept as bytes, for the JSON
-    /// writer to read.
-    public init(bsonBytes: [UInt8]) throws {
+    /// the model does not read (and, `.forApplying`, those the applier does not read) are skipped, and
+    /// `fullDocument` is not decoded but kept as bytes, for the JSON writer to read.
+    public init(bsonBytes: [UInt8], decoding: Decoding = .all) throws {
         var reader = BSONReader(bytes: bsonBytes)
         var fields = TopLevelFields()
         try reader.readElements { reader, type in
-            guard let name = reader.withBytes(try reader.cstringRange(), TopLevelFields.Name.init) else {
+            guard let name = reader.withBytes(try reader.cstringRange(), TopLevelFields.Name.init),
+                  decoding == .all || (name != .ns && name != .updateDescription) else {
                 try reader.skipValue(type: type)
                 return
             }

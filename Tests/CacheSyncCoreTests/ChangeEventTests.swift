@@ -146,6 +146,31 @@ struct ChangeEventTests {
         }
     }
 
+    @Test("decoding for applying gives the full event without namespace and updateDescription")
+    func forApplying() throws {
+        let names = ["insert", "update", "sharded-update", "rename", "nx-replace-as-update", "update-null-lookup",
+                     "update-without-lookup", "delete", "nx-delete-with-document", "invalidate", "drop", "createIndexes"]
+        for name in names {
+            let bytes = try EventFixture.document(name).bsonBytes()
+            var full = try ChangeEvent(bsonBytes: bytes)
+            if name == "update" { #expect(full.updateDescription != nil && full.namespace != nil) }
+            full.namespace = nil
+            full.updateDescription = nil
+            #expect(try ChangeEvent(bsonBytes: bytes, decoding: .forApplying) == full, "fixture \(name)")
+        }
+        // A mistyped field the applier does not read fails the full decoding only; broken BSON fails both.
+        var event = try EventFixture.document("update")
+        event["updateDescription"] = .document(["removedFields": .string("a")])
+        #expect(throws: ChangeEventError.self) { try ChangeEvent(bsonBytes: event.bsonBytes()) }
+        #expect(try ChangeEvent(bsonBytes: event.bsonBytes(), decoding: .forApplying).operationType == .update)
+        event["updateDescription"] = .document(["updatedFields": .document(["a": .string("xyz")])])
+        var corrupt = event.bsonBytes()
+        let string: [UInt8] = [0x02, UInt8(ascii: "a"), 0, 4, 0, 0, 0]
+        let at = try #require((0...corrupt.count - string.count).first { corrupt[$0..<$0 + string.count].elementsEqual(string) })
+        corrupt[at + 6] = 0x7f
+        #expect(throws: BSONDecodingError.self) { try ChangeEvent(bsonBytes: corrupt, decoding: .forApplying) }
+    }
+
     @Test("from bytes, fields the model does not read are skipped and the first of a repeated field wins")
     func fromBytesSkipsAndKeepsFirst() throws {
         var event = try EventFixture.document("update")
