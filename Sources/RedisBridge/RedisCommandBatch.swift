@@ -27,7 +27,9 @@ public struct RedisCommandBatch: Sendable {
     /// Appends one command whose arguments are `arguments`' UTF-8 bytes.
     public mutating func append(_ arguments: String...) {
         appendHeader(arguments.count)
-        for argument in arguments { appendArgument(argument.utf8) }
+        for var argument in arguments {
+            argument.withUTF8 { appendArgument($0) }
+        }
     }
 
     /// Whether a command has no arguments (Redis would refuse it; the connection rejects the batch first).
