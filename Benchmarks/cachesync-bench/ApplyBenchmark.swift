@@ -121,9 +121,9 @@ struct ApplyBenchmark {
         var preload: [[[UInt8]]]
     }
 
-    /// The commands the batch script runs for each batch of the synthetic source, planned by the real planner,
-    /// sent as plain commands: `MGET` of the access counters (update), per event the cache write and the lease
-    /// `UNLINK`, then the checkpoint `SET` and the applied-counter `HINCRBY`s.
+    /// The commands the applier sends for each batch of the synthetic source, planned by the real planner, as
+    /// plain commands: `MGET` of the access counters (update), per event the cache write, one `UNLINK` of the
+    /// batch's read-through leases, then the checkpoint `SET` and the applied-counter `HINCRBY`s.
     private func rawBatches(collection: CollectionConfig, config: CacheSyncConfig) throws -> [RawBatch] {
         let keyPrefix = config.redis.keyPrefix
         let keys = SyncKeys(checkpointPrefix: config.checkpoint.keyPrefix, namespace: collection.namespace)
@@ -133,6 +133,7 @@ struct ApplyBenchmark {
         var batches: [RawBatch] = []
         var commands: [[[UInt8]]] = []
         var countKeys: [[UInt8]] = []
+        var leases: [[UInt8]] = []
         var preload: [[[UInt8]]] = []
         var lastToken = ""
         func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
@@ -154,11 +155,12 @@ struct ApplyBenchmark {
                 case .skip, .flushCollection:
                     throw BenchError("unexpected planned op \(op)")
                 }
-                commands.append([bytes("UNLINK"), bytes(op.key!.leaseKey)])
+                leases.append(bytes(op.key!.leaseKey))
             }
-            if commands.count == 2 * batchSize {
+            if commands.count == batchSize {
                 if !countKeys.isEmpty { commands.insert([bytes("MGET")] + countKeys, at: 0) }
                 commands += [
+                    [bytes("UNLINK")] + leases,
                     [bytes("SET"), bytes(keys.resume), bytes(lastToken)],
                     [bytes("HINCRBY"), bytes(keys.applied), bytes("events"), bytes(String(batchSize))],
                     [bytes("HINCRBY"), bytes(keys.applied), bytes("batches"), bytes("1")],
@@ -166,6 +168,7 @@ struct ApplyBenchmark {
                 batches.append(RawBatch(resp: commands.flatMap(Self.resp), replies: commands.count, preload: preload))
                 commands = []
                 countKeys = []
+                leases = []
                 preload = []
             }
         }

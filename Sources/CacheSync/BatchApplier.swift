@@ -54,7 +54,9 @@ struct BatchApplier {
         try check(redis.awaitTransaction())
     }
 
-    /// The transaction's commands: per op its write and the lease `UNLINK`, then the checkpoint and the counters.
+    /// The transaction's commands: each op's write in order, one `UNLINK` of their read-through leases (removing
+    /// a lease commutes with every write, and the transaction applies them together), then the checkpoint and
+    /// the counters.
     private func commands(_ ops: [CacheOp], checkpoint: CheckpointChange, events: Int) -> RedisCommandBatch {
         var commands = RedisCommandBatch()
         // The values, the keys (twice: the lease key too) and, per op, room for the command names and lengths.
@@ -65,6 +67,8 @@ struct BatchApplier {
             default: bytes + 2 * key + 64
             }
         })
+        var leases = ["UNLINK"]
+        leases.reserveCapacity(ops.count + 1)
         for op in ops {
             switch op {
             case .set(let key, let value, let ttl): commands.append("SET", key.text, value, "EX", String(ttl))
@@ -72,8 +76,9 @@ struct BatchApplier {
             case .delete(let key, _): commands.append("UNLINK", key.text)
             case .skip, .flushCollection: continue
             }
-            commands.append("UNLINK", op.key!.leaseKey)
+            leases.append(op.key!.leaseKey)
         }
+        if leases.count > 1 { commands.append(leases) }
         switch checkpoint {
         case .keep: break
         case .delete: commands.append("DEL", keys.resume)

@@ -26,6 +26,11 @@ public struct RedisCommandBatch: Sendable {
 
     /// Appends one command whose arguments are `arguments`' UTF-8 bytes.
     public mutating func append(_ arguments: String...) {
+        append(arguments)
+    }
+
+    /// Appends one command whose arguments are `arguments`' UTF-8 bytes.
+    public mutating func append(_ arguments: [String]) {
         appendHeader(arguments.count)
         for var argument in arguments {
             argument.withUTF8 { appendArgument($0) }
