@@ -101,11 +101,17 @@ func hexNibble(_ c: UInt8) -> UInt8? {
 }
 
 /// Lowercase hexadecimal text of some bytes.
-public func hexString<S: Sequence>(_ bytes: S) -> String where S.Element == UInt8 {
-    var out = [UInt8]()
-    out.reserveCapacity(2 * bytes.underestimatedCount)
-    appendHex(bytes, to: &out)
-    return String(decoding: out, as: UTF8.self)
+public func hexString<C: Collection>(_ bytes: C) -> String where C.Element == UInt8 {
+    let digits: StaticString = "0123456789abcdef"
+    return String(unsafeUninitializedCapacity: 2 * bytes.count) { buffer in
+        var index = 0
+        for b in bytes {
+            buffer[index] = digits.utf8Start[Int(b >> 4)]
+            buffer[index + 1] = digits.utf8Start[Int(b & 0x0f)]
+            index += 2
+        }
+        return index
+    }
 }
 
 /// Appends the lowercase hexadecimal digits of some bytes to a UTF-8 buffer.

@@ -53,6 +53,7 @@ public struct CacheKey: Sendable, Hashable, CustomStringConvertible {
         /// The key whose `{id}` text is `idText`.
         public func key(idText: String) -> CacheKey {
             var text = runs[0]
+            text.reserveCapacity(runs.reduce(0) { $0 + $1.utf8.count } + (runs.count - 1) * idText.utf8.count)
             for run in runs.dropFirst() {
                 text += idText
                 text += run
