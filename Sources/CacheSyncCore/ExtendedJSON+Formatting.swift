@@ -12,7 +12,7 @@ extension ExtendedJSON {
     }
 
     /// `YYYY-MM-DDTHH:MM:SS.mmmZ` for milliseconds since the epoch, or `nil` when the year is outside `years`
-    /// (or before year 0).
+    /// (or outside 0...9999, which four digits hold).
     public static func isoDate(milliseconds: Int64, years: ClosedRange<Int> = 0...9999) -> String? {
         var out: [UInt8] = []
         guard appendISODate(milliseconds: milliseconds, years: years, to: &out) else { return nil }
@@ -25,31 +25,30 @@ extension ExtendedJSON {
         let dayNumber = msOfDayRaw < 0 ? days - 1 : days
         let msOfDay = msOfDayRaw < 0 ? msOfDayRaw + millisecondsPerDay : msOfDayRaw
         let (year, month, day) = civil(fromDays: dayNumber)
-        guard years.contains(year), year >= 0 else { return false }
+        guard years.contains(year), (0...9999).contains(year) else { return false }
         let ms = Int(msOfDay % 1000)
         let totalSeconds = Int(msOfDay / 1000)
-        // Every part is at least 0 here: negative years returned above.
-        func digits(_ value: Int, _ width: Int, then separator: UInt8) {
-            var divisor = 1, count = 1
-            while count < width || value / divisor >= 10 {
-                divisor *= 10
-                count += 1
+        // Every part is at least 0 and fits its width here; the text is written into 24 bytes, then appended once.
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 24) { text in
+            var index = 0
+            func digits(_ value: Int, _ width: Int, then separator: UInt8) {
+                var rest = value
+                for position in stride(from: index + width - 1, through: index, by: -1) {
+                    text[position] = UInt8(ascii: "0") + UInt8(rest % 10)
+                    rest /= 10
+                }
+                text[index + width] = separator
+                index += width + 1
             }
-            var rest = value
-            while divisor > 0 {
-                out.append(UInt8(ascii: "0") + UInt8(rest / divisor))
-                rest %= divisor
-                divisor /= 10
-            }
-            out.append(separator)
+            digits(year, 4, then: UInt8(ascii: "-"))
+            digits(month, 2, then: UInt8(ascii: "-"))
+            digits(day, 2, then: UInt8(ascii: "T"))
+            digits(totalSeconds / 3600, 2, then: UInt8(ascii: ":"))
+            digits(totalSeconds / 60 % 60, 2, then: UInt8(ascii: ":"))
+            digits(totalSeconds % 60, 2, then: UInt8(ascii: "."))
+            digits(ms, 3, then: UInt8(ascii: "Z"))
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: text[..<index]))
         }
-        digits(year, 4, then: UInt8(ascii: "-"))
-        digits(month, 2, then: UInt8(ascii: "-"))
-        digits(day, 2, then: UInt8(ascii: "T"))
-        digits(totalSeconds / 3600, 2, then: UInt8(ascii: ":"))
-        digits(totalSeconds / 60 % 60, 2, then: UInt8(ascii: ":"))
-        digits(totalSeconds % 60, 2, then: UInt8(ascii: "."))
-        digits(ms, 3, then: UInt8(ascii: "Z"))
         return true
     }
 

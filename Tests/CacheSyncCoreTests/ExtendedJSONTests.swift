@@ -133,5 +133,7 @@ struct ExtendedJSONTests {
         #expect(ExtendedJSON.parseISODate("2024-05-06 07:08:09Z") == nil)
         #expect(ExtendedJSON.isoDate(milliseconds: -1) == "1969-12-31T23:59:59.999Z")
         #expect(ExtendedJSON.isoDate(milliseconds: 951_782_400_000) == "2000-02-29T00:00:00.000Z")
+        #expect(ExtendedJSON.isoDate(milliseconds: -62_167_219_200_000) == "0000-01-01T00:00:00.000Z")
+        #expect(ExtendedJSON.isoDate(milliseconds: 253_402_300_800_000) == nil, "year 10000 needs a fifth digit")
     }
 }
