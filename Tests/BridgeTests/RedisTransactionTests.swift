@@ -51,11 +51,8 @@ struct RedisTransactionTests {
             let connection = try server.connect()
             let guardKey = server.key("hash-lease"), key = server.key("untouched")
             _ = try connection.command(["HSET", guardKey, "f", "v"])
-            var thrown: RedisError?
-            do {
-                _ = try connection.transaction([[bytes("SET"), bytes(key), bytes("x")]], onlyIf: (bytes(guardKey), bytes("v")))
-            } catch {
-                thrown = error as? RedisError
+            let thrown = #expect(throws: RedisError.self) {
+                try connection.transaction([[bytes("SET"), bytes(key), bytes("x")]], onlyIf: (bytes(guardKey), bytes("v")))
             }
             #expect(thrown?.serverCode == "WRONGTYPE")
             #expect(try connection.command(["EXISTS", key]) == .integer(0))
@@ -69,11 +66,8 @@ struct RedisTransactionTests {
         try withRedisServer { server in
             let connection = try server.connect()
             let key = server.key("aborted")
-            var thrown: RedisError?
-            do {
-                _ = try connection.transaction([[bytes("SET"), bytes(key), bytes("x")], [bytes("SET"), bytes(key)]])
-            } catch {
-                thrown = error as? RedisError
+            let thrown = #expect(throws: RedisError.self) {
+                try connection.transaction([[bytes("SET"), bytes(key), bytes("x")], [bytes("SET"), bytes(key)]])
             }
             #expect(thrown?.serverCode == "EXECABORT")
             #expect(try connection.command(["EXISTS", key]) == .integer(0))
@@ -92,9 +86,7 @@ struct RedisTransactionTests {
             #expect(try connection.sendTransaction(batch, onlyIf: (bytes(guardKey), bytes("me|1"))))
             #expect(try connection.command(["GET", key]).text == "first+second")
             #expect(try connection.awaitTransaction() == [.status("OK"), .integer(12)])
-            var thrown: RedisError?
-            do { _ = try connection.awaitTransaction() } catch { thrown = error as? RedisError }
-            #expect(thrown != nil, "an outcome is taken once")
+            #expect(throws: RedisError.self, "an outcome is taken once") { try connection.awaitTransaction() }
         }
     }
 
@@ -110,8 +102,7 @@ struct RedisTransactionTests {
             #expect(try connection.command(["EXISTS", key]) == .integer(0))
 
             #expect(try connection.sendTransaction(batch))
-            var thrown: RedisError?
-            do { _ = try connection.sendTransaction(batch) } catch { thrown = error as? RedisError }
+            let thrown = #expect(throws: RedisError.self) { try connection.sendTransaction(batch) }
             #expect(thrown?.kind == .invalidCommand)
             #expect(try connection.awaitTransaction() == [.status("OK")])
         }
@@ -125,8 +116,7 @@ struct RedisTransactionTests {
             batch.append("SET", server.key("sent"), "x")
             #expect(try connection.sendTransaction(batch))
             connection.close()
-            var thrown: RedisError?
-            do { _ = try connection.awaitTransaction() } catch { thrown = error as? RedisError }
+            let thrown = #expect(throws: RedisError.self) { try connection.awaitTransaction() }
             #expect(thrown?.kind == .io)
         }
     }
