@@ -136,12 +136,7 @@ struct ChangePipelineTests {
             // Another instance takes the lease after the first batch was sent (the command below runs after it).
             _ = try redis.command(["SET", leaseKey, "other|2"])
             #expect(try cached(2, redis, config) != nil, "the first batch ran before the lease changed")
-            var fenced: RedisError?
-            do {
-                _ = try pipeline.pump(source)
-            } catch let error as RedisError {
-                fenced = error
-            }
+            let fenced = #expect(throws: RedisError.self) { try pipeline.pump(source) }
             #expect(fenced?.serverCode == "FENCED")
             #expect(try cached(3, redis, config) == nil)
             #expect(try cached(4, redis, config) == nil)
