@@ -47,15 +47,16 @@ struct ApplyBenchmark {
     }
 
     /// Runs every strategy `rounds` times, each round the pipeline then the raw loop on a flushed database with
-    /// the same keys; keeps each loop's best round (the machine's noise only ever slows a run down).
-    func run(rounds: Int) throws -> [Result] {
+    /// the same keys; keeps each loop's best round (the machine's noise only ever slows a run down). `strategies`
+    /// names the strategies to run; empty runs all three.
+    func run(rounds: Int, strategies: [StrategyKind] = []) throws -> [Result] {
         let config = try config
         let redis = try RedisConnection(options: RedisConnectionOptions(host: "127.0.0.1", port: redisPort))
         let telemetry = Telemetry(collections: config.collections.map(\.namespace))
         var logger = Logger(label: "bench")
         logger.logLevel = .error
         var results: [Result] = []
-        for collection in config.collections {
+        for collection in config.collections where strategies.isEmpty || strategies.contains(collection.strategy) {
             let batches = try rawBatches(collection: collection, config: config)
             var best = Result(strategy: collection.strategy.rawValue, events: events, pipelineRate: 0, rawRate: 0,
                               pipelineRedisMicros: 0, rawRedisMicros: 0, pipelineClientMicros: 0, rawClientMicros: 0)

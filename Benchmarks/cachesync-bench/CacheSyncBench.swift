@@ -1,5 +1,6 @@
 import ArgumentParser
 import CacheSync
+import CacheSyncCore
 import Foundation
 import TestSupport
 
@@ -16,6 +17,9 @@ struct CacheSyncBench: ParsableCommand {
 
     @Option(help: "Rounds of the apply-path benchmark; each loop's best round is reported.")
     var rounds = 3
+
+    @Option(name: .customLong("strategy"), help: "Only this strategy in the apply-path benchmark (repeatable; default: all three).")
+    var strategies: [StrategyKind] = []
 
     @Option(help: "Inserts in the bulk end-to-end run.")
     var bulk = 20_000
@@ -51,7 +55,8 @@ struct CacheSyncBench: ParsableCommand {
         let redis = try RedisTestServer()
         defer { redis.cleanUp() }
         FileHandle.standardError.write(Data("bench: apply path, \(events / 256 * 256) events per strategy, best of \(rounds) rounds\n".utf8))
-        let results = try ApplyBenchmark(redisPort: redis.port, events: events / 256 * 256).run(rounds: rounds)
+        let results = try ApplyBenchmark(redisPort: redis.port, events: events / 256 * 256)
+            .run(rounds: rounds, strategies: strategies)
         var text = """
             ### Apply path (synthetic real-format events → decode → plan → batch → atomic Redis step)
 
@@ -129,3 +134,5 @@ struct CacheSyncBench: ParsableCommand {
     private static func seconds(_ value: Double) -> String { String(format: "%.2f s", value) }
     private static func ms(_ value: Double) -> String { String(format: "%.1f ms", value) }
 }
+
+extension StrategyKind: ExpressibleByArgument {}
