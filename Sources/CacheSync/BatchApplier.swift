@@ -67,8 +67,8 @@ struct BatchApplier {
             default: bytes + 2 * key + 64
             }
         })
-        var leases = ["UNLINK"]
-        leases.reserveCapacity(ops.count + 1)
+        var written: [String] = []
+        written.reserveCapacity(ops.count)
         for op in ops {
             switch op {
             case .set(let key, let value, let ttl): commands.append("SET", key.text, value, "EX", String(ttl))
@@ -76,9 +76,9 @@ struct BatchApplier {
             case .delete(let key, _): commands.append("UNLINK", key.text)
             case .skip, .flushCollection: continue
             }
-            leases.append(op.key!.leaseKey)
+            written.append(op.key!.text)
         }
-        if leases.count > 1 { commands.append(leases) }
+        if !written.isEmpty { commands.append("UNLINK", written, suffix: CacheKey.leaseSuffix) }
         switch checkpoint {
         case .keep: break
         case .delete: commands.append("DEL", keys.resume)

@@ -66,7 +66,10 @@ public struct CacheKey: Sendable, Hashable, CustomStringConvertible {
     public var accessCountKey: String { text + ":access_count" }
 
     /// `<key>:lease`, the read-through lease every cache write and delete clears.
-    public var leaseKey: String { text + ":lease" }
+    public var leaseKey: String { text + Self.leaseSuffix }
+
+    /// What `leaseKey` adds to the key.
+    public static let leaseSuffix = ":lease"
 
     /// The key text.
     public var description: String { text }

@@ -37,38 +37,58 @@ public struct RedisCommandBatch: Sendable {
         }
     }
 
+    /// Appends one command: `name`, then each of `texts` with `suffix` after it (`UNLINK a:lease b:lease …`),
+    /// without building the suffixed strings.
+    public mutating func append(_ name: String, _ texts: [String], suffix: String) {
+        appendHeader(texts.count + 1)
+        var name = name, suffix = suffix
+        name.withUTF8 { appendArgument($0) }
+        suffix.withUTF8 { suffix in
+            for var text in texts {
+                text.withUTF8 { appendArgument($0, suffix) }
+            }
+        }
+    }
+
     /// Whether a command has no arguments (Redis would refuse it; the connection rejects the batch first).
     private(set) var hasEmptyCommand = false
 
     private mutating func appendHeader(_ arguments: Int) {
         if arguments == 0 { hasEmptyCommand = true }
         count += 1
-        bytes.append(UInt8(ascii: "*"))
-        appendDecimal(arguments)
+        appendLine(UInt8(ascii: "*"), arguments)
     }
 
+    /// `$<length>`, the argument (`suffix` after it, if any), CR LF.
     private mutating func appendArgument<C: Collection<UInt8>>(_ argument: C) {
-        bytes.append(UInt8(ascii: "$"))
-        appendDecimal(argument.count)
+        appendLine(UInt8(ascii: "$"), argument.count)
         bytes.append(contentsOf: argument)
-        appendCRLF()
+        bytes.append(contentsOf: Self.crlf)
     }
 
-    /// `n` in decimal, then CR LF.
-    private mutating func appendDecimal(_ n: Int) {
-        var divisor = 1
-        while n / divisor >= 10 { divisor *= 10 }
-        var rest = n
-        while divisor > 0 {
-            bytes.append(UInt8(ascii: "0") + UInt8(rest / divisor))
-            rest %= divisor
-            divisor /= 10
+    private mutating func appendArgument(_ argument: UnsafeBufferPointer<UInt8>, _ suffix: UnsafeBufferPointer<UInt8>) {
+        appendLine(UInt8(ascii: "$"), argument.count + suffix.count)
+        bytes.append(contentsOf: argument)
+        bytes.append(contentsOf: suffix)
+        bytes.append(contentsOf: Self.crlf)
+    }
+
+    private static let crlf: [UInt8] = [13, 10]
+
+    /// `marker`, `n` in decimal, CR LF: laid out on the stack and appended in one step.
+    private mutating func appendLine(_ marker: UInt8, _ n: Int) {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 24) { line in
+            var end = line.count
+            end -= 1; line[end] = 10
+            end -= 1; line[end] = 13
+            var rest = n
+            repeat {
+                end -= 1
+                line[end] = UInt8(ascii: "0") + UInt8(rest % 10)
+                rest /= 10
+            } while rest > 0
+            end -= 1; line[end] = marker
+            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: line[end...]))
         }
-        appendCRLF()
-    }
-
-    private mutating func appendCRLF() {
-        bytes.append(13)
-        bytes.append(10)
     }
 }

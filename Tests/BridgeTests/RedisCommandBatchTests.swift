@@ -1,0 +1,34 @@
+import RedisBridge
+import Testing
+
+@Suite("Commands laid out in the Redis protocol")
+struct RedisCommandBatchTests {
+    @Test("each command is an array of bulk strings with their byte lengths")
+    func layout() {
+        var batch = RedisCommandBatch()
+        batch.append("SET", "k", String(repeating: "v", count: 12_345), "EX", "0")
+        batch.append(["UNLINK", "é"])
+        #expect(batch.count == 2)
+        let expected = "*5\r\n$3\r\nSET\r\n$1\r\nk\r\n$12345\r\n" + String(repeating: "v", count: 12_345)
+            + "\r\n$2\r\nEX\r\n$1\r\n0\r\n*2\r\n$6\r\nUNLINK\r\n$2\r\né\r\n"
+        #expect(String(decoding: batch.bytes, as: UTF8.self) == expected)
+    }
+
+    @Test("a suffixed command writes each text with the suffix after it")
+    func suffixed() {
+        var batch = RedisCommandBatch()
+        batch.append("UNLINK", ["a", "bcd", ""], suffix: ":lease")
+        #expect(batch.bytes == RedisCommandBatch([["UNLINK", "a:lease", "bcd:lease", ":lease"].map { Array($0.utf8) }]).bytes)
+        #expect(batch.count == 1)
+    }
+
+    @Test("lengths of every decimal width, zero included")
+    func lengths() {
+        for length in [0, 1, 9, 10, 99, 100, 1_000_000] {
+            var batch = RedisCommandBatch()
+            batch.append(String(repeating: "x", count: length))
+            let text = String(decoding: batch.bytes, as: UTF8.self)
+            #expect(text == "*1\r\n$\(length)\r\n" + String(repeating: "x", count: length) + "\r\n")
+        }
+    }
+}
