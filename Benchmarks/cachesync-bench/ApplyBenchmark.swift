@@ -26,6 +26,8 @@ struct ApplyBenchmark {
 
     let redisPort: Int
     let events: Int
+    /// How the pipeline gathers batches.
+    let limits: ChangePipeline.Limits
     /// Distinct documents the events cycle through: a multiple of the batch size, so batch contents repeat.
     let distinctIDs = 256 * 40
     let batchSize = 256
@@ -67,7 +69,7 @@ struct ApplyBenchmark {
                 try prepare(redis, batches: batches)
                 let pipelineCPU0 = try redisCPUMicros(redis)
                 let pipeline = ChangePipeline(collection: collection, config: config, redis: redis, telemetry: telemetry,
-                                              logger: logger)
+                                              logger: logger, limits: limits)
                 let started = Measure.now(), startedCPU = Measure.threadCPUSeconds()
                 var applied = 0
                 while case .applied(let count) = try pipeline.pump(source) { applied += count }

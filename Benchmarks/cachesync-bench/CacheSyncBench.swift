@@ -21,6 +21,9 @@ struct CacheSyncBench: ParsableCommand {
     @Option(name: .customLong("strategy"), help: "Only this strategy in the apply-path benchmark (repeatable; default: all three).")
     var strategies: [StrategyKind] = []
 
+    @Option(help: "The apply path's batch window in milliseconds (default: the pipeline's, 5 ms). A profiler that slows the process needs a longer one, or batches end before they are full.")
+    var batchWindowMs: Double?
+
     @Option(help: "Inserts in the bulk end-to-end run.")
     var bulk = 20_000
 
@@ -55,7 +58,9 @@ struct CacheSyncBench: ParsableCommand {
         let redis = try RedisTestServer()
         defer { redis.cleanUp() }
         FileHandle.standardError.write(Data("bench: apply path, \(events / 256 * 256) events per strategy, best of \(rounds) rounds\n".utf8))
-        let results = try ApplyBenchmark(redisPort: redis.port, events: events / 256 * 256)
+        var limits = ChangePipeline.Limits()
+        if let batchWindowMs { limits.batchWindow = batchWindowMs / 1000 }
+        let results = try ApplyBenchmark(redisPort: redis.port, events: events / 256 * 256, limits: limits)
             .run(rounds: rounds, strategies: strategies)
         var text = """
             ### Apply path (synthetic real-format events → decode → plan → batch → atomic Redis step)

@@ -119,7 +119,9 @@ public struct BSONReader {
     }
 
     mutating func objectId() throws -> ObjectID {
-        ObjectID(bytes: try raw(12))!
+        try need(12)
+        defer { offset += 12 }
+        return withBytes(offset..<offset + 12) { ObjectID(rawBytes: UnsafeRawBufferPointer($0)) }
     }
 
     /// Moves past the value of an element of `type`, positioned after its name, checking it as `readValue` does
@@ -306,7 +308,7 @@ enum BSONWriter {
             out.append(subtype)
             out.append(contentsOf: data)
         case .undefined, .null, .minKey, .maxKey: break
-        case .objectId(let oid): out.append(contentsOf: oid.bytes)
+        case .objectId(let oid): oid.withBytes { out.append(contentsOf: $0) }
         case .bool(let b): out.append(b ? 1 : 0)
         case .datetime(let ms): le(ms, &out)
         case .regex(let pattern, let options):
@@ -314,7 +316,7 @@ enum BSONWriter {
             cstring(options, &out)
         case .dbPointer(let ns, let id):
             string(ns, &out)
-            out.append(contentsOf: id.bytes)
+            id.withBytes { out.append(contentsOf: $0) }
         case .javascriptWithScope(let code, let scope):
             let start = out.count
             le(Int32(0), &out)

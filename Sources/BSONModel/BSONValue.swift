@@ -43,16 +43,35 @@ public enum BSONValue: Sendable, Hashable {
     case maxKey
 }
 
-/// An ObjectId: 12 bytes.
+/// An ObjectId: 12 bytes, held inline (decoding one allocates nothing).
 public struct ObjectID: Sendable, Hashable, CustomStringConvertible {
-    /// The 12 raw bytes.
-    public let bytes: [UInt8]
+    /// The 12 bytes as they lie in memory: the first eight, then the last four.
+    private let first8: UInt64
+    private let last4: UInt32
 
     /// Wraps 12 raw bytes; `nil` when the count is wrong.
     public init?(bytes: [UInt8]) {
         guard bytes.count == 12 else { return nil }
-        self.bytes = bytes
+        self = bytes.withUnsafeBytes { ObjectID(rawBytes: $0) }
     }
+
+    /// The ObjectId in the first 12 bytes of `raw`, which must hold at least 12.
+    public init(rawBytes raw: UnsafeRawBufferPointer) {
+        precondition(raw.count >= 12, "an ObjectId needs 12 bytes")
+        first8 = raw.loadUnaligned(as: UInt64.self)
+        last4 = raw.loadUnaligned(fromByteOffset: 8, as: UInt32.self)
+    }
+
+    /// Calls `body` with the 12 raw bytes.
+    public func withBytes<R>(_ body: (UnsafeBufferPointer<UInt8>) throws -> R) rethrows -> R {
+        let pair = (first8, last4)
+        return try withUnsafeBytes(of: pair) { raw in
+            try body(UnsafeBufferPointer(rebasing: raw.bindMemory(to: UInt8.self)[..<12]))
+        }
+    }
+
+    /// The 12 raw bytes.
+    public var bytes: [UInt8] { withBytes { Array($0) } }
 
     /// Parses 24 hexadecimal digits (either case); `nil` otherwise.
     public init?(hex: String) {
@@ -66,11 +85,11 @@ public struct ObjectID: Sendable, Hashable, CustomStringConvertible {
             out.append(hi << 4 | lo)
             i += 2
         }
-        self.bytes = out
+        self.init(bytes: out)
     }
 
     /// 24 lowercase hexadecimal digits.
-    public var hex: String { hexString(bytes) }
+    public var hex: String { withBytes { hexString($0) } }
 
     /// Same as `hex`.
     public var description: String { hex }
@@ -102,16 +121,24 @@ func hexNibble(_ c: UInt8) -> UInt8? {
 
 /// Lowercase hexadecimal text of some bytes.
 public func hexString<C: Collection>(_ bytes: C) -> String where C.Element == UInt8 {
+    String(unsafeUninitializedCapacity: 2 * bytes.count) { writeHex(bytes, into: $0) }
+}
+
+/// Writes the lowercase hexadecimal digits of some bytes at the start of `out`, which must have room for two per
+/// byte; returns how many it wrote.
+@inlinable
+@discardableResult
+public func writeHex<C: Collection>(_ bytes: C, into out: UnsafeMutableBufferPointer<UInt8>) -> Int
+    where C.Element == UInt8 {
+    precondition(out.count >= 2 * bytes.count, "no room for the hexadecimal digits")
     let digits: StaticString = "0123456789abcdef"
-    return String(unsafeUninitializedCapacity: 2 * bytes.count) { buffer in
-        var index = 0
-        for b in bytes {
-            buffer[index] = digits.utf8Start[Int(b >> 4)]
-            buffer[index + 1] = digits.utf8Start[Int(b & 0x0f)]
-            index += 2
-        }
-        return index
+    var index = 0
+    for b in bytes {
+        out[index] = digits.utf8Start[Int(b >> 4)]
+        out[index + 1] = digits.utf8Start[Int(b & 0x0f)]
+        index += 2
     }
+    return index
 }
 
 /// Appends the lowercase hexadecimal digits of some bytes to a UTF-8 buffer.

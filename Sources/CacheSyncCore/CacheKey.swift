@@ -25,20 +25,24 @@ public struct CacheKey: Sendable, Hashable, CustomStringConvertible {
     public struct Layout: Sendable {
         /// The prefix every key starts with (`redis.keyPrefix`).
         public let keyPrefix: String
-        /// `keyPrefix` and the template rendered, split at each `{id}`.
-        private var runs: [String] = [""]
+        /// `keyPrefix` and the template rendered, split at each `{id}`, as UTF-8.
+        private var runs: [[UInt8]] = []
+        /// The bytes of all runs together.
+        private var runsLength = 0
 
         /// The layout of `template` behind `keyPrefix` in one collection.
         public init(template: String, keyPrefix: String, database: String, collection: String) {
             self.keyPrefix = keyPrefix
-            runs[0] = keyPrefix
-            CacheKey.scan(template, literal: { runs[runs.count - 1] += $0 }) { placeholder in
+            var texts = [keyPrefix]
+            CacheKey.scan(template, literal: { texts[texts.count - 1] += $0 }) { placeholder in
                 switch placeholder {
-                case .database: runs[runs.count - 1] += database
-                case .collection: runs[runs.count - 1] += collection
-                case .id: runs.append("")
+                case .database: texts[texts.count - 1] += database
+                case .collection: texts[texts.count - 1] += collection
+                case .id: texts.append("")
                 }
             }
+            runs = texts.map { Array($0.utf8) }
+            runsLength = runs.reduce(0) { $0 + $1.count }
         }
 
         /// The layout of a collection's keys.
@@ -48,17 +52,36 @@ public struct CacheKey: Sendable, Hashable, CustomStringConvertible {
         }
 
         /// The key of the document with this `_id`.
-        public func key(id: BSONValue) -> CacheKey { key(idText: DocumentID.keyText(id)) }
+        public func key(id: BSONValue) -> CacheKey {
+            // An ObjectId's text, its hexadecimal digits (`DocumentID.keyText`), goes straight into the key.
+            if case .objectId(let oid) = id {
+                return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 24) { digits in
+                    oid.withBytes { writeHex($0, into: digits) }
+                    return key(idUTF8: UnsafeBufferPointer(digits))
+                }
+            }
+            return key(idText: DocumentID.keyText(id))
+        }
 
         /// The key whose `{id}` text is `idText`.
         public func key(idText: String) -> CacheKey {
-            var text = runs[0]
-            text.reserveCapacity(runs.reduce(0) { $0 + $1.utf8.count } + (runs.count - 1) * idText.utf8.count)
-            for run in runs.dropFirst() {
-                text += idText
-                text += run
-            }
-            return CacheKey(text: text)
+            var idText = idText
+            return idText.withUTF8 { key(idUTF8: $0) }
+        }
+
+        /// The runs with `id` between each two, written into the key's storage in one pass.
+        private func key(idUTF8 id: UnsafeBufferPointer<UInt8>) -> CacheKey {
+            let length = runsLength + (runs.count - 1) * id.count
+            return CacheKey(text: String(unsafeUninitializedCapacity: length) { out in
+                var end = 0
+                for (index, run) in runs.enumerated() {
+                    if index > 0 {
+                        end += UnsafeMutableBufferPointer(rebasing: out[end...]).initialize(fromContentsOf: id)
+                    }
+                    end += UnsafeMutableBufferPointer(rebasing: out[end...]).initialize(fromContentsOf: run)
+                }
+                return end
+            })
         }
     }
 

@@ -19,6 +19,18 @@ struct CacheKeyTests {
         #expect(CacheKey(collection: users, keyPrefix: "p:", id: .string("ann")).text == "p:crm/users/ann/ann{x}")
     }
 
+    @Test("an ObjectId, written into the key directly, gives the key of its text", arguments: [
+        "{coll}:{id}", "{id}", "{db}/{id}/{coll}/{id}é", "x",
+    ])
+    func objectIDKeys(template: String) {
+        let layout = CacheKey.Layout(template: template, keyPrefix: "ç:", database: "shop", collection: "products")
+        for hex in ["663881d9a1b2c3d4e5f60718", "000000000000000000000000", "ffffffffffffffffffffffff"] {
+            let id = BSONValue.objectId(ObjectID(hex: hex)!)
+            #expect(layout.key(id: id) == layout.key(idText: DocumentID.keyText(id)))
+            #expect(layout.key(id: id).text.contains(hex) == template.contains("{id}"))
+        }
+    }
+
     @Test("placeholder values are not rendered again")
     func noReexpansion() {
         let products = CollectionConfig(database: "shop", collection: "products", strategy: .update)

@@ -6,6 +6,23 @@ import Testing
 struct DocumentIDTests {
     static let uuid: [UInt8] = [0x12, 0x3e, 0x45, 0x67, 0xe8, 0x9b, 0x12, 0xd3, 0xa4, 0x56, 0x42, 0x66, 0x14, 0x17, 0x40, 0x00]
 
+    @Test("an ObjectId keeps its 12 bytes in order, and compares and hashes by them")
+    func objectIDBytes() {
+        let bytes: [UInt8] = [0x66, 0x38, 0x81, 0xd9, 0xa1, 0xb2, 0xc3, 0xd4, 0xe5, 0xf6, 0x07, 0x18]
+        let oid = ObjectID(bytes: bytes)!
+        #expect(oid.bytes == bytes)
+        #expect(oid.hex == "663881d9a1b2c3d4e5f60718")
+        #expect(oid == ObjectID(hex: "663881D9A1B2C3D4E5F60718"))
+        for index in bytes.indices {
+            var other = bytes
+            other[index] ^= 1
+            #expect(ObjectID(bytes: other)! != oid)
+        }
+        #expect(Set([oid, ObjectID(bytes: bytes)!]).count == 1)
+        #expect(ObjectID(bytes: Array(bytes.dropLast())) == nil)
+        #expect(ObjectID(bytes: bytes + [0]) == nil)
+    }
+
     @Test("every _id type has its DESIGN.md §4 key text", arguments: [
         (BSONValue.string("abc"), "abc"),
         (.string("héllo wörld ✓ 日本"), "héllo wörld ✓ 日本"),
