@@ -28,6 +28,26 @@ public struct EncodedBSONDocument: Sendable, Hashable {
         return try reader.readDocument()
     }
 
+    /// The value of the first field named `key`, decoding nothing else; `nil` when there is none (or the bytes
+    /// are not a valid document).
+    public subscript(key: String) -> BSONValue? {
+        var key = key
+        return key.withUTF8 { name in
+            var reader = reader
+            var found: BSONValue?
+            do {
+                try reader.readElements { reader, type in
+                    let nameRange = try reader.cstringRange()
+                    let matches = found == nil && reader.withBytes(nameRange) { $0.elementsEqual(name) }
+                    if matches { found = try reader.readValue(type: type) } else { try reader.skipValue(type: type) }
+                }
+            } catch {
+                return nil
+            }
+            return found
+        }
+    }
+
     /// Equal when the bytes are.
     public static func == (lhs: EncodedBSONDocument, rhs: EncodedBSONDocument) -> Bool {
         lhs.bytes.elementsEqual(rhs.bytes)

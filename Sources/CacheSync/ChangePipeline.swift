@@ -64,7 +64,11 @@ public final class ChangePipeline {
     /// One event read: decoded, or `nil` when it could not be (skipped, but its token still checkpoints).
     private struct Item {
         var event: ChangeEvent?
-        var token: BSONDocument?
+        /// The token of an event that could not be decoded, when its `_id` could be read.
+        var undecodedToken: BSONDocument?
+
+        /// The resume token, decoded here (a batch checkpoints only its last).
+        var token: BSONDocument? { event?.resumeToken ?? undecodedToken }
     }
 
     /// A sent batch: what to record once Redis confirms it.
@@ -132,7 +136,7 @@ public final class ChangePipeline {
     private func decode(_ bytes: [UInt8]) -> Item {
         do {
             let event = try ChangeEvent(bsonBytes: bytes, decoding: .forApplying)
-            return Item(event: event, token: event.resumeToken)
+            return Item(event: event)
         } catch {
             telemetry.eventReceived(ns, operation: "undecodable", count: 1)
             telemetry.error(ns, kind: "decode")
@@ -141,7 +145,7 @@ public final class ChangePipeline {
                 ?? "(\(bytes.count) bytes that are not a BSON document)"
             logger.error("skipping an event that cannot be decoded: \(error)", metadata: ["event": "\(text)"])
             let token: BSONDocument? = if case .document(let t)? = document?["_id"] { t } else { nil }
-            return Item(event: nil, token: token)
+            return Item(event: nil, undecodedToken: token)
         }
     }
 
@@ -232,7 +236,7 @@ public final class ChangePipeline {
         for (index, count) in zip(countedOps, try applier.accessCounts(countKeys)) {
             ops[index] = Strategy.withAccessCount(count, ops[index], collection: collection)
         }
-        let token = pending.last(where: { $0.token != nil })?.token
+        let token = pending.reversed().lazy.compactMap(\.token).first
         let change: BatchApplier.CheckpointChange = token.map { .set(.resumeAfter($0)) } ?? .keep
         var writes = TallyByName()
         for op in ops {

@@ -27,8 +27,8 @@ extension ChangeEvent {
     }
 
     /// Decodes an event from its BSON bytes as `init(bson:)` does, in one pass over its top-level fields: fields
-    /// the model does not read (and, `.forApplying`, those the applier does not read) are skipped, and
-    /// `fullDocument` is not decoded but kept as bytes, for the JSON writer to read.
+    /// the model does not read (and, `.forApplying`, those the applier does not read) are skipped, and the
+    /// resume token, `documentKey` and `fullDocument` are checked but kept as bytes (shared with `bsonBytes`).
     public init(bsonBytes: [UInt8], decoding: Decoding = .all) throws {
         var reader = BSONReader(bytes: bsonBytes)
         var fields = TopLevelFields()
@@ -38,8 +38,8 @@ extension ChangeEvent {
                 try reader.skipValue(type: type)
                 return
             }
-            if name == .fullDocument, type == 0x03, fields.encodedFullDocument == nil, fields.fullDocument == nil {
-                fields.encodedFullDocument = try reader.readEncodedDocument()
+            if type == 0x03, fields.keepsEncoded(name) {
+                fields.setEncoded(name, try reader.readEncodedDocument())
             } else {
                 fields.set(name, try reader.readValue(type: type))
             }
@@ -53,8 +53,27 @@ extension ChangeEvent {
     /// The top-level fields the model reads, each the first of its name.
     private struct TopLevelFields {
         var id, operationType, clusterTime, wallTime, ns, to, documentKey, updateDescription, fullDocument: BSONValue?
-        /// `fullDocument` when it was kept as bytes instead of decoded.
-        var encodedFullDocument: EncodedBSONDocument?
+        /// `_id`, `documentKey` and `fullDocument` when they were kept as bytes instead of decoded.
+        var encodedID, encodedDocumentKey, encodedFullDocument: EncodedBSONDocument?
+
+        /// Whether `name` is a document field kept as bytes that is not set yet.
+        func keepsEncoded(_ name: Name) -> Bool {
+            switch name {
+            case .id: id == nil && encodedID == nil
+            case .documentKey: documentKey == nil && encodedDocumentKey == nil
+            case .fullDocument: fullDocument == nil && encodedFullDocument == nil
+            default: false
+            }
+        }
+
+        /// Keeps the bytes of `document` as the field `name` (one that `keepsEncoded`).
+        mutating func setEncoded(_ name: Name, _ document: EncodedBSONDocument) {
+            switch name {
+            case .id: encodedID = document
+            case .documentKey: encodedDocumentKey = document
+            default: encodedFullDocument = document
+            }
+        }
 
         /// The name of a field the model reads.
         enum Name: CaseIterable {
@@ -93,13 +112,13 @@ extension ChangeEvent {
         mutating func set(_ name: Name, _ value: BSONValue) {
             func keep(_ slot: inout BSONValue?) { if slot == nil { slot = value } }
             switch name {
-            case .id: keep(&id)
+            case .id: if encodedID == nil { keep(&id) }
             case .operationType: keep(&operationType)
             case .clusterTime: keep(&clusterTime)
             case .wallTime: keep(&wallTime)
             case .ns: keep(&ns)
             case .to: keep(&to)
-            case .documentKey: keep(&documentKey)
+            case .documentKey: if encodedDocumentKey == nil { keep(&documentKey) }
             case .updateDescription: keep(&updateDescription)
             case .fullDocument: if encodedFullDocument == nil { keep(&fullDocument) }
             }
@@ -118,8 +137,14 @@ extension ChangeEvent {
         op = opName
         let operationType = OperationType(opName)
 
-        guard let tokenValue = event.id else { throw missing("_id (resume token)") }
-        guard case .document(let token) = tokenValue else { throw wrong("_id (resume token)", "document", tokenValue) }
+        let token: EncodedBSONDocument
+        if let encoded = event.encodedID {
+            token = encoded
+        } else {
+            guard let tokenValue = event.id else { throw missing("_id (resume token)") }
+            guard case .document(let tree) = tokenValue else { throw wrong("_id (resume token)", "document", tokenValue) }
+            token = EncodedBSONDocument(tree)
+        }
 
         var clusterTime: ClusterTime?
         switch event.clusterTime {
@@ -151,10 +176,10 @@ extension ChangeEvent {
         let to = try namespace("to", event.to)
         if operationType == .rename && to == nil { throw missing("to") }
 
-        var documentKey: BSONDocument?
-        if let keyValue = event.documentKey {
+        var documentKey = event.encodedDocumentKey
+        if documentKey == nil, let keyValue = event.documentKey {
             guard case .document(let key) = keyValue else { throw wrong("documentKey", "document", keyValue) }
-            documentKey = key
+            documentKey = EncodedBSONDocument(key)
         }
         if operationType.documentOperation != nil {
             guard let documentKey else { throw missing("documentKey") }
@@ -175,8 +200,8 @@ extension ChangeEvent {
         }
         if operationType == .delete { fullDocument = .absent }
 
-        self.init(resumeToken: token, operationType: operationType, clusterTime: clusterTime, wallTime: wallTime,
-                  namespace: ns, renamedTo: to, documentKey: documentKey, updateDescription: updateDescription,
+        self.init(encodedResumeToken: token, operationType: operationType, clusterTime: clusterTime, wallTime: wallTime,
+                  namespace: ns, renamedTo: to, encodedDocumentKey: documentKey, updateDescription: updateDescription,
                   fullDocument: fullDocument)
     }
 

@@ -2,8 +2,9 @@ import BSONModel
 
 /// One MongoDB change event, decoded from the real server format (DESIGN.md §8).
 public struct ChangeEvent: Sendable, Equatable {
-    /// The resume token (`_id`, usually `{_data: "<hex>"}`).
-    public var resumeToken: BSONDocument
+    /// The resume token (`_id`, usually `{_data: "<hex>"}`) as its BSON bytes: applying a batch reads only the
+    /// last event's, so the others are never decoded.
+    public var encodedResumeToken: EncodedBSONDocument
     /// What happened.
     public var operationType: OperationType
     /// When it happened in the cluster, if the event says.
@@ -14,8 +15,8 @@ public struct ChangeEvent: Sendable, Equatable {
     public var namespace: Namespace?
     /// The new name of a renamed collection (`to`).
     public var renamedTo: Namespace?
-    /// `_id` and, on sharded collections, the shard key fields of the changed document.
-    public var documentKey: BSONDocument?
+    /// `documentKey` as its BSON bytes (applying reads only its `_id`).
+    public var encodedDocumentKey: EncodedBSONDocument?
     /// The changed fields of an `update`.
     public var updateDescription: UpdateDescription?
     /// The document after the change, when the event carries one.
@@ -26,19 +27,48 @@ public struct ChangeEvent: Sendable, Equatable {
                 wallTime: Int64? = nil, namespace: Namespace? = nil, renamedTo: Namespace? = nil,
                 documentKey: BSONDocument? = nil, updateDescription: UpdateDescription? = nil,
                 fullDocument: FullDocument = .absent) {
-        self.resumeToken = resumeToken
+        self.init(encodedResumeToken: EncodedBSONDocument(resumeToken), operationType: operationType,
+                  clusterTime: clusterTime, wallTime: wallTime, namespace: namespace, renamedTo: renamedTo,
+                  encodedDocumentKey: documentKey.map(EncodedBSONDocument.init), updateDescription: updateDescription,
+                  fullDocument: fullDocument)
+    }
+
+    /// An event with the token and the document key given as BSON bytes.
+    init(encodedResumeToken: EncodedBSONDocument, operationType: OperationType, clusterTime: ClusterTime?,
+         wallTime: Int64?, namespace: Namespace?, renamedTo: Namespace?, encodedDocumentKey: EncodedBSONDocument?,
+         updateDescription: UpdateDescription?, fullDocument: FullDocument) {
+        self.encodedResumeToken = encodedResumeToken
         self.operationType = operationType
         self.clusterTime = clusterTime
         self.wallTime = wallTime
         self.namespace = namespace
         self.renamedTo = renamedTo
-        self.documentKey = documentKey
+        self.encodedDocumentKey = encodedDocumentKey
         self.updateDescription = updateDescription
         self.fullDocument = fullDocument
     }
 
+    /// The resume token (`_id`, usually `{_data: "<hex>"}`).
+    public var resumeToken: BSONDocument {
+        get { Self.decodeChecked(encodedResumeToken) }
+        set { encodedResumeToken = EncodedBSONDocument(newValue) }
+    }
+
+    /// `_id` and, on sharded collections, the shard key fields of the changed document.
+    public var documentKey: BSONDocument? {
+        get { encodedDocumentKey.map(Self.decodeChecked) }
+        set { encodedDocumentKey = newValue.map(EncodedBSONDocument.init) }
+    }
+
     /// `documentKey._id`, the value the cache key is made from.
-    public var documentID: BSONValue? { documentKey?["_id"] }
+    public var documentID: BSONValue? { encodedDocumentKey?["_id"] }
+
+    /// A document the event holds as bytes: encoded from a tree, or checked when the event was decoded, so
+    /// decoding it cannot fail.
+    private static func decodeChecked(_ document: EncodedBSONDocument) -> BSONDocument {
+        guard let decoded = try? document.decoded() else { preconditionFailure("a change event holds an invalid document") }
+        return decoded
+    }
 
     /// When the change happened, in seconds since the epoch: `wallTime`, else `clusterTime`.
     public var eventTimeSeconds: Double? {

@@ -100,6 +100,24 @@ struct BSONRoundTripTests {
         #expect(try BSONDocument(extendedJSON: canonical) == original)
     }
 
+    @Test("an encoded document's field is read without decoding the others: the first of its name, top level only")
+    func encodedFieldLookup() throws {
+        let document: BSONDocument = [
+            "a": .document(["_id": .int32(1)]), "_id": .objectId(ObjectID(hex: Self.oidHex)!), "_id": .string("second"),
+            "": .null, "é": .string("x"),
+        ]
+        let encoded = EncodedBSONDocument(document)
+        #expect(encoded["_id"] == .objectId(ObjectID(hex: Self.oidHex)!))
+        #expect(encoded["a"] == .document(["_id": .int32(1)]))
+        #expect(encoded[""] == .null)
+        #expect(encoded["é"] == .string("x"))
+        #expect(encoded["_i"] == nil)
+        #expect(encoded["missing"] == nil)
+        let everyType = EncodedBSONDocument(try BSONDocument(bsonBytes: Self.everyTypeBytes()))
+        let decoded = try everyType.decoded()
+        for (key, _) in decoded.fields { #expect(everyType[key] == decoded[key]) }
+    }
+
     @Test("truncated or corrupt bytes throw instead of crashing")
     func corruptBytesThrow() {
         let bytes = Self.everyTypeBytes()
