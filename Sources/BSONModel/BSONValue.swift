@@ -140,13 +140,3 @@ public func writeHex<C: Collection>(_ bytes: C, into out: UnsafeMutableBufferPoi
     }
     return index
 }
-
-/// Appends the lowercase hexadecimal digits of some bytes to a UTF-8 buffer.
-@inlinable
-public func appendHex<S: Sequence>(_ bytes: S, to out: inout [UInt8]) where S.Element == UInt8 {
-    let digits: StaticString = "0123456789abcdef"
-    for b in bytes {
-        out.append(digits.utf8Start[Int(b >> 4)])
-        out.append(digits.utf8Start[Int(b & 0x0f)])
-    }
-}

@@ -14,22 +14,21 @@ extension ExtendedJSON {
     /// `YYYY-MM-DDTHH:MM:SS.mmmZ` for milliseconds since the epoch, or `nil` when the year is outside `years`
     /// (or outside 0...9999, which four digits hold).
     public static func isoDate(milliseconds: Int64, years: ClosedRange<Int> = 0...9999) -> String? {
-        var out: [UInt8] = []
-        guard appendISODate(milliseconds: milliseconds, years: years, to: &out) else { return nil }
-        return String(decoding: out, as: UTF8.self)
+        withISODate(milliseconds: milliseconds, years: years) { String(decoding: $0, as: UTF8.self) }
     }
 
-    /// Appends `isoDate(milliseconds:years:)` to a UTF-8 buffer; `false` (nothing appended) outside `years`.
-    static func appendISODate(milliseconds: Int64, years: ClosedRange<Int>, to out: inout [UInt8]) -> Bool {
+    /// Calls `body` with the UTF-8 text of `isoDate(milliseconds:years:)` and returns what it returns; `nil`
+    /// (without calling it) outside `years`.
+    static func withISODate<R>(milliseconds: Int64, years: ClosedRange<Int>, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R? {
         let (days, msOfDayRaw) = milliseconds.quotientAndRemainder(dividingBy: millisecondsPerDay)
         let dayNumber = msOfDayRaw < 0 ? days - 1 : days
         let msOfDay = msOfDayRaw < 0 ? msOfDayRaw + millisecondsPerDay : msOfDayRaw
         let (year, month, day) = civil(fromDays: dayNumber)
-        guard years.contains(year), (0...9999).contains(year) else { return false }
+        guard years.contains(year), (0...9999).contains(year) else { return nil }
         let ms = Int(msOfDay % 1000)
         let totalSeconds = Int(msOfDay / 1000)
-        // Every part is at least 0 and fits its width here; the text is written into 24 bytes, then appended once.
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 24) { text in
+        // Every part is at least 0 and fits its width here; the text is written into 24 bytes on the stack.
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 24) { text in
             var index = 0
             func digits(_ value: Int, _ width: Int, then separator: UInt8) {
                 var rest = value
@@ -47,9 +46,8 @@ extension ExtendedJSON {
             digits(totalSeconds / 60 % 60, 2, then: UInt8(ascii: ":"))
             digits(totalSeconds % 60, 2, then: UInt8(ascii: "."))
             digits(ms, 3, then: UInt8(ascii: "Z"))
-            out.append(contentsOf: UnsafeBufferPointer(rebasing: text[..<index]))
+            return body(UnsafeBufferPointer(rebasing: text[..<index]))
         }
-        return true
     }
 
     /// Milliseconds since the epoch of `YYYY-MM-DDTHH:MM:SS[.fff…](Z|±HH:MM|±HHMM)`; `nil` if the text is not that.

@@ -13,9 +13,7 @@ public enum ExtendedJSON {
 
     /// One value as compact relaxed Extended JSON.
     public static func relaxed(_ value: BSONValue) -> String {
-        var writer = RelaxedWriter(limit: .max)
-        try? writer.writeValue(value)
-        return writer.text
+        RelaxedWriter.text(limit: .max) { try? $0.writeValue(value) }
     }
 
     /// The document as compact relaxed Extended JSON, or `nil` as soon as the text would exceed `maxBytes` UTF-8 bytes.
@@ -27,22 +25,16 @@ public enum ExtendedJSON {
     /// bytes (or the bytes are not a valid document).
     public static func relaxed(_ document: EncodedBSONDocument, maxBytes: Int) -> String? {
         var reader = document.reader
-        var writer = RelaxedWriter(limit: maxBytes)
-        do {
-            try writer.writeDocument(&reader, array: false)
-        } catch {
-            return nil
+        var failed = false
+        let text = RelaxedWriter.text(limit: maxBytes) { writer in
+            do { try writer.writeDocument(&reader, array: false) } catch { failed = true }
         }
-        guard writer.out.count <= maxBytes else { return nil }
-        let text = writer.text
-        return text.utf8.count <= maxBytes ? text : nil
+        return !failed && text.utf8.count <= maxBytes ? text : nil
     }
 
     /// A JSON string literal for `text`, quotes included, escaped as `JSON.stringify` does.
     public static func quoted(_ text: String) -> String {
-        var writer = RelaxedWriter(limit: .max)
-        writer.writeString(text.utf8)
-        return writer.text
+        RelaxedWriter.text(limit: .max) { $0.writeString(text.utf8) }
     }
 }
 
@@ -52,17 +44,25 @@ private struct LimitExceeded: Error {}
 /// Appends relaxed Extended JSON for BSON bytes to a byte buffer.
 private struct RelaxedWriter {
     let limit: Int
-    var out: [UInt8] = []
+    var out: ByteSink
 
-    init(limit: Int) {
-        self.limit = limit
-        out.reserveCapacity(min(limit, 512))
+    /// Runs `body` on a new writer and returns what it wrote; invalid UTF-8 in the document's strings becomes
+    /// U+FFFD, as decoding them to `String` would. The writer's buffer is freed here.
+    static func text(limit: Int, _ body: (inout RelaxedWriter) -> Void) -> String {
+        var writer = RelaxedWriter(limit: limit, out: ByteSink(capacity: min(limit, 512)))
+        defer { writer.out.free() }
+        body(&writer)
+        return writer.out.withBytes { String(decoding: $0, as: UTF8.self) }
     }
 
-    /// The text; invalid UTF-8 in the document's strings becomes U+FFFD, as decoding them to `String` would.
-    var text: String { String(decoding: out, as: UTF8.self) }
+    mutating func raw(_ s: StaticString) {
+        out.append(UnsafeBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
+    }
 
-    mutating func raw(_ s: String) { out.append(contentsOf: s.utf8) }
+    mutating func raw(_ s: String) {
+        var s = s
+        s.withUTF8 { out.append($0) }
+    }
 
     mutating func checkLimit() throws {
         if out.count > limit { throw LimitExceeded() }
@@ -105,7 +105,7 @@ private struct RelaxedWriter {
             case 0x09: raw("\\t")
             case 0x00..<0x20:
                 raw("\\u00")
-                appendHex(CollectionOfOne(byte), to: &out)
+                out.appendHex(CollectionOfOne(byte))
             default: out.append(byte)
             }
         }
@@ -144,23 +144,25 @@ private struct RelaxedWriter {
         case 0x07:
             try reader.need(12)
             raw("{\"$oid\":\"")
-            reader.withBytes(reader.offset..<reader.offset + 12) { appendHex($0, to: &out) }
+            reader.withBytes(reader.offset..<reader.offset + 12) { out.appendHex($0) }
             reader.offset += 12
             raw("\"}")
         case 0x08: raw(try reader.u8() != 0 ? "true" : "false")
         case 0x09:
             let ms = try reader.le(Int64.self)
-            let start = out.count
-            raw("{\"$date\":\"")
-            if ExtendedJSON.appendISODate(milliseconds: ms, years: 1970...9999, to: &out) {
+            let written = ExtendedJSON.withISODate(milliseconds: ms, years: 1970...9999) { date in
+                raw("{\"$date\":\"")
+                out.append(date)
                 raw("\"}")
-            } else {
-                out.removeSubrange(start...)
-                raw("{\"$date\":{\"$numberLong\":\"\(ms)\"}}")
+            }
+            if written == nil {
+                raw("{\"$date\":{\"$numberLong\":\"")
+                out.appendDecimal(ms)
+                raw("\"}}")
             }
         case 0x0A: raw("null")
-        case 0x10: raw(String(try reader.le(Int32.self)))
-        case 0x12: raw(String(try reader.le(Int64.self)))
+        case 0x10: out.appendDecimal(Int64(try reader.le(Int32.self)))
+        case 0x12: out.appendDecimal(try reader.le(Int64.self))
         default:
             // The rare types: decoded, then written from the value.
             try writeDecoded(reader.readValue(type: type))
@@ -216,5 +218,82 @@ private struct RelaxedWriter {
             try reader.skipCString()
             try writeValue(&reader, type: type)
         }
+    }
+}
+
+/// A growable byte buffer written through a pointer — the writer appends a few bytes at a time, each of which an
+/// array would check for uniqueness and capacity — owned by one writer, which frees it (`free()`).
+private struct ByteSink {
+    private var base: UnsafeMutablePointer<UInt8>
+    private var capacity: Int
+    private(set) var count = 0
+
+    init(capacity: Int) {
+        self.capacity = max(capacity, 16)
+        base = .allocate(capacity: self.capacity)
+    }
+
+    func free() {
+        base.deallocate()
+    }
+
+    func withBytes<R>(_ body: (UnsafeBufferPointer<UInt8>) throws -> R) rethrows -> R {
+        try body(UnsafeBufferPointer(start: base, count: count))
+    }
+
+    /// Room for `n` more bytes.
+    @inline(__always)
+    private mutating func reserve(_ n: Int) {
+        if count + n > capacity { grow(count + n) }
+    }
+
+    private mutating func grow(_ needed: Int) {
+        let larger = max(needed, 2 * capacity)
+        let moved = UnsafeMutablePointer<UInt8>.allocate(capacity: larger)
+        moved.initialize(from: base, count: count)
+        base.deallocate()
+        base = moved
+        capacity = larger
+    }
+
+    mutating func append(_ byte: UInt8) {
+        reserve(1)
+        base[count] = byte
+        count += 1
+    }
+
+    mutating func append(_ bytes: UnsafeBufferPointer<UInt8>) {
+        guard let start = bytes.baseAddress else { return }
+        reserve(bytes.count)
+        (base + count).initialize(from: start, count: bytes.count)
+        count += bytes.count
+    }
+
+    mutating func append<C: Collection<UInt8>>(contentsOf bytes: C) {
+        if bytes.withContiguousStorageIfAvailable({ append($0) }) == nil {
+            for byte in bytes { append(byte) }
+        }
+    }
+
+    /// The lowercase hexadecimal digits of `bytes`.
+    mutating func appendHex<C: Collection<UInt8>>(_ bytes: C) {
+        reserve(2 * bytes.count)
+        count += writeHex(bytes, into: UnsafeMutableBufferPointer(start: base + count, count: 2 * bytes.count))
+    }
+
+    /// `n` in decimal.
+    mutating func appendDecimal(_ n: Int64) {
+        reserve(21)
+        if n < 0 { append(UInt8(ascii: "-")) }
+        var magnitude = n.magnitude
+        var digits = 0
+        repeat {
+            base[count + digits] = UInt8(ascii: "0") + UInt8(magnitude % 10)
+            magnitude /= 10
+            digits += 1
+        } while magnitude > 0
+        var written = UnsafeMutableBufferPointer(start: base + count, count: digits)
+        written.reverse()
+        count += digits
     }
 }

@@ -11,6 +11,10 @@ struct ExtendedJSONTests {
         (BSONValue.int32(5), "5"),
         (.int32(-2_147_483_648), "-2147483648"),
         (.int64(9_007_199_254_740_993), "9007199254740993"),
+        (.int64(.min), "-9223372036854775808"),
+        (.int64(.max), "9223372036854775807"),
+        (.int32(0), "0"),
+        (.datetime(.min), #"{"$date":{"$numberLong":"-9223372036854775808"}}"#),
         (.double(1.0), "1.0"),
         (.double(-0.0), "-0.0"),
         (.double(0.1), "0.1"),
@@ -58,6 +62,16 @@ struct ExtendedJSONTests {
         let doc: BSONDocument = ["k\"\n": .string("a\"b\\c\n\r\t\u{08}\u{0C}\u{01}\u{1F}\u{00}/é😀")]
         #expect(ExtendedJSON.relaxed(doc) == #"{"k\"\n":"a\"b\\c\n\r\t\b\f\u0001\u001f\u0000/é😀"}"#)
         #expect(!ExtendedJSON.relaxed(doc).contains("\n"))
+    }
+
+    @Test("a document larger than the writer's first buffer is written whole")
+    func growsItsBuffer() {
+        let long = String(repeating: "é", count: 3000)
+        let doc: BSONDocument = ["a": .string(long), "b": .array(Array(repeating: .int64(-12345), count: 500))]
+        let json = ExtendedJSON.relaxed(doc)
+        #expect(json == #"{"a":""# + long + #"","b":["# + Array(repeating: "-12345", count: 500).joined(separator: ",") + "]}")
+        #expect(ExtendedJSON.relaxed(doc, maxBytes: json.utf8.count) == json)
+        #expect(ExtendedJSON.relaxed(doc, maxBytes: json.utf8.count - 1) == nil)
     }
 
     @Test("the byte limit returns nil only when the text is longer")
