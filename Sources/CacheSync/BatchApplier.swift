@@ -25,11 +25,15 @@ struct BatchApplier {
         return Checkpoint(storedText: text)
     }
 
-    /// The access counts of `keys` in one round trip (`MGET`); a missing counter is 0.
-    func accessCounts(_ countKeys: [String]) throws(RedisError) -> [Int] {
-        guard !countKeys.isEmpty else { return [] }
-        let reply = try redis.command(["MGET"] + countKeys)
-        return (reply.array ?? []).map { Int($0.text ?? "") ?? 0 }
+    /// The access counts of the cache keys `keyTexts` (their `<key>:access_count` counters) in one round trip
+    /// (`MGET`); a missing counter is 0.
+    func accessCounts(ofKeys keyTexts: [String]) throws(RedisError) -> [Int] {
+        guard !keyTexts.isEmpty else { return [] }
+        var mget = RedisCommandBatch()
+        mget.append("MGET", keyTexts, suffix: CacheKey.accessCountSuffix)
+        let reply = try redis.pipeline(mget)[0]
+        if case .error(let text) = reply { throw RedisError(kind: .server, endpoint: redis.options.endpoint, message: text) }
+        return (reply.array ?? []).map { counter in counter.bytes.flatMap { Int(String(decoding: $0, as: UTF8.self)) } ?? 0 }
     }
 
     /// Applies `ops` (set, refresh, delete; others are ignored) and the checkpoint change atomically.

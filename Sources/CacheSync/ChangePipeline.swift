@@ -210,9 +210,9 @@ public final class ChangePipeline {
         let started = Date()
         var ops: [CacheOp] = []
         ops.reserveCapacity(pending.count)
-        // The ops whose TTL follows their key's access counter, and the counter keys, in the same order.
+        // The ops whose TTL follows their key's access counter, and their keys, in the same order.
         var countedOps: [Int] = []
-        var countKeys: [String] = []
+        var countedKeys: [String] = []
         var eventTime: Double?
         for item in pending {
             guard let event = item.event, event.operationType.documentOperation != nil else { continue }
@@ -224,7 +224,7 @@ public final class ChangePipeline {
             for op in planned {
                 if Strategy.ttlFollowsAccessCount(op, collection: collection), let key = op.key {
                     countedOps.append(ops.count)
-                    countKeys.append(key.accessCountKey)
+                    countedKeys.append(key.text)
                 }
                 ops.append(op)
             }
@@ -233,7 +233,7 @@ public final class ChangePipeline {
         let planning = Date().timeIntervalSince(started)
         try finishInFlight()
         let sending = Date()
-        for (index, count) in zip(countedOps, try applier.accessCounts(countKeys)) {
+        for (index, count) in zip(countedOps, try applier.accessCounts(ofKeys: countedKeys)) {
             ops[index] = Strategy.withAccessCount(count, ops[index], collection: collection)
         }
         let token = pending.reversed().lazy.compactMap(\.token).first

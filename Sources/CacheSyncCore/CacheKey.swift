@@ -86,7 +86,10 @@ public struct CacheKey: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// `<key>:access_count`, the read counter that drives the adaptive TTL.
-    public var accessCountKey: String { text + ":access_count" }
+    public var accessCountKey: String { text + Self.accessCountSuffix }
+
+    /// What `accessCountKey` adds to the key.
+    public static let accessCountSuffix = ":access_count"
 
     /// `<key>:lease`, the read-through lease every cache write and delete clears.
     public var leaseKey: String { text + Self.leaseSuffix }

@@ -29,12 +29,53 @@ public struct RedisCommandBatch: Sendable {
         append(arguments)
     }
 
-    /// Appends one command whose arguments are `arguments`' UTF-8 bytes.
+    /// Appends one command whose arguments are `arguments`' UTF-8 bytes: laid out whole in a scratch buffer (on
+    /// the stack when it is small), then appended in one step.
     public mutating func append(_ arguments: [String]) {
-        appendHeader(arguments.count)
-        for var argument in arguments {
-            argument.withUTF8 { appendArgument($0) }
+        if arguments.isEmpty { hasEmptyCommand = true }
+        count += 1
+        var size = Self.lineSize(arguments.count)
+        for argument in arguments {
+            size += Self.lineSize(argument.utf8.count) + argument.utf8.count + 2
         }
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: size) { buffer in
+            var end = Self.writeLine(UInt8(ascii: "*"), arguments.count, into: buffer, at: 0)
+            for var argument in arguments {
+                argument.withUTF8 { utf8 in
+                    end = Self.writeLine(UInt8(ascii: "$"), utf8.count, into: buffer, at: end)
+                    end += UnsafeMutableBufferPointer(rebasing: buffer[end...]).initialize(fromContentsOf: utf8)
+                    buffer[end] = 13
+                    buffer[end + 1] = 10
+                    end += 2
+                }
+            }
+            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: buffer[..<end]))
+        }
+    }
+
+    /// The bytes of `marker`, `n` in decimal and CR LF.
+    private static func lineSize(_ n: Int) -> Int {
+        var digits = 1, rest = n
+        while rest >= 10 {
+            rest /= 10
+            digits += 1
+        }
+        return digits + 3
+    }
+
+    /// Writes `marker`, `n` in decimal and CR LF at `start`; returns where they end.
+    private static func writeLine(_ marker: UInt8, _ n: Int, into buffer: UnsafeMutableBufferPointer<UInt8>, at start: Int) -> Int {
+        let end = start + lineSize(n)
+        buffer[start] = marker
+        var rest = n, index = end - 3
+        repeat {
+            buffer[index] = UInt8(ascii: "0") + UInt8(rest % 10)
+            rest /= 10
+            index -= 1
+        } while rest > 0
+        buffer[end - 2] = 13
+        buffer[end - 1] = 10
+        return end
     }
 
     /// Appends one command: `name`, then each of `texts` with `suffix` after it (`UNLINK a:lease b:lease …`),
@@ -78,17 +119,8 @@ public struct RedisCommandBatch: Sendable {
     /// `marker`, `n` in decimal, CR LF: laid out on the stack and appended in one step.
     private mutating func appendLine(_ marker: UInt8, _ n: Int) {
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 24) { line in
-            var end = line.count
-            end -= 1; line[end] = 10
-            end -= 1; line[end] = 13
-            var rest = n
-            repeat {
-                end -= 1
-                line[end] = UInt8(ascii: "0") + UInt8(rest % 10)
-                rest /= 10
-            } while rest > 0
-            end -= 1; line[end] = marker
-            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: line[end...]))
+            let end = Self.writeLine(marker, n, into: line, at: 0)
+            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: line[..<end]))
         }
     }
 }

@@ -72,6 +72,13 @@ public final class RedisConnection: @unchecked Sendable {
         }
     }
 
+    /// `pipeline` of commands already laid out in a batch.
+    public func pipeline(_ batch: RedisCommandBatch) throws(RedisError) -> [RedisReply] {
+        try locked { () throws(RedisError) -> [RedisReply] in
+            try roundTrip(try connectedContext(), batch)
+        }
+    }
+
     /// Runs `commands` atomically in `MULTI`/`EXEC` and returns their replies (error replies as `.error` values).
     ///
     /// With `condition`, only while `condition.key` holds `condition.value`: `WATCH` and `GET` go first on the same
