@@ -16,7 +16,7 @@ struct CacheSyncBench: ParsableCommand {
     var events = 102_400
 
     @Option(help: "Rounds of the apply-path benchmark; each loop's best round is reported.")
-    var rounds = 3
+    var rounds = 7
 
     @Option(name: .customLong("strategy"), help: "Only this strategy in the apply-path benchmark (repeatable; default: all three).")
     var strategies: [StrategyKind] = []

@@ -107,8 +107,9 @@ public final class ChangePipeline {
             guard let eventBytes = next else { break }
             bytes += eventBytes.count
             let item = decode(eventBytes)
+            let endsBatch = item.event.map { Self.isCollectionLevel($0.operationType) } ?? false
             batch.append(item)
-            if let type = item.event?.operationType, Self.collectionLevel.contains(type) { break }
+            if endsBatch { break }
             if batch.count >= limits.maxBatchEvents || bytes >= limits.maxBatchBytes
                 || Date().timeIntervalSince(started) >= limits.batchWindow { break }
         }
@@ -120,7 +121,13 @@ public final class ChangePipeline {
         return try process(batch)
     }
 
-    private static let collectionLevel: Set<ChangeEvent.OperationType> = [.drop, .rename, .dropDatabase, .invalidate]
+    /// Whether an event of `type` ends a batch: it is applied on its own.
+    private static func isCollectionLevel(_ type: ChangeEvent.OperationType) -> Bool {
+        switch type {
+        case .drop, .rename, .dropDatabase, .invalidate: true
+        case .insert, .update, .replace, .delete, .unknown: false
+        }
+    }
 
     /// Saves an idle source's newer resume token (`postBatchResumeToken`), so a quiet collection's checkpoint
     /// stays within the server's history.
@@ -161,8 +168,7 @@ public final class ChangePipeline {
             }
         }
         for index in batch.indices {
-            guard let event = batch[index].event else { continue }
-            let type = event.operationType
+            guard let type = batch[index].event?.operationType else { continue }
             received.add(type.description)
             switch type {
             case .insert, .update, .replace, .delete:
@@ -173,11 +179,12 @@ public final class ChangePipeline {
                 try applyPending(batch[pendingStart..<index])
                 pendingStart = index + 1
                 try finishInFlight()
-                try flushForCollectionEvent(event)
+                try flushForCollectionEvent(batch[index].event!)
             case .invalidate:
                 try applyPending(batch[pendingStart..<index])
                 try finishInFlight()
-                try applier.apply([], checkpoint: .set(.startAfter(event.resumeToken)), events: 1, fence: fence())
+                try applier.apply([], checkpoint: .set(.startAfter(batch[index].event!.resumeToken)), events: 1,
+                                  fence: fence())
                 lastCheckpointToken = nil
                 return .reopen
             }

@@ -181,10 +181,7 @@ extension ChangeEvent {
             guard case .document(let key) = keyValue else { throw wrong("documentKey", "document", keyValue) }
             documentKey = EncodedBSONDocument(key)
         }
-        if operationType.documentOperation != nil {
-            guard let documentKey else { throw missing("documentKey") }
-            guard documentKey["_id"] != nil else { throw missing("documentKey._id") }
-        }
+        if operationType.documentOperation != nil, documentKey == nil { throw missing("documentKey") }
 
         var updateDescription: UpdateDescription?
         if let value = event.updateDescription, value != .null {
@@ -203,6 +200,7 @@ extension ChangeEvent {
         self.init(encodedResumeToken: token, operationType: operationType, clusterTime: clusterTime, wallTime: wallTime,
                   namespace: ns, renamedTo: to, encodedDocumentKey: documentKey, updateDescription: updateDescription,
                   fullDocument: fullDocument)
+        if operationType.documentOperation != nil, documentID == nil { throw missing("documentKey._id") }
     }
 
     private static func updateDescription(_ value: BSONValue, operationType op: String) throws(ChangeEventError) -> UpdateDescription {

@@ -16,7 +16,11 @@ public struct ChangeEvent: Sendable, Equatable {
     /// The new name of a renamed collection (`to`).
     public var renamedTo: Namespace?
     /// `documentKey` as its BSON bytes (applying reads only its `_id`).
-    public var encodedDocumentKey: EncodedBSONDocument?
+    public var encodedDocumentKey: EncodedBSONDocument? {
+        didSet { documentID = encodedDocumentKey?["_id"] }
+    }
+    /// `documentKey._id`, the value the cache key is made from (read once, when the document key is set).
+    public private(set) var documentID: BSONValue?
     /// The changed fields of an `update`.
     public var updateDescription: UpdateDescription?
     /// The document after the change, when the event carries one.
@@ -44,6 +48,7 @@ public struct ChangeEvent: Sendable, Equatable {
         self.namespace = namespace
         self.renamedTo = renamedTo
         self.encodedDocumentKey = encodedDocumentKey
+        documentID = encodedDocumentKey?["_id"]
         self.updateDescription = updateDescription
         self.fullDocument = fullDocument
     }
@@ -59,9 +64,6 @@ public struct ChangeEvent: Sendable, Equatable {
         get { encodedDocumentKey.map(Self.decodeChecked) }
         set { encodedDocumentKey = newValue.map(EncodedBSONDocument.init) }
     }
-
-    /// `documentKey._id`, the value the cache key is made from.
-    public var documentID: BSONValue? { encodedDocumentKey?["_id"] }
 
     /// A document the event holds as bytes: encoded from a tree, or checked when the event was decoded, so
     /// decoding it cannot fail.

@@ -96,7 +96,7 @@ public final class RedisConnection: @unchecked Sendable {
             let context = try connectedContext()
             guard try guardHolds(context, condition) else { return nil }
             let count = try appendTransaction(context, commands)
-            return try execOutcome(try readReplies(context, count, dropOnFailure: true))
+            return try readExecOutcome(context, count)
         }
     }
 
@@ -171,17 +171,21 @@ public final class RedisConnection: @unchecked Sendable {
         return false
     }
 
-    /// The results of a framed transaction from its replies; `nil` when `EXEC` was aborted by a changed `WATCH`.
-    private func execOutcome(_ replies: [RedisReply]) throws(RedisError) -> [RedisReply]? {
-        switch replies.last {
-        case .array(let results)?:
+    /// The results of a framed transaction from its `count` replies; `nil` when `EXEC` was aborted by a changed
+    /// `WATCH`. The replies before `EXEC`'s (`OK` to `MULTI`, `QUEUED`, or an error that makes `EXEC` fail) are
+    /// read and dropped without being copied.
+    private func readExecOutcome(_ context: UnsafeMutablePointer<redisContext>, _ count: Int) throws(RedisError) -> [RedisReply]? {
+        try skipReplies(context, count - 1)
+        let exec = try readReply(context, dropOnFailure: true)
+        switch exec {
+        case .array(let results):
             return results
-        case .null?:
+        case .null:
             return nil
-        case .error(let text)?:
+        case .error(let text):
             throw RedisError.fromReply(text, endpoint: options.endpoint, redacting: options.password)
         default:
-            throw RedisError(kind: .protocolViolation, endpoint: options.endpoint, message: "EXEC answered \(String(describing: replies.last))")
+            throw RedisError(kind: .protocolViolation, endpoint: options.endpoint, message: "EXEC answered \(exec)")
         }
     }
 
@@ -190,7 +194,7 @@ public final class RedisConnection: @unchecked Sendable {
         guard let count = unreadReplies else { return }
         unreadReplies = nil
         do {
-            sentOutcome = .success(try execOutcome(try readReplies(context, count, dropOnFailure: true)))
+            sentOutcome = .success(try readExecOutcome(context, count))
         } catch {
             sentOutcome = .failure(error)
         }
@@ -316,6 +320,18 @@ public final class RedisConnection: @unchecked Sendable {
             replies.append(try readReply(context, dropOnFailure: dropOnFailure))
         }
         return replies
+    }
+
+    /// Reads and drops the next `count` replies; a transport failure breaks the connection.
+    private func skipReplies(_ context: UnsafeMutablePointer<redisContext>, _ count: Int) throws(RedisError) {
+        for _ in 0..<count {
+            var raw: UnsafeMutableRawPointer?
+            if redisGetReply(context, &raw) != REDIS_OK || raw == nil {
+                if let raw { freeReplyObject(raw) }
+                throw transportFailure(context, dropOnFailure: true)
+            }
+            freeReplyObject(raw)
+        }
     }
 
     /// Appends the batch's bytes to hiredis's output buffer (written by the next read, or `redisBufferWrite`).
