@@ -223,17 +223,17 @@ public final class ChangePipeline {
         var eventTime: Double?
         for item in pending {
             guard let event = item.event, event.operationType.documentOperation != nil else { continue }
-            let planned = Strategy.plan(event: event, collection: collection, keys: keys, accessCount: 0)
-            if planned.isEmpty, event.documentID == nil {
+            let planned = ops.count
+            Strategy.plan(event: event, collection: collection, keys: keys, accessCount: 0, into: &ops)
+            if ops.count == planned, event.documentID == nil {
                 telemetry.error(ns, kind: "no_document_key")
                 logger.error("skipping a \(event.operationType) event without documentKey._id")
             }
-            for op in planned {
-                if Strategy.ttlFollowsAccessCount(op, collection: collection), let key = op.key {
-                    countedOps.append(ops.count)
+            for index in planned..<ops.count where Strategy.ttlFollowsAccessCount(ops[index], collection: collection) {
+                if let key = ops[index].key {
+                    countedOps.append(index)
                     countedKeys.append(key.text)
                 }
-                ops.append(op)
             }
             eventTime = event.eventTimeSeconds
         }

@@ -13,28 +13,37 @@ public enum Strategy {
 
     /// `plan` with the collection's key layout rendered beforehand (once per collection, not per event).
     public static func plan(event: ChangeEvent, collection: CollectionConfig, keys: CacheKey.Layout, accessCount: Int) -> [CacheOp] {
+        var ops: [CacheOp] = []
+        plan(event: event, collection: collection, keys: keys, accessCount: accessCount, into: &ops)
+        return ops
+    }
+
+    /// `plan` appending the ops to `ops` (the applier plans a batch into one array).
+    public static func plan(event: ChangeEvent, collection: CollectionConfig, keys: CacheKey.Layout, accessCount: Int,
+                            into ops: inout [CacheOp]) {
         switch event.operationType {
-        case .drop: return [flush(collection, keys.keyPrefix, .drop)]
-        case .rename: return [flush(collection, keys.keyPrefix, .rename)]
-        case .dropDatabase: return [flush(collection, keys.keyPrefix, .dropDatabase)]
-        case .invalidate, .unknown: return []
+        case .drop: return ops.append(flush(collection, keys.keyPrefix, .drop))
+        case .rename: return ops.append(flush(collection, keys.keyPrefix, .rename))
+        case .dropDatabase: return ops.append(flush(collection, keys.keyPrefix, .dropDatabase))
+        case .invalidate, .unknown: return
         case .insert, .update, .replace, .delete: break
         }
-        guard let operation = event.operationType.documentOperation, let id = event.documentID else { return [] }
+        guard let operation = event.operationType.documentOperation, let id = event.documentID else { return }
         let key = keys.key(id: id)
-        guard collection.operations.contains(operation) else { return [.skip(key: key, reason: .operationNotConfigured)] }
-        if operation == .delete { return [.delete(key: key, reason: .deleted)] }
+        guard collection.operations.contains(operation) else { return ops.append(.skip(key: key, reason: .operationNotConfigured)) }
+        if operation == .delete { return ops.append(.delete(key: key, reason: .deleted)) }
 
         switch collection.strategy {
         case .invalidate:
-            return [.delete(key: key, reason: .changed)]
+            ops.append(.delete(key: key, reason: .changed))
         case .update:
-            return write(event, key, collection) { .set(key: key, value: $0, ttlSeconds: collection.ttl.ttl(forAccesses: accessCount)) }
+            ops.append(write(event, key, collection) { .set(key: key, value: $0, ttlSeconds: collection.ttl.ttl(forAccesses: accessCount)) })
         case .preserveTTL:
             if operation == .insert {
-                return write(event, key, collection) { .set(key: key, value: $0, ttlSeconds: collection.ttl.base) }
+                ops.append(write(event, key, collection) { .set(key: key, value: $0, ttlSeconds: collection.ttl.base) })
+            } else {
+                ops.append(write(event, key, collection) { .refresh(key: key, value: $0) })
             }
-            return write(event, key, collection) { .refresh(key: key, value: $0) }
         }
     }
 
@@ -54,15 +63,15 @@ public enum Strategy {
 
     /// The write `op` makes of the event's document, or the delete that replaces it (null, absent, too large).
     private static func write(_ event: ChangeEvent, _ key: CacheKey, _ collection: CollectionConfig,
-                              _ op: (String) -> CacheOp) -> [CacheOp] {
+                              _ op: (String) -> CacheOp) -> CacheOp {
         switch event.fullDocument {
-        case .absent: return [.delete(key: key, reason: .fullDocumentAbsent)]
-        case .null: return [.delete(key: key, reason: .nullFullDocument)]
+        case .absent: return .delete(key: key, reason: .fullDocumentAbsent)
+        case .null: return .delete(key: key, reason: .nullFullDocument)
         case .document(let document):
             guard let json = ExtendedJSON.relaxed(document, maxBytes: collection.maxValueBytes) else {
-                return [.delete(key: key, reason: .tooLarge)]
+                return .delete(key: key, reason: .tooLarge)
             }
-            return [op(json)]
+            return op(json)
         }
     }
 
