@@ -21,6 +21,9 @@ struct ApplyBenchmark {
         /// Microseconds of this process's CPU per event (the benchmark thread), in each loop.
         var pipelineClientMicros: Double
         var rawClientMicros: Double
+        /// Each round's pipeline rate over its raw rate (the two loops run back to back): less moved by a slow
+        /// phase of the machine that hits one loop's best round but not the other's.
+        var roundRatios: [Double] = []
         var ratio: Double { pipelineRate / rawRate }
     }
 
@@ -86,6 +89,7 @@ struct ApplyBenchmark {
                 let rawCPU0 = try redisCPUMicros(redis)
                 let rawStartedCPU = Measure.threadCPUSeconds()
                 let rawRate = Double(events) / (try rawLoop(redis, batches: batches))
+                best.roundRatios.append(pipelineRate / rawRate)
                 if rawRate > best.rawRate {
                     best.rawRate = rawRate
                     best.rawRedisMicros = (try redisCPUMicros(redis) - rawCPU0) / Double(events)

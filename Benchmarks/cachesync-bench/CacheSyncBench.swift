@@ -65,12 +65,12 @@ struct CacheSyncBench: ParsableCommand {
         var text = """
             ### Apply path (synthetic real-format events → decode → plan → batch → atomic Redis step)
 
-            | strategy | events | cachesync apply path | raw pipelined hiredis, same commands | ratio (target ≥ 50%) | Redis CPU per event: cachesync / raw | client CPU per event: cachesync / raw |
-            |---|---|---|---|---|---|---|
+            | strategy | events | cachesync apply path | raw pipelined hiredis, same commands | ratio (target ≥ 50%) | ratio per round: median (range) | Redis CPU per event: cachesync / raw | client CPU per event: cachesync / raw |
+            |---|---|---|---|---|---|---|---|
 
             """
         for r in results {
-            text += "| \(r.strategy) | \(r.events) | \(Self.rate(r.pipelineRate)) events/s | \(Self.rate(r.rawRate)) events/s | \(Self.percent(r.ratio)) | \(String(format: "%.2f", r.pipelineRedisMicros)) µs / \(String(format: "%.2f", r.rawRedisMicros)) µs | \(String(format: "%.2f", r.pipelineClientMicros)) µs / \(String(format: "%.2f", r.rawClientMicros)) µs |\n"
+            text += "| \(r.strategy) | \(r.events) | \(Self.rate(r.pipelineRate)) events/s | \(Self.rate(r.rawRate)) events/s | \(Self.percent(r.ratio)) | \(Self.percent(Measure.percentile(r.roundRatios, 0.5))) (\(Self.percent(r.roundRatios.min() ?? 0))–\(Self.percent(r.roundRatios.max() ?? 0))) | \(String(format: "%.2f", r.pipelineRedisMicros)) µs / \(String(format: "%.2f", r.rawRedisMicros)) µs | \(String(format: "%.2f", r.pipelineClientMicros)) µs / \(String(format: "%.2f", r.rawClientMicros)) µs |\n"
         }
         if let ceiling = redisBenchmark(port: redis.port) {
             text += "\nFor scale: `redis-benchmark -P 64 -t set -d 300` on the same server: \(Self.rate(ceiling)) SET/s.\n"
