@@ -325,12 +325,7 @@ public final class RedisConnection: @unchecked Sendable {
     /// Reads and drops the next `count` replies; a transport failure breaks the connection.
     private func skipReplies(_ context: UnsafeMutablePointer<redisContext>, _ count: Int) throws(RedisError) {
         for _ in 0..<count {
-            var raw: UnsafeMutableRawPointer?
-            if redisGetReply(context, &raw) != REDIS_OK || raw == nil {
-                if let raw { freeReplyObject(raw) }
-                throw transportFailure(context, dropOnFailure: true)
-            }
-            freeReplyObject(raw)
+            freeReplyObject(try nextRawReply(context, dropOnFailure: true))
         }
     }
 
@@ -354,13 +349,20 @@ public final class RedisConnection: @unchecked Sendable {
 
     /// Reads the next reply from the socket (blocking up to the command timeout).
     private func readReply(_ context: UnsafeMutablePointer<redisContext>, dropOnFailure: Bool) throws(RedisError) -> RedisReply {
+        let raw = try nextRawReply(context, dropOnFailure: dropOnFailure)
+        defer { freeReplyObject(raw) }
+        return RedisReply(copying: raw.assumingMemoryBound(to: redisReply.self))
+    }
+
+    /// The next reply as hiredis parsed it, for the caller to free (`freeReplyObject`).
+    private func nextRawReply(_ context: UnsafeMutablePointer<redisContext>, dropOnFailure: Bool)
+        throws(RedisError) -> UnsafeMutableRawPointer {
         var raw: UnsafeMutableRawPointer?
-        if redisGetReply(context, &raw) != REDIS_OK || raw == nil {
+        guard redisGetReply(context, &raw) == REDIS_OK, let reply = raw else {
             if let raw { freeReplyObject(raw) }
             throw transportFailure(context, dropOnFailure: dropOnFailure)
         }
-        defer { freeReplyObject(raw) }
-        return RedisReply(copying: raw!.assumingMemoryBound(to: redisReply.self))
+        return reply
     }
 
     /// Maps the context's error and, when asked, frees the broken context so the next call reconnects.
