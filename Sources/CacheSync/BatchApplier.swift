@@ -31,8 +31,7 @@ struct BatchApplier {
         guard !keyTexts.isEmpty else { return [] }
         var mget = RedisCommandBatch()
         mget.append("MGET", keyTexts, suffix: CacheKey.accessCountSuffix)
-        let reply = try redis.pipeline(mget)[0]
-        if case .error(let text) = reply { throw RedisError(kind: .server, endpoint: redis.options.endpoint, message: text) }
+        let reply = try redis.command(mget)
         return (reply.array ?? []).map { counter in counter.bytes.flatMap { Int(String(decoding: $0, as: UTF8.self)) } ?? 0 }
     }
 

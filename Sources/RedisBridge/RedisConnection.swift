@@ -49,9 +49,14 @@ public final class RedisConnection: @unchecked Sendable {
 
     /// Sends one binary-safe command and returns its reply; an error reply throws `.server` (or `.authentication`).
     public func command(_ arguments: [[UInt8]]) throws(RedisError) -> RedisReply {
+        try command(RedisCommandBatch([arguments]))
+    }
+
+    /// `command` of the one command in `laidOut` (such as `RedisCommandBatch.append(_:_:suffix:)` lays out).
+    public func command(_ laidOut: RedisCommandBatch) throws(RedisError) -> RedisReply {
+        precondition(laidOut.count == 1, "command(_:) sends exactly one command")
         let reply = try locked { () throws(RedisError) -> RedisReply in
-            let context = try connectedContext()
-            return try roundTrip(context, [arguments])[0]
+            try roundTrip(try connectedContext(), laidOut)[0]
         }
         if case .error(let text) = reply {
             throw RedisError.fromReply(text, endpoint: options.endpoint, redacting: options.password)
@@ -69,13 +74,6 @@ public final class RedisConnection: @unchecked Sendable {
         guard !commands.isEmpty else { return [] }
         return try locked { () throws(RedisError) -> [RedisReply] in
             try roundTrip(try connectedContext(), commands)
-        }
-    }
-
-    /// `pipeline` of commands already laid out in a batch.
-    public func pipeline(_ batch: RedisCommandBatch) throws(RedisError) -> [RedisReply] {
-        try locked { () throws(RedisError) -> [RedisReply] in
-            try roundTrip(try connectedContext(), batch)
         }
     }
 
