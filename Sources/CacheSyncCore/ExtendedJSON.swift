@@ -13,7 +13,7 @@ public enum ExtendedJSON {
 
     /// One value as compact relaxed Extended JSON.
     public static func relaxed(_ value: BSONValue) -> String {
-        RelaxedWriter.text(limit: .max) { try? $0.writeValue(value) }
+        RelaxedWriter.text(limit: .max) { try $0.writeValue(value) } ?? ""
     }
 
     /// The document as compact relaxed Extended JSON, or `nil` as soon as the text would exceed `maxBytes` UTF-8 bytes.
@@ -25,16 +25,15 @@ public enum ExtendedJSON {
     /// bytes (or the bytes are not a valid document).
     public static func relaxed(_ document: EncodedBSONDocument, maxBytes: Int) -> String? {
         var reader = document.reader
-        var failed = false
-        let text = RelaxedWriter.text(limit: maxBytes) { writer in
-            do { try writer.writeDocument(&reader, array: false) } catch { failed = true }
+        guard let text = RelaxedWriter.text(limit: maxBytes, { try $0.writeDocument(&reader, array: false) }) else {
+            return nil
         }
-        return !failed && text.utf8.count <= maxBytes ? text : nil
+        return text.utf8.count <= maxBytes ? text : nil
     }
 
     /// A JSON string literal for `text`, quotes included, escaped as `JSON.stringify` does.
     public static func quoted(_ text: String) -> String {
-        RelaxedWriter.text(limit: .max) { $0.writeString(text.utf8) }
+        RelaxedWriter.text(limit: .max) { $0.writeString(text.utf8) } ?? ""
     }
 }
 
@@ -46,12 +45,13 @@ private struct RelaxedWriter {
     let limit: Int
     var out: ByteSink
 
-    /// Runs `body` on a new writer and returns what it wrote; invalid UTF-8 in the document's strings becomes
-    /// U+FFFD, as decoding them to `String` would. The writer's buffer is freed here.
-    static func text(limit: Int, _ body: (inout RelaxedWriter) -> Void) -> String {
+    /// Runs `body` on a new writer and returns what it wrote, `nil` when it threw (no text is made of a partial
+    /// write); invalid UTF-8 in the document's strings becomes U+FFFD, as decoding them to `String` would. The
+    /// writer's buffer is freed here.
+    static func text(limit: Int, _ body: (inout RelaxedWriter) throws -> Void) -> String? {
         var writer = RelaxedWriter(limit: limit, out: ByteSink(capacity: min(limit, 512)))
         defer { writer.out.free() }
-        body(&writer)
+        do { try body(&writer) } catch { return nil }
         return writer.out.withBytes { String(decoding: $0, as: UTF8.self) }
     }
 
