@@ -53,14 +53,7 @@ public struct CacheKey: Sendable, Hashable, CustomStringConvertible {
 
         /// The key of the document with this `_id`.
         public func key(id: BSONValue) -> CacheKey {
-            // An ObjectId's text, its hexadecimal digits (`DocumentID.keyText`), goes straight into the key.
-            if case .objectId(let oid) = id {
-                return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 24) { digits in
-                    oid.withBytes { writeHex($0, into: digits) }
-                    return key(idUTF8: UnsafeBufferPointer(digits))
-                }
-            }
-            return key(idText: DocumentID.keyText(id))
+            DocumentID.withKeyText(id) { key(idUTF8: $0) }
         }
 
         /// The key whose `{id}` text is `idText`.

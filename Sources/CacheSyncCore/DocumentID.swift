@@ -22,6 +22,19 @@ public enum DocumentID {
         }
     }
 
+    /// Calls `body` with the UTF-8 of `keyText(id)`: an ObjectId's digits are written on the stack instead of
+    /// into a `String` (the key of every event of a collection keyed by ObjectId is built this way).
+    static func withKeyText<R>(_ id: BSONValue, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
+        if case .objectId(let oid) = id {
+            return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 24) { digits in
+                oid.withBytes { writeHex($0, into: digits) }
+                return body(UnsafeBufferPointer(digits))
+            }
+        }
+        var text = keyText(id)
+        return text.withUTF8(body)
+    }
+
     /// The `_id` value for `text` (the id itself, already URL-decoded) under a collection's `idType`.
     ///
     /// `auto`: 24 hexadecimal digits → ObjectId; a canonical integer (no sign `+`, no leading zeros) that fits
