@@ -36,6 +36,12 @@ if ! command -v swift >/dev/null 2>&1 && ! [ -x /opt/swift/usr/bin/swift ]; then
     echo "install.sh: no Swift toolchain found (need Swift 6.x on PATH or at /opt/swift); see https://www.swift.org/install/linux/" >&2
     exit 1
 fi
+# The release binary is linked by the toolchain's own lld (Package.swift), which swift.org toolchains ship since 6.0.
+swift_bin="$(dirname "$(readlink -f "$(command -v swift || echo /opt/swift/usr/bin/swift)")")"
+if ! [ -x "$swift_bin/ld.lld" ]; then
+    echo "install.sh: the Swift toolchain in $swift_bin has no ld.lld (swift.org toolchains 6.0 and later ship it)" >&2
+    exit 1
+fi
 
 # Python tools (local MongoDB wire server, scripted server, chart checks) live in a project venv.
 venv="$here/.venv"
