@@ -149,11 +149,25 @@ public struct BSONReader {
         offset += n
     }
 
-    /// The embedded document that starts here, checked as `readDocument` would but kept as bytes (shared with
-    /// this reader's buffer, not copied); the reader moves past it.
-    public mutating func readEncodedDocument() throws -> EncodedBSONDocument {
+    /// Moves past the value of an element of `type` as `skipValue` does, except that an embedded document or
+    /// array is passed by its length: only that it lies within the buffer and ends with its terminator is checked,
+    /// not its elements. For values nothing reads.
+    public mutating func skipValueByLength(type: UInt8) throws {
+        guard type == 0x03 || type == 0x04 else { return try skipValue(type: type) }
+        let len = Int(try le(Int32.self))
+        guard len >= 5 else { throw fail("bad document length \(len)") }
+        try need(len - 4)
+        guard bytes[offset + len - 5] == 0 else { throw fail("document does not end where its length says") }
+        offset += len - 4
+    }
+
+    /// The embedded document that starts here, kept as bytes (shared with this reader's buffer, not copied); the
+    /// reader moves past it. With `checkingElements` it is checked as `readDocument` would; without, only its
+    /// length and terminator are (for a document whose reader checks it as it reads: `EncodedBSONDocument.decoded`
+    /// and the JSON writer do).
+    public mutating func readEncodedDocument(checkingElements: Bool = true) throws -> EncodedBSONDocument {
         let start = offset
-        try skipValue(type: 0x03)
+        if checkingElements { try skipValue(type: 0x03) } else { try skipValueByLength(type: 0x03) }
         return EncodedBSONDocument(storage: bytes, range: start..<offset)
     }
 

@@ -248,7 +248,13 @@ public final class ChangePipeline {
         var writes = TallyByName()
         for op in ops {
             writes.add(op.metricAction)
-            if case .delete(_, .tooLarge) = op { telemetry.error(ns, kind: "too_large") }
+            switch op {
+            case .delete(_, .tooLarge): telemetry.error(ns, kind: "too_large")
+            case .delete(let key, .invalidDocument):
+                telemetry.error(ns, kind: "invalid_document")
+                logger.error("deleting \(key): the event's fullDocument is not a valid BSON document")
+            default: break
+            }
         }
         if try applier.send(ops, checkpoint: change, events: pending.count, fence: fence()) {
             let sentAt = Date()

@@ -27,6 +27,9 @@ public enum CacheOp: Sendable, Equatable {
         case fullDocumentAbsent
         /// The document's JSON is larger than `maxValueBytes`.
         case tooLarge
+        /// `fullDocument` is not a valid BSON document (found as it is written as JSON): the key is deleted, not
+        /// left stale.
+        case invalidDocument
     }
 
     /// Why an event leaves Redis alone.

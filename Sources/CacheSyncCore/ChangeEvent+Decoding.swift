@@ -11,7 +11,8 @@ extension ChangeEvent {
     public init(bson event: BSONDocument) throws(ChangeEventError) {
         var fields = TopLevelFields()
         for (var key, value) in event.fields {
-            if let name = key.withUTF8(TopLevelFields.Name.init) { fields.set(name, value) }
+            guard let name = key.withUTF8(TopLevelFields.Name.init), !fields.has(name) else { continue }
+            fields.set(name, value)
         }
         try self.init(fields)
     }
@@ -20,28 +21,31 @@ extension ChangeEvent {
     public enum Decoding: Sendable {
         /// Every field of the model, as `init(bson:)`.
         case all
-        /// What applying the event to the cache reads: `namespace` (`ns`) and `updateDescription` are checked to
-        /// be well-formed BSON but left `nil` (a change stream watches one collection, and the cache is written
-        /// from the document key and `fullDocument`).
+        /// What applying the event to the cache reads: `namespace` (`ns`) and `updateDescription` are left `nil`
+        /// (a change stream watches one collection, and the cache is written from the document key and
+        /// `fullDocument`) and skipped by their length, and `fullDocument` is kept with only its length and
+        /// terminator checked: the JSON writer checks its elements as it writes them.
         case forApplying
     }
 
     /// Decodes an event from its BSON bytes as `init(bson:)` does, in one pass over its top-level fields: fields
-    /// the model does not read (and, `.forApplying`, those the applier does not read) are skipped, and the
-    /// resume token, `documentKey` and `fullDocument` are checked but kept as bytes (shared with `bsonBytes`).
+    /// the model does not read (and, `.forApplying`, those the applier does not read) are skipped, the operation
+    /// type is read from its bytes, and the resume token, `documentKey` and `fullDocument` are checked but kept as
+    /// bytes (shared with `bsonBytes`). No tree of values is built for a well-formed event.
     public init(bsonBytes: [UInt8], decoding: Decoding = .all) throws {
         var reader = BSONReader(bytes: bsonBytes)
         var fields = TopLevelFields()
         try reader.readElements { reader, type in
-            guard let name = reader.withBytes(try reader.cstringRange(), TopLevelFields.Name.init),
-                  decoding == .all || (name != .ns && name != .updateDescription) else {
-                try reader.skipValue(type: type)
-                return
+            guard let name = reader.withBytes(try reader.cstringRange(), TopLevelFields.Name.init), !fields.has(name) else {
+                return try reader.skipValue(type: type)
             }
-            if type == 0x03, fields.keepsEncoded(name) {
-                fields.setEncoded(name, try reader.readEncodedDocument())
-            } else {
-                fields.set(name, try reader.readValue(type: type))
+            switch (decoding, name, type) {
+            case (.forApplying, .ns, _), (.forApplying, .updateDescription, _):
+                try reader.skipValueByLength(type: type)
+            case (.forApplying, .fullDocument, 0x03):
+                fields.fullDocument = .value(.document(try reader.readEncodedDocument(checkingElements: false)))
+            default:
+                try fields.read(name, type: type, from: &reader)
             }
         }
         guard reader.offset == bsonBytes.count else {
@@ -50,29 +54,85 @@ extension ChangeEvent {
         try self.init(fields)
     }
 
-    /// The top-level fields the model reads, each the first of its name.
+    /// The top-level fields the model reads, each the first of its name, as the model's types; a field of another
+    /// BSON type keeps its value for the error.
     private struct TopLevelFields {
-        var id, operationType, clusterTime, wallTime, ns, to, documentKey, updateDescription, fullDocument: BSONValue?
-        /// `_id`, `documentKey` and `fullDocument` when they were kept as bytes instead of decoded.
-        var encodedID, encodedDocumentKey, encodedFullDocument: EncodedBSONDocument?
+        /// A field that was present.
+        enum Slot<Value> {
+            /// Of the expected type.
+            case value(Value)
+            /// Of another type.
+            case wrongType(BSONValue)
+        }
 
-        /// Whether `name` is a document field kept as bytes that is not set yet.
-        func keepsEncoded(_ name: Name) -> Bool {
+        var token, documentKey: Slot<EncodedBSONDocument>?
+        var operationType: Slot<OperationType>?
+        var clusterTime: Slot<ClusterTime>?
+        var wallTime: Slot<Int64?>?
+        var fullDocument: Slot<FullDocument>?
+        var ns, to, updateDescription: BSONValue?
+
+        /// Whether the field `name` was set.
+        func has(_ name: Name) -> Bool {
             switch name {
-            case .id: id == nil && encodedID == nil
-            case .documentKey: documentKey == nil && encodedDocumentKey == nil
-            case .fullDocument: fullDocument == nil && encodedFullDocument == nil
-            default: false
+            case .id: token != nil
+            case .operationType: operationType != nil
+            case .clusterTime: clusterTime != nil
+            case .wallTime: wallTime != nil
+            case .ns: ns != nil
+            case .to: to != nil
+            case .documentKey: documentKey != nil
+            case .updateDescription: updateDescription != nil
+            case .fullDocument: fullDocument != nil
             }
         }
 
-        /// Keeps the bytes of `document` as the field `name` (one that `keepsEncoded`).
-        mutating func setEncoded(_ name: Name, _ document: EncodedBSONDocument) {
-            switch name {
-            case .id: encodedID = document
-            case .documentKey: encodedDocumentKey = document
-            default: encodedFullDocument = document
+        /// Reads the value of the field `name`, of BSON `type`, from `reader` (positioned after its name): the
+        /// documents the event keeps as bytes and the operation type straight from the bytes, the rest as `set`.
+        mutating func read(_ name: Name, type: UInt8, from reader: inout BSONReader) throws {
+            switch (name, type) {
+            case (.id, 0x03): token = .value(try reader.readEncodedDocument())
+            case (.documentKey, 0x03): documentKey = .value(try reader.readEncodedDocument())
+            case (.fullDocument, 0x03): fullDocument = .value(.document(try reader.readEncodedDocument()))
+            case (.operationType, 0x02):
+                operationType = .value(reader.withBytes(try reader.stringRange(), OperationType.init(utf8:)))
+            default: set(name, try reader.readValue(type: type))
             }
+        }
+
+        /// Sets the field `name` (not set yet) to `value`.
+        mutating func set(_ name: Name, _ value: BSONValue) {
+            switch name {
+            case .id: token = Self.document(value)
+            case .documentKey: documentKey = Self.document(value)
+            case .operationType:
+                operationType = if case .string(let name) = value { .value(OperationType(name)) } else { .wrongType(value) }
+            case .clusterTime:
+                clusterTime = switch value {
+                case .timestamp(let seconds, let increment): .value(.timestamp(seconds: seconds, increment: increment))
+                case .datetime(let ms): .value(.date(ms))
+                default: .wrongType(value)
+                }
+            case .wallTime:
+                wallTime = switch value {
+                case .null: .value(nil)
+                case .datetime(let ms): .value(ms)
+                default: .wrongType(value)
+                }
+            case .fullDocument:
+                fullDocument = switch value {
+                case .null: .value(.null)
+                case .document(let document): .value(.document(EncodedBSONDocument(document)))
+                default: .wrongType(value)
+                }
+            case .ns: ns = value
+            case .to: to = value
+            case .updateDescription: updateDescription = value
+            }
+        }
+
+        private static func document(_ value: BSONValue) -> Slot<EncodedBSONDocument> {
+            if case .document(let document) = value { .value(EncodedBSONDocument(document)) } else { .wrongType(value) }
         }
 
         /// The name of a field the model reads.
@@ -81,17 +141,11 @@ extension ChangeEvent {
 
             /// The name of `key`, `nil` for a field the model does not read.
             init?(_ key: UnsafeBufferPointer<UInt8>) {
-                guard let start = key.baseAddress else { return nil }
-                for entry in Self.table where entry.bytes.count == key.count {
-                    if entry.bytes.withUnsafeBytes({ memcmp($0.baseAddress!, start, key.count) }) == 0 {
-                        self = entry.name
-                        return
-                    }
-                }
-                return nil
+                guard let name = Self.table.value(named: key) else { return nil }
+                self = name
             }
 
-            private static let table: [(name: Name, bytes: [UInt8])] = allCases.map { ($0, Array($0.text.utf8)) }
+            private static let table = KnownNames(allCases.map { ($0.text, $0) })
 
             private var text: String {
                 switch self {
@@ -107,59 +161,31 @@ extension ChangeEvent {
                 }
             }
         }
-
-        /// Keeps `value` as the field `name` unless that was already set.
-        mutating func set(_ name: Name, _ value: BSONValue) {
-            func keep(_ slot: inout BSONValue?) { if slot == nil { slot = value } }
-            switch name {
-            case .id: if encodedID == nil { keep(&id) }
-            case .operationType: keep(&operationType)
-            case .clusterTime: keep(&clusterTime)
-            case .wallTime: keep(&wallTime)
-            case .ns: keep(&ns)
-            case .to: keep(&to)
-            case .documentKey: if encodedDocumentKey == nil { keep(&documentKey) }
-            case .updateDescription: keep(&updateDescription)
-            case .fullDocument: if encodedFullDocument == nil { keep(&fullDocument) }
-            }
-        }
     }
 
-    private init(_ event: TopLevelFields) throws(ChangeEventError) {
+    private init(_ event: consuming TopLevelFields) throws(ChangeEventError) {
         var op: String?
         func missing(_ field: String) -> ChangeEventError { .missingField(field, operationType: op) }
         func wrong(_ field: String, _ expected: String, _ value: BSONValue) -> ChangeEventError {
             .wrongType(field, expected: expected, found: value.typeName, operationType: op)
         }
-
-        guard let opValue = event.operationType else { throw missing("operationType") }
-        guard case .string(let opName) = opValue else { throw wrong("operationType", "string", opValue) }
-        op = opName
-        let operationType = OperationType(opName)
-
-        let token: EncodedBSONDocument
-        if let encoded = event.encodedID {
-            token = encoded
-        } else {
-            guard let tokenValue = event.id else { throw missing("_id (resume token)") }
-            guard case .document(let tree) = tokenValue else { throw wrong("_id (resume token)", "document", tokenValue) }
-            token = EncodedBSONDocument(tree)
+        func required<Value>(_ slot: TopLevelFields.Slot<Value>?, _ field: String, _ expected: String) throws(ChangeEventError) -> Value {
+            switch slot {
+            case nil: throw missing(field)
+            case .wrongType(let value)?: throw wrong(field, expected, value)
+            case .value(let value)?: return value
+            }
+        }
+        func optional<Value>(_ slot: TopLevelFields.Slot<Value>?, _ field: String, _ expected: String) throws(ChangeEventError) -> Value? {
+            guard let slot else { return nil }
+            return try required(slot, field, expected)
         }
 
-        var clusterTime: ClusterTime?
-        switch event.clusterTime {
-        case nil: clusterTime = nil
-        case .timestamp(let seconds, let increment)?: clusterTime = .timestamp(seconds: seconds, increment: increment)
-        case .datetime(let ms)?: clusterTime = .date(ms)
-        case let other?: throw wrong("clusterTime", "timestamp or date", other)
-        }
-
-        var wallTime: Int64?
-        switch event.wallTime {
-        case nil, .null?: wallTime = nil
-        case .datetime(let ms)?: wallTime = ms
-        case let other?: throw wrong("wallTime", "date", other)
-        }
+        let operationType = try required(event.operationType, "operationType", "string")
+        op = operationType.description
+        let token = try required(event.token, "_id (resume token)", "document")
+        let clusterTime = try optional(event.clusterTime, "clusterTime", "timestamp or date")
+        let wallTime = try optional(event.wallTime, "wallTime", "date") ?? nil
 
         func namespace(_ field: String, _ value: BSONValue?) throws(ChangeEventError) -> Namespace? {
             guard let value else { return nil }
@@ -176,25 +202,15 @@ extension ChangeEvent {
         let to = try namespace("to", event.to)
         if operationType == .rename && to == nil { throw missing("to") }
 
-        var documentKey = event.encodedDocumentKey
-        if documentKey == nil, let keyValue = event.documentKey {
-            guard case .document(let key) = keyValue else { throw wrong("documentKey", "document", keyValue) }
-            documentKey = EncodedBSONDocument(key)
-        }
+        let documentKey = try optional(event.documentKey, "documentKey", "document")
         if operationType.documentOperation != nil, documentKey == nil { throw missing("documentKey") }
 
         var updateDescription: UpdateDescription?
         if let value = event.updateDescription, value != .null {
-            updateDescription = try Self.updateDescription(value, operationType: opName)
+            updateDescription = try Self.updateDescription(value, operationType: op ?? "")
         }
 
-        var fullDocument = FullDocument.absent
-        switch event.fullDocument {
-        case nil: fullDocument = event.encodedFullDocument.map(FullDocument.document) ?? .absent
-        case .null?: fullDocument = .null
-        case .document(let doc)?: fullDocument = .document(EncodedBSONDocument(doc))
-        case let other?: throw wrong("fullDocument", "document or null", other)
-        }
+        var fullDocument = try optional(event.fullDocument, "fullDocument", "document or null") ?? .absent
         if operationType == .delete { fullDocument = .absent }
 
         self.init(encodedResumeToken: token, operationType: operationType, clusterTime: clusterTime, wallTime: wallTime,

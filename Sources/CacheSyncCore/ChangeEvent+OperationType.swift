@@ -23,18 +23,17 @@ extension ChangeEvent {
 
         /// The type named by an `operationType` string.
         public init(_ name: String) {
-            switch name {
-            case "insert": self = .insert
-            case "update": self = .update
-            case "replace": self = .replace
-            case "delete": self = .delete
-            case "drop": self = .drop
-            case "rename": self = .rename
-            case "dropDatabase": self = .dropDatabase
-            case "invalidate": self = .invalidate
-            default: self = .unknown(name)
-            }
+            var name = name
+            self = name.withUTF8(Self.init(utf8:))
         }
+
+        /// The type named by the UTF-8 bytes of an `operationType` string.
+        init(utf8 name: UnsafeBufferPointer<UInt8>) {
+            self = Self.known.value(named: name) ?? .unknown(String(decoding: name, as: UTF8.self))
+        }
+
+        private static let known = KnownNames([insert, update, replace, delete, drop, rename, dropDatabase, invalidate]
+            .map { ($0.description, $0) })
 
         /// The `operationType` string.
         public var description: String {

@@ -84,7 +84,8 @@ public struct ChangeEvent: Sendable, Equatable {
         case absent
         /// `fullDocument: null`.
         case null
-        /// The document after the change, as its BSON bytes (decode with `decoded()` when a tree is needed).
+        /// The document after the change, as its BSON bytes (decode with `decoded()` when a tree is needed). Decoded
+        /// `.forApplying`, only its length and terminator were checked: `decoded()` and the JSON writer check the rest.
         case document(EncodedBSONDocument)
     }
 

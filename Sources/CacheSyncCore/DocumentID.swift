@@ -27,7 +27,7 @@ public enum DocumentID {
     static func withKeyText<R>(_ id: BSONValue, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
         if case .objectId(let oid) = id {
             return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 24) { digits in
-                oid.withBytes { writeHex($0, into: digits) }
+                _ = oid.withBytes { writeHex($0, into: digits) }
                 return body(UnsafeBufferPointer(digits))
             }
         }

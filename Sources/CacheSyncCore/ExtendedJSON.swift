@@ -13,7 +13,7 @@ public enum ExtendedJSON {
 
     /// One value as compact relaxed Extended JSON.
     public static func relaxed(_ value: BSONValue) -> String {
-        RelaxedWriter.text(limit: .max) { try $0.writeValue(value) } ?? ""
+        (try? RelaxedWriter.text(limit: .max) { try $0.writeValue(value) }) ?? ""
     }
 
     /// The document as compact relaxed Extended JSON, or `nil` as soon as the text would exceed `maxBytes` UTF-8 bytes.
@@ -24,16 +24,36 @@ public enum ExtendedJSON {
     /// The encoded document as compact relaxed Extended JSON, or `nil` when the text would exceed `maxBytes` UTF-8
     /// bytes (or the bytes are not a valid document).
     public static func relaxed(_ document: EncodedBSONDocument, maxBytes: Int) -> String? {
+        guard case .text(let text) = rendering(document, maxBytes: maxBytes) else { return nil }
+        return text
+    }
+
+    /// What writing a document as JSON within a byte limit gave.
+    public enum Rendering: Sendable, Equatable {
+        /// The compact relaxed Extended JSON.
+        case text(String)
+        /// The text would exceed the limit.
+        case tooLarge
+        /// The bytes are not a valid BSON document (checked as they are written); why.
+        case invalid(String)
+    }
+
+    /// The encoded document as compact relaxed Extended JSON within `maxBytes` UTF-8 bytes, or why not.
+    public static func rendering(_ document: EncodedBSONDocument, maxBytes: Int) -> Rendering {
         var reader = document.reader
-        guard let text = RelaxedWriter.text(limit: maxBytes, { try $0.writeDocument(&reader, array: false) }) else {
-            return nil
+        do {
+            let text = try RelaxedWriter.text(limit: maxBytes) { try $0.writeDocument(&reader, array: false) }
+            return text.utf8.count <= maxBytes ? .text(text) : .tooLarge
+        } catch let error as BSONDecodingError {
+            return .invalid(error.description)
+        } catch {
+            return .tooLarge
         }
-        return text.utf8.count <= maxBytes ? text : nil
     }
 
     /// A JSON string literal for `text`, quotes included, escaped as `JSON.stringify` does.
     public static func quoted(_ text: String) -> String {
-        RelaxedWriter.text(limit: .max) { $0.writeString(text.utf8) } ?? ""
+        (try? RelaxedWriter.text(limit: .max) { $0.writeString(text.utf8) }) ?? ""
     }
 }
 
@@ -45,13 +65,13 @@ private struct RelaxedWriter {
     let limit: Int
     var out: ByteSink
 
-    /// Runs `body` on a new writer and returns what it wrote, `nil` when it threw (no text is made of a partial
-    /// write); invalid UTF-8 in the document's strings becomes U+FFFD, as decoding them to `String` would. The
-    /// writer's buffer is freed here.
-    static func text(limit: Int, _ body: (inout RelaxedWriter) throws -> Void) -> String? {
+    /// Runs `body` on a new writer and returns what it wrote, rethrowing what it threw (`LimitExceeded`, or the
+    /// reader's `BSONDecodingError`) without making text of a partial write; invalid UTF-8 in the document's
+    /// strings becomes U+FFFD, as decoding them to `String` would. The writer's buffer is freed here.
+    static func text(limit: Int, _ body: (inout RelaxedWriter) throws -> Void) rethrows -> String {
         var writer = RelaxedWriter(limit: limit, out: ByteSink(capacity: min(limit, 512)))
         defer { writer.out.free() }
-        do { try body(&writer) } catch { return nil }
+        try body(&writer)
         return writer.out.withBytes { String(decoding: $0, as: UTF8.self) }
     }
 
@@ -150,7 +170,7 @@ private struct RelaxedWriter {
         case 0x08: raw(try reader.u8() != 0 ? "true" : "false")
         case 0x09:
             let ms = try reader.le(Int64.self)
-            let written = ExtendedJSON.withISODate(milliseconds: ms, years: 1970...9999) { date in
+            let written: Void? = ExtendedJSON.withISODate(milliseconds: ms, years: 1970...9999) { date in
                 raw("{\"$date\":\"")
                 out.append(date)
                 raw("\"}")

@@ -61,17 +61,19 @@ public enum Strategy {
         return .set(key: key, value: value, ttlSeconds: collection.ttl.ttl(forAccesses: accessCount))
     }
 
-    /// The write `op` makes of the event's document, or the delete that replaces it (null, absent, too large).
+    /// The write `op` makes of the event's document, or the delete that replaces it (null, absent, too large,
+    /// not valid BSON).
     private static func write(_ event: ChangeEvent, _ key: CacheKey, _ collection: CollectionConfig,
                               _ op: (String) -> CacheOp) -> CacheOp {
         switch event.fullDocument {
         case .absent: return .delete(key: key, reason: .fullDocumentAbsent)
         case .null: return .delete(key: key, reason: .nullFullDocument)
         case .document(let document):
-            guard let json = ExtendedJSON.relaxed(document, maxBytes: collection.maxValueBytes) else {
-                return .delete(key: key, reason: .tooLarge)
+            switch ExtendedJSON.rendering(document, maxBytes: collection.maxValueBytes) {
+            case .text(let json): return op(json)
+            case .tooLarge: return .delete(key: key, reason: .tooLarge)
+            case .invalid: return .delete(key: key, reason: .invalidDocument)
             }
-            return op(json)
         }
     }
 

@@ -163,17 +163,50 @@ struct ChangeEventTests {
             full.updateDescription = nil
             #expect(try ChangeEvent(bsonBytes: bytes, decoding: .forApplying) == full, "fixture \(name)")
         }
-        // A mistyped field the applier does not read fails the full decoding only; broken BSON fails both.
+        // A mistyped field the applier does not read fails the full decoding only, and so does broken BSON inside
+        // it: applying skips it by its length. A length past the event fails both.
         var event = try EventFixture.document("update")
         event["updateDescription"] = .document(["removedFields": .string("a")])
         #expect(throws: ChangeEventError.self) { try ChangeEvent(bsonBytes: event.bsonBytes()) }
         #expect(try ChangeEvent(bsonBytes: event.bsonBytes(), decoding: .forApplying).operationType == .update)
         event["updateDescription"] = .document(["updatedFields": .document(["a": .string("xyz")])])
         var corrupt = event.bsonBytes()
-        let string: [UInt8] = [0x02, UInt8(ascii: "a"), 0, 4, 0, 0, 0]
-        let at = try #require((0...corrupt.count - string.count).first { corrupt[$0..<$0 + string.count].elementsEqual(string) })
+        let at = try Self.offset(of: [0x02, UInt8(ascii: "a"), 0, 4, 0, 0, 0], in: corrupt)
         corrupt[at + 6] = 0x7f
+        #expect(throws: BSONDecodingError.self) { try ChangeEvent(bsonBytes: corrupt) }
+        #expect(try ChangeEvent(bsonBytes: corrupt, decoding: .forApplying).updateDescription == nil)
+        let description = try Self.offset(of: Array("updateDescription".utf8) + [0], in: corrupt) + 18
+        corrupt[description + 1] = 0x7f
         #expect(throws: BSONDecodingError.self) { try ChangeEvent(bsonBytes: corrupt, decoding: .forApplying) }
+    }
+
+    @Test("decoding for applying keeps a fullDocument whose elements are broken; writing its JSON finds it invalid")
+    func forApplyingBrokenFullDocument() throws {
+        var event = try EventFixture.document("insert")
+        event["fullDocument"] = .document(["_id": .int32(1), "a": .string("xyz")])
+        var corrupt = event.bsonBytes()
+        corrupt[try Self.offset(of: [0x02, UInt8(ascii: "a"), 0, 4, 0, 0, 0], in: corrupt) + 3] = 40
+        #expect(throws: BSONDecodingError.self) { try ChangeEvent(bsonBytes: corrupt) }
+        let applied = try ChangeEvent(bsonBytes: corrupt, decoding: .forApplying)
+        guard case .document(let document) = applied.fullDocument else {
+            Issue.record("the fullDocument was not kept")
+            return
+        }
+        #expect(throws: BSONDecodingError.self) { try document.decoded() }
+        guard case .invalid(let why) = ExtendedJSON.rendering(document, maxBytes: 1 << 20) else {
+            Issue.record("a broken document rendered as JSON")
+            return
+        }
+        #expect(why.contains("at byte"))
+        // Its terminator gone, the document fails at decoding.
+        let end = try Self.offset(of: Array("xyz".utf8) + [0, 0], in: corrupt) + 4
+        corrupt[end] = 1
+        #expect(throws: BSONDecodingError.self) { try ChangeEvent(bsonBytes: corrupt, decoding: .forApplying) }
+    }
+
+    /// Where `pattern` first occurs in `bytes`.
+    static func offset(of pattern: [UInt8], in bytes: [UInt8]) throws -> Int {
+        try #require((0...bytes.count - pattern.count).first { bytes[$0..<$0 + pattern.count].elementsEqual(pattern) })
     }
 
     @Test("from bytes, fields the model does not read are skipped and the first of a repeated field wins")
@@ -213,46 +246,62 @@ struct ChangeEventTests {
         #expect(throws: BSONDecodingError.self) { try ChangeEvent(bsonBytes: corrupt) }
     }
 
-    @Test("malformed events give typed errors naming the missing or mistyped field")
+    @Test("malformed events give typed errors naming the missing or mistyped field, the same from a tree and from bytes")
     func malformed() throws {
-        var event = try EventFixture.document("update")
-        event["documentKey"] = nil
-        #expect(throws: ChangeEventError.missingField("documentKey", operationType: "update")) { try ChangeEvent(bson: event) }
         #expect(ChangeEventError.missingField("documentKey", operationType: "update").description
                 == "update event: missing field documentKey")
-
-        event["documentKey"] = .document(["country": .string("DE")])
-        #expect(throws: ChangeEventError.missingField("documentKey._id", operationType: "update")) { try ChangeEvent(bson: event) }
-
-        event["documentKey"] = .string("x")
-        #expect(throws: ChangeEventError.wrongType("documentKey", expected: "document", found: "string", operationType: "update")) {
-            try ChangeEvent(bson: event)
+        func changed(_ fixture: String, _ field: String, _ value: BSONValue?) throws -> BSONDocument {
+            var event = try EventFixture.document(fixture)
+            event[field] = value
+            return event
+        }
+        let cases: [(event: BSONDocument, error: ChangeEventError)] = [
+            (try changed("update", "documentKey", nil), .missingField("documentKey", operationType: "update")),
+            (try changed("update", "documentKey", .document(["country": .string("DE")])),
+             .missingField("documentKey._id", operationType: "update")),
+            (try changed("update", "documentKey", .string("x")),
+             .wrongType("documentKey", expected: "document", found: "string", operationType: "update")),
+            ([:], .missingField("operationType", operationType: nil)),
+            (try changed("insert", "operationType", .int32(1)),
+             .wrongType("operationType", expected: "string", found: "int", operationType: nil)),
+            (try changed("rename", "to", nil), .missingField("to", operationType: "rename")),
+            (try changed("insert", "clusterTime", .string("yesterday")),
+             .wrongType("clusterTime", expected: "timestamp or date", found: "string", operationType: "insert")),
+            (try changed("insert", "wallTime", .int64(5)),
+             .wrongType("wallTime", expected: "date", found: "long", operationType: "insert")),
+            (try changed("insert", "fullDocument", .int32(1)),
+             .wrongType("fullDocument", expected: "document or null", found: "int", operationType: "insert")),
+            (try changed("insert", "_id", nil), .missingField("_id (resume token)", operationType: "insert")),
+            (try changed("insert", "_id", .string("t")),
+             .wrongType("_id (resume token)", expected: "document", found: "string", operationType: "insert")),
+        ]
+        for (event, error) in cases {
+            #expect(throws: error) { try ChangeEvent(bson: event) }
+            #expect(throws: error) { try ChangeEvent(bsonBytes: event.bsonBytes()) }
+            #expect(throws: error) { try ChangeEvent(bsonBytes: event.bsonBytes(), decoding: .forApplying) }
         }
 
-        #expect(throws: ChangeEventError.missingField("operationType", operationType: nil)) { try ChangeEvent(bson: [:]) }
-
-        var rename = try EventFixture.document("rename")
-        rename["to"] = nil
-        #expect(throws: ChangeEventError.missingField("to", operationType: "rename")) { try ChangeEvent(bson: rename) }
-
-        var insert = try EventFixture.document("insert")
-        insert["clusterTime"] = .string("yesterday")
-        #expect(throws: ChangeEventError.wrongType("clusterTime", expected: "timestamp or date", found: "string", operationType: "insert")) {
-            try ChangeEvent(bson: insert)
-        }
-
-        insert = try EventFixture.document("insert")
-        insert["fullDocument"] = .int32(1)
-        #expect(throws: ChangeEventError.wrongType("fullDocument", expected: "document or null", found: "int", operationType: "insert")) {
-            try ChangeEvent(bson: insert)
-        }
-
-        insert = try EventFixture.document("insert")
-        insert["_id"] = nil
-        #expect(throws: ChangeEventError.missingField("_id (resume token)", operationType: "insert")) { try ChangeEvent(bson: insert) }
-
-        var update = try EventFixture.document("update")
-        update["updateDescription"] = .document(["removedFields": .array([.int32(1)])])
+        let update = try changed("update", "updateDescription", .document(["removedFields": .array([.int32(1)])]))
         #expect(throws: ChangeEventError.self) { try ChangeEvent(bson: update) }
+        #expect(try ChangeEvent(bsonBytes: update.bsonBytes(), decoding: .forApplying).updateDescription == nil)
+    }
+
+    @Test("operation types are read from their bytes; an unknown one keeps its name")
+    func operationTypes() throws {
+        for name in ["insert", "update", "replace", "delete", "drop", "rename", "dropDatabase", "invalidate"] {
+            #expect(ChangeEvent.OperationType(name).description == name)
+            #expect(ChangeEvent.OperationType(name) != .unknown(name))
+        }
+        #expect(ChangeEvent.OperationType("createIndexes") == .unknown("createIndexes"))
+        #expect(ChangeEvent.OperationType("") == .unknown(""))
+        #expect(ChangeEvent.OperationType("inserts") == .unknown("inserts"))
+        let event = try changedOperationType("modify")
+        #expect(try ChangeEvent(bsonBytes: event.bsonBytes(), decoding: .forApplying).operationType == .unknown("modify"))
+    }
+
+    private func changedOperationType(_ name: String) throws -> BSONDocument {
+        var event = try EventFixture.document("insert")
+        event["operationType"] = .string(name)
+        return event
     }
 }

@@ -116,6 +116,26 @@ struct StrategyTests {
         }
     }
 
+    @Test("a fullDocument that is not valid BSON deletes the key under every strategy")
+    func invalidDocument() throws {
+        var event = try EventFixture.document("replace")
+        event["fullDocument"] = .document(["_id": .objectId(ObjectID(hex: "663881d9a1b2c3d4e5f60718")!), "a": .string("xyz")])
+        var bytes = event.bsonBytes()
+        let string: [UInt8] = [0x02, UInt8(ascii: "a"), 0, 4, 0, 0, 0]
+        let at = try #require((0...bytes.count - string.count).first { bytes[$0..<$0 + string.count].elementsEqual(string) })
+        bytes[at + 3] = 40
+        let broken = try ChangeEvent(bsonBytes: bytes, decoding: .forApplying)
+        let expected: [StrategyKind: CacheOp] = [
+            .invalidate: .delete(key: Self.key, reason: .changed),
+            .update: .delete(key: Self.key, reason: .invalidDocument),
+            .preserveTTL: .delete(key: Self.key, reason: .invalidDocument),
+        ]
+        for (strategy, op) in expected {
+            #expect(Strategy.plan(event: broken, collection: Self.products(strategy), keyPrefix: "app:", accessCount: 0) == [op],
+                    "\(strategy)")
+        }
+    }
+
     @Test("a document whose JSON is exactly maxValueBytes is cached, one byte more is not")
     func maxValueBytesBoundary() throws {
         let event = try EventFixture.event("replace")

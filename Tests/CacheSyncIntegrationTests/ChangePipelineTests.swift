@@ -13,11 +13,15 @@ struct ChangePipelineTests {
     /// Hands out its events in order, then reports idle or throws `failure`.
     final class ScriptedSource: ChangeEventSource {
         struct Failure: Error {}
-        private let events: [BSONDocument]
+        private let events: [[UInt8]]
         private let failsAtEnd: Bool
         private var served = 0
 
-        init(_ events: [BSONDocument], failsAtEnd: Bool = false) {
+        convenience init(_ events: [BSONDocument], failsAtEnd: Bool = false) {
+            self.init(bytes: events.map { $0.bsonBytes() }, failsAtEnd: failsAtEnd)
+        }
+
+        init(bytes events: [[UInt8]], failsAtEnd: Bool = false) {
             self.events = events
             self.failsAtEnd = failsAtEnd
         }
@@ -28,7 +32,7 @@ struct ChangePipelineTests {
                 return nil
             }
             defer { served += 1 }
-            return events[served].bsonBytes()
+            return events[served]
         }
 
         var resumeToken: BSONDocument? { nil }
@@ -159,6 +163,28 @@ struct ChangePipelineTests {
             #expect(stats.updates == 1)
             #expect(stats.lastEventTime == eventTime)
             #expect(stats.lagSeconds <= taken - eventTime - 0.25, "lag runs to when the batch was written, not taken")
+        }
+    }
+
+    @Test("an event whose fullDocument is not valid BSON deletes its cached key, counts an error and is checkpointed")
+    func invalidDocument() throws {
+        let telemetry = Telemetry(collections: ["shop.products"])
+        try withPipeline(telemetry: telemetry) { pipeline, redis, config in
+            #expect(try pipeline.pump(ScriptedSource([Self.insert(1), Self.insert(2)])) == .applied(events: 2))
+            try pipeline.finishInFlight()
+            #expect(try cached(1, redis, config) != nil)
+            var event = Self.insert(1)
+            event["_id"] = .document(Self.token(3))
+            var broken = event.bsonBytes()
+            let string = [10, 0, 0, 0] + Array("product 1".utf8)
+            let at = try #require((0...broken.count - string.count).first { broken[$0..<$0 + string.count].elementsEqual(string) })
+            broken[at] = 200
+            #expect(try pipeline.pump(ScriptedSource(bytes: [broken])) == .applied(events: 1))
+            try pipeline.finishInFlight()
+            #expect(try cached(1, redis, config) == nil, "the key of the broken document is deleted, not left stale")
+            #expect(try cached(2, redis, config) != nil)
+            #expect(try redis.command(["GET", keys(config).resume]).text == Checkpoint.resumeAfter(Self.token(3)).storedText)
+            #expect(try #require(telemetry.snapshot()["shop.products"]).errors == 1)
         }
     }
 }
