@@ -1,3 +1,5 @@
+import Foundation
+
 /// Why a byte buffer is not a valid BSON document.
 public struct BSONDecodingError: Error, Sendable, CustomStringConvertible {
     /// What is wrong, and at which byte offset.
@@ -111,11 +113,17 @@ public struct BSONReader {
         return offset..<offset + len - 1
     }
 
-    /// Skips a NUL-terminated name.
+    /// Skips a NUL-terminated name (found with `memchr`, which reads many bytes at a time).
     @inlinable
     public mutating func skipCString() throws {
-        guard let end = withBytes(offset..<bytes.count, { $0.firstIndex(of: 0) }) else { throw fail("unterminated key") }
-        offset += end + 1
+        let start = offset
+        let end = bytes.withUnsafeBytes { buffer -> Int? in
+            guard start < buffer.count, let base = buffer.baseAddress,
+                  let nul = memchr(base + start, 0, buffer.count - start) else { return nil }
+            return base.distance(to: UnsafeRawPointer(nul))
+        }
+        guard let end else { throw fail("unterminated key") }
+        offset = end + 1
     }
 
     mutating func objectId() throws -> ObjectID {

@@ -1,3 +1,5 @@
+import Foundation
+
 /// A BSON document kept as its bytes — possibly a range of a larger buffer, shared without copying — and decoded
 /// only on demand: the form a change event's `fullDocument` takes on the way to its Extended JSON.
 public struct EncodedBSONDocument: Sendable, Hashable {
@@ -38,7 +40,8 @@ public struct EncodedBSONDocument: Sendable, Hashable {
             do {
                 try reader.readElements { reader, type in
                     let nameRange = try reader.cstringRange()
-                    let matches = found == nil && reader.withBytes(nameRange) { $0.elementsEqual(name) }
+                    let matches = found == nil && nameRange.count == name.count && (name.isEmpty
+                        || reader.withBytes(nameRange) { memcmp($0.baseAddress!, name.baseAddress!, name.count) } == 0)
                     if matches { found = try reader.readValue(type: type) } else { try reader.skipValue(type: type) }
                 }
             } catch {

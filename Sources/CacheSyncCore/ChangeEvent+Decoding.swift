@@ -51,7 +51,7 @@ extension ChangeEvent {
         guard reader.offset == bsonBytes.count else {
             throw reader.fail("\(bsonBytes.count - reader.offset) trailing bytes after the event")
         }
-        try self.init(fields)
+        try self.init(consume fields)
     }
 
     /// The top-level fields the model reads, each the first of its name, as the model's types; a field of another
@@ -213,10 +213,11 @@ extension ChangeEvent {
         var fullDocument = try optional(event.fullDocument, "fullDocument", "document or null") ?? .absent
         if operationType == .delete { fullDocument = .absent }
 
-        self.init(encodedResumeToken: token, operationType: operationType, clusterTime: clusterTime, wallTime: wallTime,
-                  namespace: ns, renamedTo: to, encodedDocumentKey: documentKey, updateDescription: updateDescription,
-                  fullDocument: fullDocument)
+        let documentID = documentKey?["_id"]
         if operationType.documentOperation != nil, documentID == nil { throw missing("documentKey._id") }
+        self.init(encodedResumeToken: token, operationType: operationType, clusterTime: clusterTime, wallTime: wallTime,
+                  namespace: ns, renamedTo: to, encodedDocumentKey: documentKey, documentID: documentID,
+                  updateDescription: updateDescription, fullDocument: fullDocument)
     }
 
     private static func updateDescription(_ value: BSONValue, operationType op: String) throws(ChangeEventError) -> UpdateDescription {

@@ -31,16 +31,17 @@ public struct ChangeEvent: Sendable, Equatable {
                 wallTime: Int64? = nil, namespace: Namespace? = nil, renamedTo: Namespace? = nil,
                 documentKey: BSONDocument? = nil, updateDescription: UpdateDescription? = nil,
                 fullDocument: FullDocument = .absent) {
+        let encodedDocumentKey = documentKey.map(EncodedBSONDocument.init)
         self.init(encodedResumeToken: EncodedBSONDocument(resumeToken), operationType: operationType,
                   clusterTime: clusterTime, wallTime: wallTime, namespace: namespace, renamedTo: renamedTo,
-                  encodedDocumentKey: documentKey.map(EncodedBSONDocument.init), updateDescription: updateDescription,
-                  fullDocument: fullDocument)
+                  encodedDocumentKey: encodedDocumentKey, documentID: encodedDocumentKey?["_id"],
+                  updateDescription: updateDescription, fullDocument: fullDocument)
     }
 
-    /// An event with the token and the document key given as BSON bytes.
+    /// An event with the token and the document key given as BSON bytes, and the key's `_id` read from it.
     init(encodedResumeToken: EncodedBSONDocument, operationType: OperationType, clusterTime: ClusterTime?,
          wallTime: Int64?, namespace: Namespace?, renamedTo: Namespace?, encodedDocumentKey: EncodedBSONDocument?,
-         updateDescription: UpdateDescription?, fullDocument: FullDocument) {
+         documentID: BSONValue?, updateDescription: UpdateDescription?, fullDocument: FullDocument) {
         self.encodedResumeToken = encodedResumeToken
         self.operationType = operationType
         self.clusterTime = clusterTime
@@ -48,7 +49,7 @@ public struct ChangeEvent: Sendable, Equatable {
         self.namespace = namespace
         self.renamedTo = renamedTo
         self.encodedDocumentKey = encodedDocumentKey
-        documentID = encodedDocumentKey?["_id"]
+        self.documentID = documentID
         self.updateDescription = updateDescription
         self.fullDocument = fullDocument
     }
