@@ -69,7 +69,7 @@ let package = Package(
 
         .testTarget(name: "CacheSyncCoreTests", dependencies: ["CacheSyncCore", "BSONModel"],
                     resources: [.copy("Fixtures")]),
-        .testTarget(name: "BridgeTests", dependencies: ["CMongoc", "MongoBridge", "RedisBridge", "BSONModel", "CacheSyncCore", "TestSupport"]),
+        .testTarget(name: "BridgeTests", dependencies: ["CMongoc", "CHiredis", "MongoBridge", "RedisBridge", "BSONModel", "CacheSyncCore", "TestSupport"]),
         .testTarget(name: "CacheSyncIntegrationTests", dependencies: ["CacheSync", "CacheSyncCore", "MongoBridge", "RedisBridge", "BSONModel", "TestSupport"]),
     ]
 )

@@ -54,7 +54,7 @@ struct BatchApplier {
 
     /// Waits for the transaction `send` wrote and throws what `apply` would have thrown.
     func awaitSent() throws(RedisError) {
-        try check(redis.awaitTransaction())
+        guard try redis.awaitTransaction() != nil else { throw fenced }
     }
 
     /// The transaction's commands: each op's write in order, one `UNLINK` of their read-through leases (removing

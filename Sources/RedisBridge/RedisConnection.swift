@@ -21,7 +21,7 @@ public final class RedisConnection: @unchecked Sendable {
     /// Replies of a transaction `sendTransaction` wrote and nobody has read yet: `MULTI`, one per command, `EXEC`.
     private var unreadReplies: Int?
     /// The sent transaction's outcome, once its replies are read and until `awaitTransaction` takes it.
-    private var sentOutcome: Result<[RedisReply]?, RedisError>?
+    private var sentOutcome: Result<Int?, RedisError>?
 
     /// Creates a connection; with `connectNow` it connects at once and throws if that fails.
     public init(options: RedisConnectionOptions, connectNow: Bool = true) throws(RedisError) {
@@ -121,9 +121,11 @@ public final class RedisConnection: @unchecked Sendable {
     }
 
     /// The outcome of the transaction `sendTransaction` wrote, waiting for its replies if they are not read yet:
-    /// as `transaction(_:onlyIf:)` returns it (`nil` when the guard key changed before `EXEC`).
-    public func awaitTransaction() throws(RedisError) -> [RedisReply]? {
-        try locked { () throws(RedisError) -> [RedisReply]? in
+    /// how many commands `EXEC` ran, `nil` when the guard key changed before `EXEC`. The replies are read without
+    /// being built (a sent transaction is for writes): the first error reply among them — a command Redis refused
+    /// to queue, or one that failed — is thrown.
+    public func awaitTransaction() throws(RedisError) -> Int? {
+        try locked { () throws(RedisError) -> Int? in
             if unreadReplies != nil, let context { readSentReplies(context) }
             guard let outcome = sentOutcome else {
                 throw RedisError.invalidCommand("no transaction was sent", endpoint: options.endpoint)
@@ -192,7 +194,7 @@ public final class RedisConnection: @unchecked Sendable {
         guard let count = unreadReplies else { return }
         unreadReplies = nil
         do {
-            sentOutcome = .success(try readExecOutcome(context, count))
+            sentOutcome = .success(try readExecSummary(context, count))
         } catch {
             sentOutcome = .failure(error)
         }
@@ -321,10 +323,51 @@ public final class RedisConnection: @unchecked Sendable {
     }
 
     /// Reads and drops the next `count` replies; a transport failure breaks the connection.
+    ///
+    /// hiredis builds no reply objects while the reader has no object functions: each reply read is then only its
+    /// type, cast to a pointer, with nothing to free.
     private func skipReplies(_ context: UnsafeMutablePointer<redisContext>, _ count: Int) throws(RedisError) {
-        for _ in 0..<count {
-            freeReplyObject(try nextRawReply(context, dropOnFailure: true))
+        try withReplyFunctions(context, nil, nil) { () throws(RedisError) in
+            for _ in 0..<count {
+                _ = try nextRawReply(context, dropOnFailure: true)
+            }
         }
+    }
+
+    /// The outcome of a framed transaction from its `count` replies, as `awaitTransaction` gives it, read without
+    /// building any reply: `EXEC`'s is summarized by the shim's reply functions.
+    private func readExecSummary(_ context: UnsafeMutablePointer<redisContext>, _ count: Int) throws(RedisError) -> Int? {
+        try skipReplies(context, count - 1)
+        var summary = cs_reply_summary()
+        try withUnsafeMutablePointer(to: &summary) { pointer throws(RedisError) in
+            try withReplyFunctions(context, cs_summary_functions(), pointer) { () throws(RedisError) in
+                _ = try nextRawReply(context, dropOnFailure: true)
+            }
+        }
+        if summary.errors > 0 {
+            let text = withUnsafeBytes(of: summary.error) { String(decoding: $0.prefix(summary.errorLength), as: UTF8.self) }
+            throw RedisError.fromReply(text, endpoint: options.endpoint, redacting: options.password)
+        }
+        switch Int32(summary.type) {
+        case REDIS_REPLY_ARRAY: return Int(summary.elements)
+        case REDIS_REPLY_NIL: return nil
+        default:
+            throw RedisError(kind: .protocolViolation, endpoint: options.endpoint,
+                             message: "EXEC answered a reply of type \(summary.type)")
+        }
+    }
+
+    /// Runs `body` while the context's reader builds replies with `functions` (`nil`: none) and `privdata`, then
+    /// gives it hiredis's own back — unless `body` dropped the context, and the reader with it.
+    private func withReplyFunctions(_ context: UnsafeMutablePointer<redisContext>,
+                                    _ functions: UnsafeMutablePointer<redisReplyObjectFunctions>?,
+                                    _ privdata: UnsafeMutableRawPointer?,
+                                    _ body: () throws(RedisError) -> Void) throws(RedisError) {
+        let reader = context.pointee.reader!
+        let saved = (reader.pointee.fn, reader.pointee.privdata)
+        (reader.pointee.fn, reader.pointee.privdata) = (functions, privdata)
+        defer { if self.context == context { (reader.pointee.fn, reader.pointee.privdata) = saved } }
+        try body()
     }
 
     /// Appends the batch's bytes to hiredis's output buffer (written by the next read, or `redisBufferWrite`).

@@ -85,7 +85,7 @@ struct RedisTransactionTests {
             batch.append("APPEND", key, "+second")
             #expect(try connection.sendTransaction(batch, onlyIf: (bytes(guardKey), bytes("me|1"))))
             #expect(try connection.command(["GET", key]).text == "first+second")
-            #expect(try connection.awaitTransaction() == [.status("OK"), .integer(12)])
+            #expect(try connection.awaitTransaction() == 2)
             #expect(throws: RedisError.self, "an outcome is taken once") { try connection.awaitTransaction() }
         }
     }
@@ -104,7 +104,7 @@ struct RedisTransactionTests {
             #expect(try connection.sendTransaction(batch))
             let thrown = #expect(throws: RedisError.self) { try connection.sendTransaction(batch) }
             #expect(thrown?.kind == .invalidCommand)
-            #expect(try connection.awaitTransaction() == [.status("OK")])
+            #expect(try connection.awaitTransaction() == 1)
         }
     }
 
@@ -118,6 +118,32 @@ struct RedisTransactionTests {
             connection.close()
             let thrown = #expect(throws: RedisError.self) { try connection.awaitTransaction() }
             #expect(thrown?.kind == .io)
+        }
+    }
+
+    @Test("a sent transaction's error replies are thrown when its outcome is taken: a refused command, a failed one")
+    func sentErrors() throws {
+        try withRedisServer { server in
+            let connection = try server.connect()
+            let key = server.key("sent"), text = server.key("text")
+            var refused = RedisCommandBatch()
+            refused.append("SET", key, "x")
+            refused.append(["SET", key])
+            #expect(try connection.sendTransaction(refused))
+            let aborted = #expect(throws: RedisError.self) { try connection.awaitTransaction() }
+            #expect(aborted?.serverCode == "EXECABORT")
+            #expect(try connection.command(["EXISTS", key]) == .integer(0))
+
+            var failing = RedisCommandBatch()
+            failing.append("SET", text, "not a number")
+            failing.append("INCR", text)
+            failing.append("SET", key, "after")
+            #expect(try connection.sendTransaction(failing))
+            let failed = #expect(throws: RedisError.self) { try connection.awaitTransaction() }
+            #expect(failed?.serverCode == "ERR")
+            #expect(failed?.message.contains("not an integer") == true)
+            #expect(try connection.command(["GET", key]).text == "after", "Redis runs the commands after a failed one")
+            #expect(try connection.command(["PING"]) == .status("PONG"), "the connection reads on after the outcome")
         }
     }
 }
