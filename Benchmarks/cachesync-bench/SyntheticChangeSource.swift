@@ -17,14 +17,13 @@ final class SyntheticChangeSource: ChangeEventSource {
         }
     }
 
-    /// The next event's bytes (a fresh copy, as a stream returns), `nil` at the end.
+    /// The next event's bytes (a fresh copy from a buffer, as `ChangeStream` makes of the `bson_t` libmongoc
+    /// returns), `nil` at the end.
     func nextEventBytes() throws -> [UInt8]? {
         guard served < total else { return nil }
         let bytes = events[served % events.count]
         served += 1
-        return Array(unsafeUninitializedCapacity: bytes.count) { buffer, count in
-            count = buffer.initialize(fromContentsOf: bytes)
-        }
+        return bytes.withUnsafeBufferPointer { Array($0) }
     }
 
     /// The source keeps no position of its own (a stream's `postBatchResumeToken`): the pipeline checkpoints

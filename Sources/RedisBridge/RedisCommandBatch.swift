@@ -2,11 +2,14 @@
 /// pipeline or a transaction sends, built without an argument array per command.
 ///
 /// Binary-safe like `redisAppendCommandArgv`: every argument goes with its length, nothing is a format string.
+/// The buffer is written through a pointer (an array would check its uniqueness and capacity on every piece of a
+/// line) and shared between copies of the batch until one of them appends.
 public struct RedisCommandBatch: Sendable {
     /// How many commands the batch holds (one reply each).
     public private(set) var count = 0
-    /// The protocol bytes.
-    public private(set) var bytes: [UInt8] = []
+    /// Whether a command has no arguments (Redis would refuse it; the connection rejects the batch first).
+    private(set) var hasEmptyCommand = false
+    private var storage = Storage(capacity: 256)
 
     /// An empty batch.
     public init() {}
@@ -14,14 +17,24 @@ public struct RedisCommandBatch: Sendable {
     /// A batch of binary-safe commands.
     public init(_ commands: [[[UInt8]]]) {
         for command in commands {
-            appendHeader(command.count)
-            for argument in command { appendArgument(argument) }
+            let size = command.reduce(Self.lineSize(command.count)) { $0 + Self.argumentSize($1.count) }
+            write(arguments: command.count, size: size) { out in
+                for argument in command { argument.withUnsafeBufferPointer { out.argument($0) } }
+            }
         }
+    }
+
+    /// The protocol bytes (a copy).
+    public var bytes: [UInt8] { withBytes { Array($0) } }
+
+    /// Calls `body` with the protocol bytes.
+    public func withBytes<R>(_ body: (UnsafeBufferPointer<UInt8>) throws -> R) rethrows -> R {
+        try body(UnsafeBufferPointer(start: storage.base, count: storage.count))
     }
 
     /// Reserves room for about `byteCount` protocol bytes, so a large batch is not grown (and copied) step by step.
     public mutating func reserveCapacity(_ byteCount: Int) {
-        bytes.reserveCapacity(byteCount)
+        unique().reserve(byteCount)
     }
 
     /// Appends one command whose arguments are `arguments`' UTF-8 bytes.
@@ -29,31 +42,54 @@ public struct RedisCommandBatch: Sendable {
         append(arguments)
     }
 
-    /// Appends one command whose arguments are `arguments`' UTF-8 bytes: laid out whole in a scratch buffer (on
-    /// the stack when it is small), then appended in one step.
+    /// Appends one command whose arguments are `arguments`' UTF-8 bytes.
     public mutating func append(_ arguments: [String]) {
-        if arguments.isEmpty { hasEmptyCommand = true }
-        count += 1
-        var size = Self.lineSize(arguments.count)
-        for argument in arguments {
-            size += Self.lineSize(argument.utf8.count) + argument.utf8.count + 2
-        }
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: size) { buffer in
-            var end = Self.writeLine(UInt8(ascii: "*"), arguments.count, into: buffer, at: 0)
-            for var argument in arguments {
-                argument.withUTF8 { utf8 in
-                    end = Self.writeLine(UInt8(ascii: "$"), utf8.count, into: buffer, at: end)
-                    end += UnsafeMutableBufferPointer(rebasing: buffer[end...]).initialize(fromContentsOf: utf8)
-                    buffer[end] = 13
-                    buffer[end + 1] = 10
-                    end += 2
-                }
-            }
-            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: buffer[..<end]))
+        let size = arguments.reduce(Self.lineSize(arguments.count)) { $0 + Self.argumentSize($1.utf8.count) }
+        write(arguments: arguments.count, size: size) { out in
+            for var argument in arguments { argument.withUTF8 { out.argument($0) } }
         }
     }
 
-    /// The bytes of `marker`, `n` in decimal and CR LF.
+    /// Appends one command: `name`, then each of `texts` with `suffix` after it (`UNLINK a:lease b:lease …`),
+    /// without building the suffixed strings.
+    public mutating func append(_ name: String, _ texts: [String], suffix: String) {
+        var name = name, suffix = suffix
+        let size = texts.reduce(Self.lineSize(texts.count + 1) + Self.argumentSize(name.utf8.count)) {
+            $0 + Self.argumentSize($1.utf8.count + suffix.utf8.count)
+        }
+        write(arguments: texts.count + 1, size: size) { out in
+            name.withUTF8 { out.argument($0) }
+            suffix.withUTF8 { suffix in
+                for var text in texts { text.withUTF8 { out.argument($0, suffix) } }
+            }
+        }
+    }
+
+    /// Appends a command of `arguments` arguments, `size` bytes in all, whose arguments `body` writes after the
+    /// header; room for all of it is made first.
+    private mutating func write(arguments: Int, size: Int, _ body: (inout Writer) -> Void) {
+        if arguments == 0 { hasEmptyCommand = true }
+        count += 1
+        let storage = unique()
+        storage.reserve(storage.count + size)
+        var writer = Writer(next: storage.base + storage.count)
+        writer.line(UInt8(ascii: "*"), arguments)
+        body(&writer)
+        storage.count = storage.base.distance(to: writer.next)
+    }
+
+    /// The storage, copied first if another batch shares it.
+    private mutating func unique() -> Storage {
+        if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }
+        return storage
+    }
+
+    /// The bytes of `$<length>` CR LF, an argument of `length` bytes and CR LF.
+    private static func argumentSize(_ length: Int) -> Int {
+        lineSize(length) + length + 2
+    }
+
+    /// The bytes of a marker, `n` in decimal and CR LF.
     private static func lineSize(_ n: Int) -> Int {
         var digits = 1, rest = n
         while rest >= 10 {
@@ -63,64 +99,71 @@ public struct RedisCommandBatch: Sendable {
         return digits + 3
     }
 
-    /// Writes `marker`, `n` in decimal and CR LF at `start`; returns where they end.
-    private static func writeLine(_ marker: UInt8, _ n: Int, into buffer: UnsafeMutableBufferPointer<UInt8>, at start: Int) -> Int {
-        let end = start + lineSize(n)
-        buffer[start] = marker
-        var rest = n, index = end - 3
-        repeat {
-            buffer[index] = UInt8(ascii: "0") + UInt8(rest % 10)
-            rest /= 10
-            index -= 1
-        } while rest > 0
-        buffer[end - 2] = 13
-        buffer[end - 1] = 10
-        return end
-    }
+    /// Writes protocol lines into room made for them beforehand.
+    private struct Writer {
+        var next: UnsafeMutablePointer<UInt8>
 
-    /// Appends one command: `name`, then each of `texts` with `suffix` after it (`UNLINK a:lease b:lease …`),
-    /// without building the suffixed strings.
-    public mutating func append(_ name: String, _ texts: [String], suffix: String) {
-        appendHeader(texts.count + 1)
-        var name = name, suffix = suffix
-        name.withUTF8 { appendArgument($0) }
-        suffix.withUTF8 { suffix in
-            for var text in texts {
-                text.withUTF8 { appendArgument($0, suffix) }
-            }
+        /// `marker`, `n` in decimal, CR LF.
+        mutating func line(_ marker: UInt8, _ n: Int) {
+            let size = RedisCommandBatch.lineSize(n)
+            next[0] = marker
+            var rest = n, index = size - 3
+            repeat {
+                next[index] = UInt8(ascii: "0") + UInt8(rest % 10)
+                rest /= 10
+                index -= 1
+            } while rest > 0
+            next[size - 2] = 13
+            next[size - 1] = 10
+            next += size
+        }
+
+        /// `$<length>`, the argument (`suffix` after it, if any), CR LF.
+        mutating func argument(_ argument: UnsafeBufferPointer<UInt8>, _ suffix: UnsafeBufferPointer<UInt8>? = nil) {
+            line(UInt8(ascii: "$"), argument.count + (suffix?.count ?? 0))
+            copy(argument)
+            if let suffix { copy(suffix) }
+            next[0] = 13
+            next[1] = 10
+            next += 2
+        }
+
+        private mutating func copy(_ bytes: UnsafeBufferPointer<UInt8>) {
+            guard let start = bytes.baseAddress else { return }
+            next.update(from: start, count: bytes.count)
+            next += bytes.count
         }
     }
 
-    /// Whether a command has no arguments (Redis would refuse it; the connection rejects the batch first).
-    private(set) var hasEmptyCommand = false
+    /// A growable byte buffer owned by the batches that share it.
+    private final class Storage: @unchecked Sendable {
+        private(set) var base: UnsafeMutablePointer<UInt8>
+        private var capacity: Int
+        var count = 0
 
-    private mutating func appendHeader(_ arguments: Int) {
-        if arguments == 0 { hasEmptyCommand = true }
-        count += 1
-        appendLine(UInt8(ascii: "*"), arguments)
-    }
+        init(capacity: Int) {
+            self.capacity = capacity
+            base = .allocate(capacity: capacity)
+        }
 
-    /// `$<length>`, the argument (`suffix` after it, if any), CR LF.
-    private mutating func appendArgument<C: Collection<UInt8>>(_ argument: C) {
-        appendLine(UInt8(ascii: "$"), argument.count)
-        bytes.append(contentsOf: argument)
-        bytes.append(contentsOf: Self.crlf)
-    }
+        deinit { base.deallocate() }
 
-    private mutating func appendArgument(_ argument: UnsafeBufferPointer<UInt8>, _ suffix: UnsafeBufferPointer<UInt8>) {
-        appendLine(UInt8(ascii: "$"), argument.count + suffix.count)
-        bytes.append(contentsOf: argument)
-        bytes.append(contentsOf: suffix)
-        bytes.append(contentsOf: Self.crlf)
-    }
+        /// Room for `byteCount` bytes in all.
+        func reserve(_ byteCount: Int) {
+            guard byteCount > capacity else { return }
+            let larger = max(byteCount, 2 * capacity)
+            let moved = UnsafeMutablePointer<UInt8>.allocate(capacity: larger)
+            moved.initialize(from: base, count: count)
+            base.deallocate()
+            base = moved
+            capacity = larger
+        }
 
-    private static let crlf: [UInt8] = [13, 10]
-
-    /// `marker`, `n` in decimal, CR LF: laid out on the stack and appended in one step.
-    private mutating func appendLine(_ marker: UInt8, _ n: Int) {
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 24) { line in
-            let end = Self.writeLine(marker, n, into: line, at: 0)
-            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: line[..<end]))
+        func copy() -> Storage {
+            let copy = Storage(capacity: max(count, 16))
+            copy.base.initialize(from: base, count: count)
+            copy.count = count
+            return copy
         }
     }
 }

@@ -375,7 +375,7 @@ public final class RedisConnection: @unchecked Sendable {
         _ context: UnsafeMutablePointer<redisContext>, _ batch: RedisCommandBatch, dropOnFailure: Bool
     ) throws(RedisError) {
         try checkNoEmptyCommand(batch)
-        let status = batch.bytes.withUnsafeBufferPointer { buffer in
+        let status = batch.withBytes { buffer in
             buffer.withMemoryRebound(to: CChar.self) { redisAppendFormattedCommand(context, $0.baseAddress, $0.count) }
         }
         if status != REDIS_OK { throw transportFailure(context, dropOnFailure: dropOnFailure) }

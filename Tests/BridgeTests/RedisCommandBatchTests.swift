@@ -31,4 +31,18 @@ struct RedisCommandBatchTests {
             #expect(text == "*1\r\n$\(length)\r\n" + String(repeating: "x", count: length) + "\r\n")
         }
     }
+
+    @Test("a copy of a batch keeps its commands when the original goes on, and the other way round")
+    func copies() {
+        var first = RedisCommandBatch()
+        first.append("PING")
+        var second = first
+        second.append("ECHO", String(repeating: "e", count: 1000))
+        first.append("DEL", "k")
+        #expect(String(decoding: first.bytes, as: UTF8.self) == "*1\r\n$4\r\nPING\r\n*2\r\n$3\r\nDEL\r\n$1\r\nk\r\n")
+        #expect(String(decoding: second.bytes, as: UTF8.self)
+                == "*1\r\n$4\r\nPING\r\n*2\r\n$4\r\nECHO\r\n$1000\r\n" + String(repeating: "e", count: 1000) + "\r\n")
+        #expect(first.count == 2 && second.count == 2)
+        #expect(RedisCommandBatch().bytes.isEmpty)
+    }
 }
