@@ -91,6 +91,7 @@ public final class ChangePipeline {
     /// returns with nothing in flight.
     public func pump(_ source: some ChangeEventSource) throws -> Outcome {
         var batch: [Item] = []
+        batch.reserveCapacity(min(limits.maxBatchEvents, 1024))
         var bytes = 0
         let started = Date()
         while true {

@@ -215,7 +215,11 @@ public struct CollectionConfig: Sendable, Equatable {
     /// The strategy.
     public var strategy: StrategyKind
     /// The document operations the strategy acts on.
-    public var operations: Set<DocumentOperation>
+    public var operations: Set<DocumentOperation> {
+        didSet { operationBits = Self.bits(operations) }
+    }
+    /// `operations`, one bit each: what `actsOn` reads for every event instead of hashing.
+    private var operationBits: UInt8
     /// TTL settings.
     public var ttl: TTLPolicy
     /// Access counters expire after this many seconds without access.
@@ -238,6 +242,7 @@ public struct CollectionConfig: Sendable, Equatable {
         self.collection = collection
         self.strategy = strategy
         self.operations = operations ?? strategy.defaultOperations
+        operationBits = Self.bits(self.operations)
         self.ttl = ttl
         self.accessWindow = accessWindow
         self.keyTemplate = keyTemplate
@@ -248,4 +253,22 @@ public struct CollectionConfig: Sendable, Equatable {
 
     /// `<db>.<coll>`.
     public var namespace: String { "\(database).\(collection)" }
+
+    /// Whether the strategy acts on `operation` (it is one of `operations`).
+    public func actsOn(_ operation: DocumentOperation) -> Bool {
+        operationBits & Self.bit(operation) != 0
+    }
+
+    private static func bits(_ operations: Set<DocumentOperation>) -> UInt8 {
+        operations.reduce(0) { $0 | bit($1) }
+    }
+
+    private static func bit(_ operation: DocumentOperation) -> UInt8 {
+        switch operation {
+        case .insert: 1
+        case .update: 2
+        case .replace: 4
+        case .delete: 8
+        }
+    }
 }

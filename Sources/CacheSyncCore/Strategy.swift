@@ -30,7 +30,7 @@ public enum Strategy {
         }
         guard let operation = event.operationType.documentOperation, let id = event.documentID else { return }
         let key = keys.key(id: id)
-        guard collection.operations.contains(operation) else { return ops.append(.skip(key: key, reason: .operationNotConfigured)) }
+        guard collection.actsOn(operation) else { return ops.append(.skip(key: key, reason: .operationNotConfigured)) }
         if operation == .delete { return ops.append(.delete(key: key, reason: .deleted)) }
 
         switch collection.strategy {

@@ -116,6 +116,17 @@ struct StrategyTests {
         }
     }
 
+    @Test("a collection acts on exactly its operations, also after they are changed")
+    func actsOnOperations() {
+        var config = Self.products(.invalidate)
+        for operations: Set<DocumentOperation> in [config.operations, [.insert], [], Set(DocumentOperation.allCases)] {
+            config.operations = operations
+            for operation in DocumentOperation.allCases {
+                #expect(config.actsOn(operation) == operations.contains(operation), "\(operation) in \(operations)")
+            }
+        }
+    }
+
     @Test("a fullDocument that is not valid BSON deletes the key under every strategy")
     func invalidDocument() throws {
         var event = try EventFixture.document("replace")
