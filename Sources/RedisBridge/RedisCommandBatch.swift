@@ -91,7 +91,9 @@ public struct RedisCommandBatch: Sendable {
 
     /// The bytes of a marker, `n` in decimal and CR LF.
     private static func lineSize(_ n: Int) -> Int {
-        var digits = 1, rest = n
+        if n < 10 { return 4 }
+        if n < 100 { return 5 }
+        var digits = 3, rest = n / 100
         while rest >= 10 {
             rest /= 10
             digits += 1
@@ -105,6 +107,11 @@ public struct RedisCommandBatch: Sendable {
 
         /// `marker`, `n` in decimal, CR LF.
         mutating func line(_ marker: UInt8, _ n: Int) {
+            if n < 10 {
+                (next[0], next[1], next[2], next[3]) = (marker, UInt8(ascii: "0") + UInt8(n), 13, 10)
+                next += 4
+                return
+            }
             let size = RedisCommandBatch.lineSize(n)
             next[0] = marker
             var rest = n, index = size - 3
