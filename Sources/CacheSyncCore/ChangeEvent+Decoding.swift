@@ -31,8 +31,13 @@ extension ChangeEvent {
     /// Decodes an event from its BSON bytes as `init(bson:)` does, in one pass over its top-level fields: fields
     /// the model does not read (and, `.forApplying`, those the applier does not read) are skipped, the operation
     /// type is read from its bytes, and the resume token, `documentKey` and `fullDocument` are checked but kept as
-    /// bytes (shared with `bsonBytes`). No tree of values is built for a well-formed event.
+    /// bytes (shared with `bsonBytes`). No tree of values is built for a well-formed event; for applying, a usual
+    /// one is read straight into the model (`usualEventForApplying`).
     public init(bsonBytes: [UInt8], decoding: Decoding = .all) throws {
+        if decoding == .forApplying, let event = Self.usualEventForApplying(bsonBytes) {
+            self = event
+            return
+        }
         var reader = BSONReader(bytes: bsonBytes)
         var fields = TopLevelFields()
         try reader.readElements { reader, type in
@@ -52,6 +57,55 @@ extension ChangeEvent {
             throw reader.fail("\(bsonBytes.count - reader.offset) trailing bytes after the event")
         }
         try self.init(consume fields)
+    }
+
+    /// What `init(bsonBytes:decoding: .forApplying)` gives, read in one pass straight into the model when the event
+    /// is well-formed and each field it reads has its usual type (a rename, which needs `to`, goes the general
+    /// way); `nil` for anything else, which the general decoding then reports. Applying decodes every event, so it
+    /// is spared the general decoding's bookkeeping of each field's type and presence.
+    private static func usualEventForApplying(_ bytes: [UInt8]) -> ChangeEvent? {
+        struct Unusual: Error {}
+        var reader = BSONReader(bytes: bytes)
+        var seen: UInt16 = 0
+        var token, documentKey: EncodedBSONDocument?
+        var operationType: OperationType?
+        var clusterTime: ClusterTime?
+        var wallTime: Int64?
+        var fullDocument = FullDocument.absent
+        do {
+            try reader.readElements { reader, type in
+                guard let name = reader.withBytes(try reader.cstringRange(), TopLevelFields.Name.init),
+                      seen & 1 << name.rawValue == 0 else {
+                    return try reader.skipValue(type: type)
+                }
+                seen |= 1 << name.rawValue
+                switch (name, type) {
+                case (.id, 0x03): token = try reader.readEncodedDocument()
+                case (.operationType, 0x02):
+                    operationType = reader.withBytes(try reader.stringRange(), OperationType.init(utf8:))
+                case (.clusterTime, 0x11):
+                    let increment = try reader.le(UInt32.self)
+                    clusterTime = .timestamp(seconds: try reader.le(UInt32.self), increment: increment)
+                case (.clusterTime, 0x09): clusterTime = .date(try reader.le(Int64.self))
+                case (.wallTime, 0x09): wallTime = try reader.le(Int64.self)
+                case (.wallTime, 0x0A): break
+                case (.ns, _), (.updateDescription, _): try reader.skipValueByLength(type: type)
+                case (.documentKey, 0x03): documentKey = try reader.readEncodedDocument()
+                case (.fullDocument, 0x03): fullDocument = .document(try reader.readEncodedDocument(checkingElements: false))
+                case (.fullDocument, 0x0A): fullDocument = .null
+                default: throw Unusual()
+                }
+            }
+        } catch {
+            return nil
+        }
+        guard reader.offset == bytes.count, let token, let operationType, operationType != .rename else { return nil }
+        let documentID = documentKey?["_id"]
+        if operationType.documentOperation != nil, documentID == nil { return nil }
+        if operationType == .delete { fullDocument = .absent }
+        return ChangeEvent(encodedResumeToken: token, operationType: operationType, clusterTime: clusterTime,
+                           wallTime: wallTime, namespace: nil, renamedTo: nil, encodedDocumentKey: documentKey,
+                           documentID: documentID, updateDescription: nil, fullDocument: fullDocument)
     }
 
     /// The top-level fields the model reads, each the first of its name, as the model's types; a field of another
@@ -136,7 +190,7 @@ extension ChangeEvent {
         }
 
         /// The name of a field the model reads.
-        enum Name: CaseIterable {
+        enum Name: Int, CaseIterable {
             case id, operationType, clusterTime, wallTime, ns, to, documentKey, updateDescription, fullDocument
 
             /// The name of `key`, `nil` for a field the model does not read.

@@ -163,6 +163,18 @@ struct ChangeEventTests {
             full.updateDescription = nil
             #expect(try ChangeEvent(bsonBytes: bytes, decoding: .forApplying) == full, "fixture \(name)")
         }
+        // The variants nx-27017 and other servers send decode the same way for applying.
+        let variants: [(field: String, value: BSONValue)] = [
+            ("wallTime", .null), ("clusterTime", .datetime(1_714_979_290_456)), ("fullDocument", .null),
+            ("operationType", .string("modify")), ("operationType", .string("delete")), ("lsid", .document(["id": .int32(1)])),
+        ]
+        for (field, value) in variants {
+            var event = try EventFixture.document("update")
+            event[field] = value
+            var full = try ChangeEvent(bsonBytes: event.bsonBytes())
+            (full.namespace, full.updateDescription) = (nil, nil)
+            #expect(try ChangeEvent(bsonBytes: event.bsonBytes(), decoding: .forApplying) == full, "\(field): \(value)")
+        }
         // A mistyped field the applier does not read fails the full decoding only, and so does broken BSON inside
         // it: applying skips it by its length. A length past the event fails both.
         var event = try EventFixture.document("update")
@@ -219,6 +231,9 @@ struct ChangeEventTests {
         let fromBytes = try ChangeEvent(bsonBytes: event.bsonBytes())
         #expect(fromBytes == (try ChangeEvent(bson: event)))
         #expect(fromBytes.operationType == .update)
+        var applied = fromBytes
+        (applied.namespace, applied.updateDescription) = (nil, nil)
+        #expect(try ChangeEvent(bsonBytes: event.bsonBytes(), decoding: .forApplying) == applied)
         guard case .document(let full) = fromBytes.fullDocument else {
             Issue.record("the first fullDocument, a document, was not kept")
             return
