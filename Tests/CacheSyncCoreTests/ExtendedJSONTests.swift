@@ -64,6 +64,31 @@ struct ExtendedJSONTests {
         #expect(!ExtendedJSON.relaxed(doc).contains("\n"))
     }
 
+    @Test("every ASCII character is escaped where it stands: in each of the eight-byte lanes and in the tail")
+    func escapingAtEveryPosition() {
+        func reference(_ byte: UInt8) -> String {
+            switch byte {
+            case 0x22: #"\""#
+            case 0x5C: #"\\"#
+            case 0x08: #"\b"#
+            case 0x0C: #"\f"#
+            case 0x0A: #"\n"#
+            case 0x0D: #"\r"#
+            case 0x09: #"\t"#
+            case 0..<0x20: "\\u00" + hexString([byte])
+            default: String(UnicodeScalar(byte))
+            }
+        }
+        for byte in UInt8(0)..<0x80 {
+            for position in 0..<17 {
+                var text = Array(repeating: UInt8(ascii: "a"), count: 17)
+                text[position] = byte
+                let expected = "\"" + text.map(reference).joined() + "\""
+                #expect(ExtendedJSON.quoted(String(decoding: text, as: UTF8.self)) == expected, "\(byte) at \(position)")
+            }
+        }
+    }
+
     @Test("a document larger than the writer's first buffer is written whole")
     func growsItsBuffer() {
         let long = String(repeating: "é", count: 3000)
