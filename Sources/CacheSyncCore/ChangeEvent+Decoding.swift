@@ -34,9 +34,13 @@ extension ChangeEvent {
     /// bytes (shared with `bsonBytes`). No tree of values is built for a well-formed event; for applying, a usual
     /// one is read straight into the model (`usualEventForApplying`).
     public init(bsonBytes: [UInt8], decoding: Decoding = .all) throws {
-        if decoding == .forApplying, let event = Self.usualEventForApplying(bsonBytes) {
-            self = event
-            return
+        if decoding == .forApplying {
+            do {
+                self = try Self.usualEventForApplying(bsonBytes)
+                return
+            } catch {
+                // Unusual or wrong: the general decoding below says what.
+            }
         }
         var reader = BSONReader(bytes: bsonBytes)
         var fields = TopLevelFields()
@@ -61,52 +65,55 @@ extension ChangeEvent {
 
     /// What `init(bsonBytes:decoding: .forApplying)` gives, read in one pass straight into the model when the event
     /// is well-formed and each field it reads has its usual type (a rename, which needs `to`, goes the general
-    /// way); `nil` for anything else, which the general decoding then reports. Applying decodes every event, so it
-    /// is spared the general decoding's bookkeeping of each field's type and presence.
-    private static func usualEventForApplying(_ bytes: [UInt8]) -> ChangeEvent? {
-        struct Unusual: Error {}
+    /// way); for anything else it throws `Unusual` (rather than returning an optional, which would copy the event),
+    /// and the general decoding reports what is wrong. Applying decodes every event, so it is spared the general
+    /// decoding's bookkeeping of each field's type and presence.
+    private static func usualEventForApplying(_ bytes: [UInt8]) throws -> ChangeEvent {
         var reader = BSONReader(bytes: bytes)
         var seen: UInt16 = 0
         var token, documentKey: EncodedBSONDocument?
+        var documentID: BSONValue?
         var operationType: OperationType?
         var clusterTime: ClusterTime?
         var wallTime: Int64?
         var fullDocument = FullDocument.absent
-        do {
-            try reader.readElements { reader, type in
-                guard let name = reader.withBytes(try reader.cstringRange(), TopLevelFields.Name.init),
-                      seen & 1 << name.rawValue == 0 else {
-                    return try reader.skipValue(type: type)
-                }
-                seen |= 1 << name.rawValue
-                switch (name, type) {
-                case (.id, 0x03): token = try reader.readEncodedDocument()
-                case (.operationType, 0x02):
-                    operationType = reader.withBytes(try reader.stringRange(), OperationType.init(utf8:))
-                case (.clusterTime, 0x11):
-                    let increment = try reader.le(UInt32.self)
-                    clusterTime = .timestamp(seconds: try reader.le(UInt32.self), increment: increment)
-                case (.clusterTime, 0x09): clusterTime = .date(try reader.le(Int64.self))
-                case (.wallTime, 0x09): wallTime = try reader.le(Int64.self)
-                case (.wallTime, 0x0A): break
-                case (.ns, _), (.updateDescription, _): try reader.skipValueByLength(type: type)
-                case (.documentKey, 0x03): documentKey = try reader.readEncodedDocument()
-                case (.fullDocument, 0x03): fullDocument = .document(try reader.readEncodedDocument(checkingElements: false))
-                case (.fullDocument, 0x0A): fullDocument = .null
-                default: throw Unusual()
-                }
+        try reader.readElements { reader, type in
+            guard let name = reader.withBytes(try reader.cstringRange(), TopLevelFields.Name.init),
+                  seen & 1 << name.rawValue == 0 else {
+                return try reader.skipValue(type: type)
             }
-        } catch {
-            return nil
+            seen |= 1 << name.rawValue
+            switch (name, type) {
+            case (.id, 0x03): token = try reader.readEncodedDocument()
+            case (.operationType, 0x02):
+                operationType = reader.withBytes(try reader.stringRange(), OperationType.init(utf8:))
+            case (.clusterTime, 0x11):
+                let increment = try reader.le(UInt32.self)
+                clusterTime = .timestamp(seconds: try reader.le(UInt32.self), increment: increment)
+            case (.clusterTime, 0x09): clusterTime = .date(try reader.le(Int64.self))
+            case (.wallTime, 0x09): wallTime = try reader.le(Int64.self)
+            case (.wallTime, 0x0A): break
+            case (.ns, _), (.updateDescription, _): try reader.skipValueByLength(type: type)
+            case (.documentKey, 0x03):
+                // Finding `_id` walks and checks the whole key; without one (or broken) it goes the general way.
+                let key = try reader.readEncodedDocument(checkingElements: false)
+                guard let id = key["_id"] else { throw Unusual() }
+                (documentKey, documentID) = (key, id)
+            case (.fullDocument, 0x03): fullDocument = .document(try reader.readEncodedDocument(checkingElements: false))
+            case (.fullDocument, 0x0A): fullDocument = .null
+            default: throw Unusual()
+            }
         }
-        guard reader.offset == bytes.count, let token, let operationType, operationType != .rename else { return nil }
-        let documentID = documentKey?["_id"]
-        if operationType.documentOperation != nil, documentID == nil { return nil }
+        guard reader.offset == bytes.count, let token, let operationType, operationType != .rename else { throw Unusual() }
+        if operationType.documentOperation != nil, documentID == nil { throw Unusual() }
         if operationType == .delete { fullDocument = .absent }
         return ChangeEvent(encodedResumeToken: token, operationType: operationType, clusterTime: clusterTime,
                            wallTime: wallTime, namespace: nil, renamedTo: nil, encodedDocumentKey: documentKey,
                            documentID: documentID, updateDescription: nil, fullDocument: fullDocument)
     }
+
+    /// Why `usualEventForApplying` leaves an event to the general decoding.
+    private struct Unusual: Error {}
 
     /// The top-level fields the model reads, each the first of its name, as the model's types; a field of another
     /// BSON type keeps its value for the error.

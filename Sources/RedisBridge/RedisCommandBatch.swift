@@ -42,6 +42,15 @@ public struct RedisCommandBatch: Sendable {
         append(arguments)
     }
 
+    /// Appends a command of a name and one argument (`UNLINK <key>`), the most common shape, without an array.
+    public mutating func append(_ name: String, _ argument: String) {
+        var name = name, argument = argument
+        write(arguments: 2, size: Self.lineSize(2) + Self.argumentSize(name.utf8.count) + Self.argumentSize(argument.utf8.count)) { out in
+            name.withUTF8 { out.argument($0) }
+            argument.withUTF8 { out.argument($0) }
+        }
+    }
+
     /// Appends one command whose arguments are `arguments`' UTF-8 bytes.
     public mutating func append(_ arguments: [String]) {
         let size = arguments.reduce(Self.lineSize(arguments.count)) { $0 + Self.argumentSize($1.utf8.count) }

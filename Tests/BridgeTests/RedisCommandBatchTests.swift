@@ -9,6 +9,9 @@ struct RedisCommandBatchTests {
         batch.append("SET", "k", String(repeating: "v", count: 12_345), "EX", "0")
         batch.append(["UNLINK", "é"])
         #expect(batch.count == 2)
+        var pair = RedisCommandBatch()
+        pair.append("UNLINK", "é")
+        #expect(pair.bytes == RedisCommandBatch([["UNLINK", "é"].map { Array($0.utf8) }]).bytes && pair.count == 1)
         let expected = "*5\r\n$3\r\nSET\r\n$1\r\nk\r\n$12345\r\n" + String(repeating: "v", count: 12_345)
             + "\r\n$2\r\nEX\r\n$1\r\n0\r\n*2\r\n$6\r\nUNLINK\r\n$2\r\né\r\n"
         #expect(String(decoding: batch.bytes, as: UTF8.self) == expected)
