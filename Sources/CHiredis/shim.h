@@ -27,12 +27,12 @@ typedef struct {
 
 /* Notes a reply of `type` in the summary the reader's privdata points to. What it returns stands for the reply and
    is never dereferenced; it is not NULL, which hiredis would take for "out of memory". */
-static void *cs_summary_note(const redisReadTask *task, int type) {
+static inline void *cs_summary_note(const redisReadTask *task, int type) {
     if (task->parent == NULL) ((cs_reply_summary *)task->privdata)->type = type;
     return (void *)(size_t)type;
 }
 
-static void *cs_summary_string(const redisReadTask *task, char *str, size_t len) {
+static inline void *cs_summary_string(const redisReadTask *task, char *str, size_t len) {
     cs_reply_summary *summary = task->privdata;
     if (task->type == REDIS_REPLY_ERROR && summary->errors++ == 0) {
         summary->errorLength = len < sizeof summary->error ? len : sizeof summary->error;
@@ -41,19 +41,19 @@ static void *cs_summary_string(const redisReadTask *task, char *str, size_t len)
     return cs_summary_note(task, task->type);
 }
 
-static void *cs_summary_array(const redisReadTask *task, int elements) {
+static inline void *cs_summary_array(const redisReadTask *task, int elements) {
     if (task->parent == NULL) ((cs_reply_summary *)task->privdata)->elements = elements;
     return cs_summary_note(task, REDIS_REPLY_ARRAY);
 }
 
-static void *cs_summary_integer(const redisReadTask *task, long long value) {
+static inline void *cs_summary_integer(const redisReadTask *task, long long value) {
     (void)value;
     return cs_summary_note(task, REDIS_REPLY_INTEGER);
 }
 
-static void *cs_summary_nil(const redisReadTask *task) { return cs_summary_note(task, REDIS_REPLY_NIL); }
+static inline void *cs_summary_nil(const redisReadTask *task) { return cs_summary_note(task, REDIS_REPLY_NIL); }
 
-static void cs_summary_free(void *reply) { (void)reply; }
+static inline void cs_summary_free(void *reply) { (void)reply; }
 
 /* Reply functions that summarize a reply into the reader's privdata (a cs_reply_summary) instead of building it. */
 static inline redisReplyObjectFunctions *cs_summary_functions(void) {
