@@ -44,6 +44,8 @@ RUN groupadd --system --gid 10001 cachesync \
 COPY --from=build /out/cachesync /usr/local/bin/cachesync
 
 ENV CACHESYNC_CONFIG=/etc/cachesync/cachesync.yaml
+# No libmongoc performance counters in /dev/shm: a file per process, left behind when one is killed (scripts/env.sh).
+ENV MONGOC_DISABLE_SHM=1
 USER 10001:10001
 EXPOSE 9464
 ENTRYPOINT ["cachesync", "run"]
