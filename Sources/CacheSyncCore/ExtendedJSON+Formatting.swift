@@ -31,9 +31,10 @@ extension ExtendedJSON {
         return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 24) { text in
             var index = 0
             func digits(_ value: Int, _ width: Int, then separator: UInt8) {
-                var rest = value
-                for position in stride(from: index + width - 1, through: index, by: -1) {
-                    text[position] = UInt8(ascii: "0") + UInt8(rest % 10)
+                var rest = value, position = index + width
+                while position > index {
+                    position -= 1
+                    text[position] = UInt8(truncatingIfNeeded: 0x30 + rest % 10)
                     rest /= 10
                 }
                 text[index + width] = separator
