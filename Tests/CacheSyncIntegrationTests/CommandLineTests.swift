@@ -108,4 +108,17 @@ struct CommandLineTests {
         #expect(sidecar.process.exitStatus == 1)
         #expect(sidecar.log.contains("http.listen 127.0.0.1:\(port): cannot serve the HTTP API"), "\(sidecar.log.suffix(2000))")
     }
+
+    @Test("a running cachesync keeps no libmongoc counters file in /dev/shm (one left by a killed process made a later one warn)")
+    func noSharedMemoryCounters() throws {
+        let config = Self.valid.replacingOccurrences(of: "collections:", with: "http:\n  listen: \"127.0.0.1:\(try FreePort.next())\"\ncollections:")
+            .replacingOccurrences(of: "127.0.0.1:27017", with: "127.0.0.1:1")
+            .replacingOccurrences(of: "127.0.0.1:6379", with: "127.0.0.1:1")
+        let sidecar = try CacheSyncProcess(config: config)
+        try sidecar.start()
+        #expect(sidecar.waitForLog("redis", timeout: .seconds(15)), "\(sidecar.log.suffix(2000))")
+        let pid = try #require(sidecar.process.pid, "cachesync exited: \(sidecar.log.suffix(2000))")
+        #expect(!FileManager.default.fileExists(atPath: "/dev/shm/mongoc-\(pid)"))
+        #expect(!sidecar.log.contains("Falling back to malloc for counters"))
+    }
 }
