@@ -34,6 +34,8 @@ struct ApplyBenchmark {
     /// Distinct documents the events cycle through: a multiple of the batch size, so batch contents repeat.
     let distinctIDs = 256 * 40
     let batchSize = 256
+    /// The lease value the pipeline is fenced with (`<instanceId>|<epoch>`).
+    static let leaseHolder = "bench|1"
 
     /// The config both loops use: one collection per strategy, the default key layout and TTL tiers.
     var config: CacheSyncConfig {
@@ -73,6 +75,10 @@ struct ApplyBenchmark {
                 let pipelineCPU0 = try redisCPUMicros(redis)
                 let pipeline = ChangePipeline(collection: collection, config: config, redis: redis, telemetry: telemetry,
                                               logger: logger, limits: limits)
+                // Fenced by the collection's lease, as the watcher is by default: this instance holds it.
+                let lease = SyncKeys(checkpointPrefix: config.checkpoint.keyPrefix, namespace: collection.namespace).leader
+                _ = try redis.command(["SET", lease, Self.leaseHolder])
+                pipeline.fence = { Self.leaseHolder }
                 let started = Measure.now(), startedCPU = Measure.threadCPUSeconds()
                 var applied = 0
                 while case .applied(let count) = try pipeline.pump(source) { applied += count }

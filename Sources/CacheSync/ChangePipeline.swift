@@ -35,7 +35,7 @@ public final class ChangePipeline {
     let applier: BatchApplier
     let limits: Limits
     /// The lease value batches are fenced with; `nil` writes unfenced.
-    var fence: () -> String? = { nil }
+    public var fence: () -> String? = { nil }
     /// Test-only: seconds to wait between reading a batch and applying it.
     var testApplyDelay = 0.0
     /// The last resume token checkpointed (or loaded), so an idle stream saves only a newer one.
