@@ -43,10 +43,10 @@ struct BatchApplier {
         try check(redis.transaction(commands, onlyIf: condition(fence)))
     }
 
-    /// `apply` without waiting for Redis: returns once the transaction is written (`false` when there was nothing
-    /// to write); `awaitSent()` takes its outcome. A fence that fails already throws here.
-    func send(_ ops: [CacheOp], checkpoint: CheckpointChange, events: Int, fence: String?) throws(RedisError) -> Bool {
-        let commands = commands(ops, checkpoint: checkpoint, events: events)
+    /// `apply` of the `commands(_:checkpoint:events:)` of a batch without waiting for Redis: returns once the
+    /// transaction is written (`false` when there was nothing to write); `awaitSent()` takes its outcome. A fence
+    /// that fails already throws here.
+    func send(_ commands: RedisCommandBatch, fence: String?) throws(RedisError) -> Bool {
         guard commands.count > 0 else { return false }
         guard try redis.sendTransaction(commands, onlyIf: condition(fence)) else { throw fenced }
         return true
@@ -60,7 +60,7 @@ struct BatchApplier {
     /// The transaction's commands: each op's write in order, one `UNLINK` of their read-through leases (removing
     /// a lease commutes with every write, and the transaction applies them together), then the checkpoint and
     /// the counters.
-    private func commands(_ ops: [CacheOp], checkpoint: CheckpointChange, events: Int) -> RedisCommandBatch {
+    func commands(_ ops: [CacheOp], checkpoint: CheckpointChange, events: Int) -> RedisCommandBatch {
         var commands = RedisCommandBatch()
         // The values, the keys (twice: the lease key too) and, per op, room for the command names and lengths.
         commands.reserveCapacity(ops.reduce(256) { bytes, op in

@@ -211,8 +211,9 @@ public final class ChangePipeline {
     /// Plans and applies the pending document events with the last one's token, in one transaction. Events
     /// without a decoded document operation (undecodable, unknown type) only carry their token.
     ///
-    /// The events are planned (the documents' JSON above all) while Redis still runs the batch in flight; its
-    /// outcome is taken before the access counters are read and the TTLs that follow them are set.
+    /// The events are planned (the documents' JSON above all) and their commands laid out while Redis still runs
+    /// the batch in flight; its outcome is taken before the access counters are read, so the commands of a batch
+    /// whose TTLs follow them are laid out after it.
     private func applyPending(_ pending: ArraySlice<Item>) throws {
         guard !pending.isEmpty else { return }
         let started = Date()
@@ -238,12 +239,6 @@ public final class ChangePipeline {
             }
             eventTime = event.eventTimeSeconds
         }
-        let planning = Date().timeIntervalSince(started)
-        try finishInFlight()
-        let sending = Date()
-        for (index, count) in zip(countedOps, try applier.accessCounts(ofKeys: countedKeys)) {
-            ops[index] = Strategy.withAccessCount(count, ops[index], collection: collection)
-        }
         let token = pending.reversed().lazy.compactMap(\.token).first
         let change: BatchApplier.CheckpointChange = token.map { .set(.resumeAfter($0)) } ?? .keep
         var writes = TallyByName()
@@ -257,7 +252,17 @@ public final class ChangePipeline {
             default: break
             }
         }
-        if try applier.send(ops, checkpoint: change, events: pending.count, fence: fence()) {
+        var commands = countedOps.isEmpty ? applier.commands(ops, checkpoint: change, events: pending.count) : nil
+        let planning = Date().timeIntervalSince(started)
+        try finishInFlight()
+        let sending = Date()
+        if commands == nil {
+            for (index, count) in zip(countedOps, try applier.accessCounts(ofKeys: countedKeys)) {
+                ops[index] = Strategy.withAccessCount(count, ops[index], collection: collection)
+            }
+            commands = applier.commands(ops, checkpoint: change, events: pending.count)
+        }
+        if try applier.send(commands!, fence: fence()) {
             let sentAt = Date()
             inFlight = InFlight(token: token, writes: writes, sendSeconds: planning + sentAt.timeIntervalSince(sending),
                                 sentAt: sentAt, eventTime: eventTime)
