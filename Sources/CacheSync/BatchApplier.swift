@@ -26,12 +26,12 @@ struct BatchApplier {
     }
 
     /// The access counts of the cache keys `keyTexts` (their `<key>:access_count` counters) in one round trip
-    /// (`MGET`); a missing counter is 0.
+    /// (`MGET`, which leaves the guard of the next transaction sent ahead); a missing counter is 0.
     func accessCounts(ofKeys keyTexts: [String]) throws(RedisError) -> [Int] {
         guard !keyTexts.isEmpty else { return [] }
         var mget = RedisCommandBatch()
         mget.append("MGET", keyTexts, suffix: CacheKey.accessCountSuffix)
-        let reply = try redis.command(mget)
+        let reply = try redis.readOnlyCommand(mget)
         return (reply.array ?? []).map { counter in counter.bytes.flatMap { Int(String(decoding: $0, as: UTF8.self)) } ?? 0 }
     }
 

@@ -22,6 +22,12 @@ public final class RedisConnection: @unchecked Sendable {
     private var unreadReplies: Int?
     /// The sent transaction's outcome, once its replies are read and until `awaitTransaction` takes it.
     private var sentOutcome: Result<Int?, RedisError>?
+    /// The guard a guarded `sendTransaction` sent behind its `EXEC` for the next transaction: `WATCH` and `GET` of
+    /// its key; `current` is `GET`'s reply once read (`nil` until then, or when `WATCH` failed). While it is set the
+    /// `WATCH` holds on the server: the next transaction guarded by the same key checks `current` instead of a
+    /// round trip, and every other call but `readOnlyCommand` undoes it first (`UNWATCH`), since a write of
+    /// ours to the key would abort that transaction and an unguarded `EXEC` must not be watched.
+    private var guardAhead: (key: [UInt8], current: RedisReply?)?
 
     /// Creates a connection; with `connectNow` it connects at once and throws if that fails.
     public init(options: RedisConnectionOptions, connectNow: Bool = true) throws(RedisError) {
@@ -54,9 +60,19 @@ public final class RedisConnection: @unchecked Sendable {
 
     /// `command` of the one command in `laidOut` (such as `RedisCommandBatch.append(_:_:suffix:)` lays out).
     public func command(_ laidOut: RedisCommandBatch) throws(RedisError) -> RedisReply {
+        try command(laidOut, keepingGuardAhead: false)
+    }
+
+    /// `command(_:)` for a command that writes nothing (`GET`, `MGET`): a guard `sendTransaction` sent ahead stays
+    /// armed, since such a command cannot change the guarded key.
+    public func readOnlyCommand(_ laidOut: RedisCommandBatch) throws(RedisError) -> RedisReply {
+        try command(laidOut, keepingGuardAhead: true)
+    }
+
+    private func command(_ laidOut: RedisCommandBatch, keepingGuardAhead: Bool) throws(RedisError) -> RedisReply {
         precondition(laidOut.count == 1, "command(_:) sends exactly one command")
         let reply = try locked { () throws(RedisError) -> RedisReply in
-            try roundTrip(try connectedContext(), laidOut)[0]
+            try roundTrip(try connectedContext(keepingGuardAhead: keepingGuardAhead), laidOut)[0]
         }
         if case .error(let text) = reply {
             throw RedisError.fromReply(text, endpoint: options.endpoint, redacting: options.password)
@@ -91,7 +107,8 @@ public final class RedisConnection: @unchecked Sendable {
     public func transaction(_ commands: RedisCommandBatch, onlyIf condition: (key: [UInt8], value: [UInt8])? = nil)
         throws(RedisError) -> [RedisReply]? {
         try locked { () throws(RedisError) -> [RedisReply]? in
-            let context = try connectedContext()
+            try checkNoEmptyCommand(commands)
+            let context = try connectedContext(keepingGuardAhead: true)
             guard try guardHolds(context, condition) else { return nil }
             let count = try appendTransaction(context, commands)
             return try readExecOutcome(context, count)
@@ -99,18 +116,29 @@ public final class RedisConnection: @unchecked Sendable {
     }
 
     /// Starts `transaction(_:onlyIf:)` and returns once it is written, so the caller can work while Redis runs
-    /// it; `false` (nothing sent) when the guard does not hold. The guard's `WATCH` and `GET` still take a round
-    /// trip first. Take the outcome with `awaitTransaction()` before sending the next one; any other call on this
-    /// connection reads the replies first (keeping the outcome), so commands never overtake the transaction.
+    /// it; `false` (nothing sent) when the guard does not hold. Take the outcome with `awaitTransaction()` before
+    /// sending the next one; any other call on this connection reads the replies first (keeping the outcome), so
+    /// commands never overtake the transaction.
+    ///
+    /// A guarded transaction sends the next one's guard behind its `EXEC` (`WATCH` and `GET` of the key): when
+    /// the next call is another guarded transaction on the same key (or a `readOnlyCommand`s first), its guard is
+    /// checked without a round trip — the key held the value after this `EXEC` and has not changed since, or
+    /// the `WATCH` aborts that transaction. Any other call undoes the guard sent ahead first.
     public func sendTransaction(_ commands: RedisCommandBatch, onlyIf condition: (key: [UInt8], value: [UInt8])? = nil)
         throws(RedisError) -> Bool {
         try locked { () throws(RedisError) -> Bool in
-            let context = try connectedContext()
+            let context = try connectedContext(keepingGuardAhead: true)
             guard sentOutcome == nil else {
                 throw RedisError.invalidCommand("the previous transaction's outcome was not taken", endpoint: options.endpoint)
             }
+            try checkNoEmptyCommand(commands)
             guard try guardHolds(context, condition) else { return false }
-            let count = try appendTransaction(context, commands)
+            var count = try appendTransaction(context, commands)
+            if let condition {
+                try append(context, Self.guardCommands(condition.key), dropOnFailure: true)
+                guardAhead = (key: condition.key, current: nil)
+                count += 2
+            }
             var done: Int32 = 0
             while done == 0 {
                 if redisBufferWrite(context, &done) != REDIS_OK { throw transportFailure(context, dropOnFailure: true) }
@@ -144,10 +172,10 @@ public final class RedisConnection: @unchecked Sendable {
     }
 
     /// Appends `MULTI`, the commands and `EXEC` (the commands' bytes as they are, not copied into a new batch);
-    /// returns how many replies they produce.
+    /// returns how many replies they produce. The caller checked the commands (`checkNoEmptyCommand`) before
+    /// its guard, which an empty command must not leave `WATCH`ed.
     private func appendTransaction(_ context: UnsafeMutablePointer<redisContext>, _ commands: RedisCommandBatch)
         throws(RedisError) -> Int {
-        try checkNoEmptyCommand(commands)
         try append(context, Self.multi, dropOnFailure: true)
         try append(context, commands, dropOnFailure: true)
         try append(context, Self.exec, dropOnFailure: true)
@@ -156,19 +184,44 @@ public final class RedisConnection: @unchecked Sendable {
 
     private static let multi = RedisCommandBatch([[Array("MULTI".utf8)]])
     private static let exec = RedisCommandBatch([[Array("EXEC".utf8)]])
+    private static let unwatch = RedisCommandBatch([[Array("UNWATCH".utf8)]])
 
-    /// With a condition, `WATCH` and `GET` its key; whether it holds the value. When it does not, the `WATCH` is
-    /// undone at once: it would abort the next transaction on this connection.
+    /// `WATCH` and `GET` of a guard's key.
+    private static func guardCommands(_ key: [UInt8]) -> RedisCommandBatch {
+        RedisCommandBatch([[Array("WATCH".utf8), key], [Array("GET".utf8), key]])
+    }
+
+    /// With a condition, whether its key holds the value, `WATCH`ed until the next `EXEC`: from the guard sent
+    /// ahead when it is for the same key, else `WATCH` and `GET` in a round trip. When it does not hold, the
+    /// `WATCH` is undone at once: it would abort the next transaction on this connection.
     private func guardHolds(_ context: UnsafeMutablePointer<redisContext>, _ condition: (key: [UInt8], value: [UInt8])?)
         throws(RedisError) -> Bool {
-        guard let condition else { return true }
-        let replies = try roundTrip(context, [[Array("WATCH".utf8), condition.key], [Array("GET".utf8), condition.key]])
-        if replies[0] == .status("OK"), case .string(let current) = replies[1], current == condition.value { return true }
-        _ = try roundTrip(context, [[Array("UNWATCH".utf8)]])
-        for case .error(let text) in replies {
+        guard let condition else {
+            try disarmGuardAhead(context)
+            return true
+        }
+        let current: RedisReply
+        if let ahead = guardAhead, ahead.key == condition.key, let read = ahead.current {
+            guardAhead = nil
+            current = read
+        } else {
+            try disarmGuardAhead(context)
+            let replies = try roundTrip(context, Self.guardCommands(condition.key))
+            current = replies[0] == .status("OK") ? replies[1] : replies[0]
+        }
+        if case .string(let value) = current, value == condition.value { return true }
+        _ = try roundTrip(context, Self.unwatch)
+        if case .error(let text) = current {
             throw RedisError.fromReply(text, endpoint: options.endpoint, redacting: options.password)
         }
         return false
+    }
+
+    /// Undoes the guard sent ahead, if any (`UNWATCH`). Call with its replies read.
+    private func disarmGuardAhead(_ context: UnsafeMutablePointer<redisContext>) throws(RedisError) {
+        guard guardAhead != nil else { return }
+        guardAhead = nil
+        _ = try roundTrip(context, Self.unwatch)
     }
 
     /// The results of a framed transaction from its `count` replies; `nil` when `EXEC` was aborted by a changed
@@ -189,14 +242,23 @@ public final class RedisConnection: @unchecked Sendable {
         }
     }
 
-    /// Reads the sent transaction's replies into `sentOutcome`. Call with the lock held.
+    /// Reads the sent transaction's replies into `sentOutcome`, and those of the guard sent behind it into
+    /// `guardAhead`. Call with the lock held.
     private func readSentReplies(_ context: UnsafeMutablePointer<redisContext>) {
         guard let count = unreadReplies else { return }
         unreadReplies = nil
+        let guardReplies = guardAhead == nil ? 0 : 2
         do {
-            sentOutcome = .success(try readExecSummary(context, count))
+            sentOutcome = .success(try readExecSummary(context, count - guardReplies))
         } catch {
             sentOutcome = .failure(error)
+        }
+        guard guardReplies > 0, self.context != nil else { return }
+        do {
+            let replies = try readReplies(context, guardReplies, dropOnFailure: true)
+            guardAhead?.current = replies[0] == .status("OK") ? replies[1] : replies[0]
+        } catch {
+            // The context is dropped, and the guard with it.
         }
     }
 
@@ -242,10 +304,14 @@ public final class RedisConnection: @unchecked Sendable {
         return try body()
     }
 
-    /// The live context, connecting first when there is none. Call with the lock held.
-    private func connectedContext() throws(RedisError) -> UnsafeMutablePointer<redisContext> {
+    /// The live context, connecting first when there is none, with a sent transaction's replies read and, unless
+    /// `keepingGuardAhead`, the guard sent ahead undone. Call with the lock held.
+    private func connectedContext(keepingGuardAhead: Bool = false) throws(RedisError) -> UnsafeMutablePointer<redisContext> {
         if let context, unreadReplies != nil { readSentReplies(context) }
-        if let context { return context }
+        if let context {
+            if !keepingGuardAhead { try disarmGuardAhead(context) }
+            return context
+        }
         let fresh = try openContext()
         do {
             try handshake(fresh)
@@ -418,6 +484,7 @@ public final class RedisConnection: @unchecked Sendable {
     private func dropContext() {
         if let context { redisFree(context) }
         context = nil
+        guardAhead = nil
         if unreadReplies != nil {
             unreadReplies = nil
             sentOutcome = .failure(RedisError(kind: .io, endpoint: options.endpoint,

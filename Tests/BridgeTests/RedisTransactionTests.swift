@@ -146,4 +146,71 @@ struct RedisTransactionTests {
             #expect(try connection.command(["PING"]) == .status("PONG"), "the connection reads on after the outcome")
         }
     }
+
+    @Test("the guard sent behind a transaction serves the next one on the same key: read before a change, which its WATCH still fences")
+    func guardAheadFences() throws {
+        try withRedisServer { server in
+            let connection = try server.connect(), other = try server.connect()
+            let guardKey = server.key("lease"), key = server.key("sent"), counter = server.key("count")
+            let lease = (key: bytes(guardKey), value: bytes("me|1"))
+            _ = try connection.command(["SET", guardKey, "me|1"])
+            var first = RedisCommandBatch()
+            first.append("SET", key, "first")
+            #expect(try connection.sendTransaction(first, onlyIf: lease))
+            #expect(try connection.awaitTransaction() == 1)
+            #expect(try connection.readOnlyCommand(RedisCommandBatch([[bytes("MGET"), bytes(counter)]])) == .array([.null]))
+
+            _ = try other.command(["SET", guardKey, "other|2"])
+            var second = RedisCommandBatch()
+            second.append("SET", key, "second")
+            // A fresh `GET` would see `other|2` and send nothing: the guard read after the first `EXEC` says `me|1`.
+            #expect(try connection.sendTransaction(second, onlyIf: lease), "checked from the guard sent ahead")
+            #expect(try connection.awaitTransaction() == nil, "the WATCH sent ahead saw the change")
+            #expect(try connection.command(["GET", key]).text == "first")
+
+            #expect(try connection.sendTransaction(second, onlyIf: lease) == false, "the next guard is checked afresh")
+            #expect(try connection.transaction([[bytes("SET"), bytes(key), bytes("unguarded")]]) == [.status("OK")])
+        }
+    }
+
+    @Test("a guard sent ahead is undone by any other call: our own write to its key, an unguarded transaction")
+    func guardAheadUndone() throws {
+        try withRedisServer { server in
+            let connection = try server.connect(), other = try server.connect()
+            let guardKey = server.key("lease"), key = server.key("sent")
+            let lease = (key: bytes(guardKey), value: bytes("me|1"))
+            _ = try connection.command(["SET", guardKey, "me|1"])
+            var batch = RedisCommandBatch()
+            batch.append("INCR", key)
+            #expect(try connection.sendTransaction(batch, onlyIf: lease))
+            #expect(try connection.awaitTransaction() == 1)
+            // A lease renewal writes the key; left WATCHed, it would abort the next transaction.
+            _ = try connection.command(["PEXPIRE", guardKey, "60000"])
+            #expect(try connection.sendTransaction(batch, onlyIf: lease))
+            #expect(try connection.awaitTransaction() == 1, "checked afresh after our own write")
+
+            _ = try other.command(["SET", guardKey, "other|2"])
+            #expect(try connection.transaction(batch) == [.integer(3)], "an unguarded transaction is not WATCHed")
+        }
+    }
+
+    @Test("a transaction that changes its own guard's key: the guard sent behind it refuses the next one at once")
+    func guardAheadRefuses() throws {
+        try withRedisServer { server in
+            let connection = try server.connect(), other = try server.connect()
+            let guardKey = server.key("lease"), key = server.key("sent")
+            let lease = (key: bytes(guardKey), value: bytes("me|1"))
+            _ = try connection.command(["SET", guardKey, "me|1"])
+            var handOver = RedisCommandBatch()
+            handOver.append("SET", guardKey, "other|2")
+            #expect(try connection.sendTransaction(handOver, onlyIf: lease))
+            #expect(try connection.awaitTransaction() == 1)
+            var write = RedisCommandBatch()
+            write.append("SET", key, "x")
+            #expect(try connection.transaction(write, onlyIf: lease) == nil)
+            #expect(try connection.command(["EXISTS", key]) == .integer(0))
+            _ = try other.command(["SET", guardKey, "third|3"])
+            #expect(try connection.transaction(write) == [.status("OK")], "the refused guard's WATCH was undone")
+        }
+    }
 }
