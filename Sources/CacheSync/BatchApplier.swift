@@ -74,7 +74,7 @@ struct BatchApplier {
         written.reserveCapacity(ops.count)
         for op in ops {
             switch op {
-            case .set(let key, let value, let ttl): commands.append("SET", key.text, value, "EX", String(ttl))
+            case .set(let key, let value, let ttl): commands.append("SET", key.text, value, "EX", ttl)
             case .refresh(let key, let value): commands.append("SET", key.text, value, "XX", "KEEPTTL")
             case .delete(let key, _): commands.append("UNLINK", key.text)
             case .skip, .flushCollection: continue

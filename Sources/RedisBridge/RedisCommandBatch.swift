@@ -51,6 +51,37 @@ public struct RedisCommandBatch: Sendable {
         }
     }
 
+    /// Appends a command of a name and four arguments (`SET <key> <value> XX KEEPTTL`) without an array.
+    public mutating func append(_ name: String, _ first: String, _ second: String, _ third: String, _ fourth: String) {
+        var fourth = fourth
+        let size = Self.argumentSize(fourth.utf8.count)
+        append(name, first, second, third, lastSize: size) { out in fourth.withUTF8 { out.argument($0) } }
+    }
+
+    /// Appends a command of a name and four arguments, the last a number in decimal (`SET <key> <value> EX
+    /// <seconds>`), without an array or the number's text. `number` is at least 0.
+    public mutating func append(_ name: String, _ first: String, _ second: String, _ third: String, _ number: Int) {
+        precondition(number >= 0, "a number argument is at least 0")
+        let size = Self.argumentSize(Self.lineSize(number) - 3)
+        append(name, first, second, third, lastSize: size) { out in out.argument(number: number) }
+    }
+
+    /// A command of a name, three arguments and a last one of `lastSize` protocol bytes that `writeLast` writes.
+    @inline(__always)
+    private mutating func append(_ name: String, _ first: String, _ second: String, _ third: String, lastSize: Int,
+                                 _ writeLast: (inout Writer) -> Void) {
+        var name = name, first = first, second = second, third = third
+        let size = Self.lineSize(5) + Self.argumentSize(name.utf8.count) + Self.argumentSize(first.utf8.count)
+            + Self.argumentSize(second.utf8.count) + Self.argumentSize(third.utf8.count) + lastSize
+        write(arguments: 5, size: size) { out in
+            name.withUTF8 { out.argument($0) }
+            first.withUTF8 { out.argument($0) }
+            second.withUTF8 { out.argument($0) }
+            third.withUTF8 { out.argument($0) }
+            writeLast(&out)
+        }
+    }
+
     /// Appends one command whose arguments are `arguments`' UTF-8 bytes.
     public mutating func append(_ arguments: [String]) {
         let size = arguments.reduce(Self.lineSize(arguments.count)) { $0 + Self.argumentSize($1.utf8.count) }
@@ -121,17 +152,37 @@ public struct RedisCommandBatch: Sendable {
                 next += 4
                 return
             }
-            let size = RedisCommandBatch.lineSize(n)
             next[0] = marker
-            var rest = n, index = size - 3
+            next += 1
+            decimal(n)
+            endLine()
+        }
+
+        /// `n` (at least 0) in decimal.
+        @inline(__always)
+        private mutating func decimal(_ n: Int) {
+            let digits = RedisCommandBatch.lineSize(n) - 3
+            var rest = n, index = digits
             repeat {
+                index -= 1
                 next[index] = UInt8(ascii: "0") + UInt8(rest % 10)
                 rest /= 10
-                index -= 1
             } while rest > 0
-            next[size - 2] = 13
-            next[size - 1] = 10
-            next += size
+            next += digits
+        }
+
+        @inline(__always)
+        private mutating func endLine() {
+            next[0] = 13
+            next[1] = 10
+            next += 2
+        }
+
+        /// `n` (at least 0) in decimal as an argument: `$<digits>` CR LF, the digits, CR LF.
+        mutating func argument(number n: Int) {
+            line(UInt8(ascii: "$"), RedisCommandBatch.lineSize(n) - 3)
+            decimal(n)
+            endLine()
         }
 
         /// `$<length>`, the argument (`suffix` after it, if any), CR LF.
@@ -139,9 +190,7 @@ public struct RedisCommandBatch: Sendable {
             line(UInt8(ascii: "$"), argument.count + (suffix?.count ?? 0))
             copy(argument)
             if let suffix { copy(suffix) }
-            next[0] = 13
-            next[1] = 10
-            next += 2
+            endLine()
         }
 
         private mutating func copy(_ bytes: UnsafeBufferPointer<UInt8>) {

@@ -35,6 +35,18 @@ struct RedisCommandBatchTests {
         }
     }
 
+    @Test("a number argument is laid out as its decimal text, at every width")
+    func numberArgument() {
+        for number in [0, 7, 10, 99, 100, 86_400, 1_000_000_007, Int.max] {
+            var batch = RedisCommandBatch()
+            batch.append("SET", "k", "v", "EX", number)
+            var text = RedisCommandBatch()
+            text.append(["SET", "k", "v", "EX", String(number)])
+            #expect(batch.bytes == text.bytes, "\(number)")
+            #expect(batch.count == 1)
+        }
+    }
+
     @Test("a copy of a batch keeps its commands when the original goes on, and the other way round")
     func copies() {
         var first = RedisCommandBatch()
