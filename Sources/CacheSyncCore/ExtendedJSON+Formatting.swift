@@ -5,10 +5,13 @@ extension ExtendedJSON {
     /// Shortest round-trip text of a finite double as a JSON number; integral values keep a `.0` (`1.0`, `-0.0`).
     public static func relaxedNumber(_ value: Double) -> String {
         let text = value.description
-        if text.utf8.allSatisfy({ $0 == UInt8(ascii: "-") || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }) {
-            return text + ".0"
-        }
-        return text
+        return isIntegral(text.utf8) ? text + ".0" : text
+    }
+
+    /// Whether the shortest text of a finite double (`-`, digits, `.`, an exponent) has neither a fraction nor an
+    /// exponent, and so takes `.0` in relaxed Extended JSON.
+    static func isIntegral<C: Collection<UInt8>>(_ text: C) -> Bool {
+        !text.contains { $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "e") }
     }
 
     /// `YYYY-MM-DDTHH:MM:SS.mmmZ` for milliseconds since the epoch, or `nil` when the year is outside `years`

@@ -53,7 +53,7 @@ public enum ExtendedJSON {
 
     /// A JSON string literal for `text`, quotes included, escaped as `JSON.stringify` does.
     public static func quoted(_ text: String) -> String {
-        (try? RelaxedWriter.text(limit: .max) { $0.writeString(text.utf8) }) ?? ""
+        (try? RelaxedWriter.text(limit: .max) { $0.writeString(text) }) ?? ""
     }
 }
 
@@ -75,11 +75,13 @@ private struct RelaxedWriter {
         return writer.out.withBytes { String(decoding: $0, as: UTF8.self) }
     }
 
+    /// Literal text (a string literal is a `StaticString` here: its bytes are appended without a `String`).
     mutating func raw(_ s: StaticString) {
         out.append(UnsafeBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
     }
 
-    mutating func raw(_ s: String) {
+    /// Text made at run time (the rare types' interpolations).
+    mutating func rawText(_ s: String) {
         var s = s
         s.withUTF8 { out.append($0) }
     }
@@ -107,13 +109,19 @@ private struct RelaxedWriter {
         out.append(array ? UInt8(ascii: "]") : UInt8(ascii: "}"))
     }
 
-    mutating func writeString<C: Collection<UInt8>>(_ utf8: C) {
-        out.append(UInt8(ascii: "\""))
+    /// A JSON string of text made at run time.
+    mutating func writeString(_ text: String) {
+        var text = text
+        text.withUTF8 { writeString($0) }
+    }
+
+    /// A JSON string of UTF-8 bytes: quoted as they are when nothing in them needs escaping (the usual case).
+    mutating func writeString(_ utf8: UnsafeBufferPointer<UInt8>) {
         if !utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
-            out.append(contentsOf: utf8)
-            out.append(UInt8(ascii: "\""))
+            out.appendQuoted(utf8)
             return
         }
+        out.append(UInt8(ascii: "\""))
         for byte in utf8 {
             switch byte {
             case UInt8(ascii: "\""): raw("\\\"")
@@ -132,6 +140,15 @@ private struct RelaxedWriter {
         out.append(UInt8(ascii: "\""))
     }
 
+    /// A finite double as `ExtendedJSON.relaxedNumber` writes it, from its text without another `String`.
+    mutating func writeNumber(_ d: Double) {
+        var text = d.description
+        text.withUTF8 { digits in
+            out.append(digits)
+            if ExtendedJSON.isIntegral(digits) { raw(".0") }
+        }
+    }
+
     /// A length-prefixed BSON string, as a JSON string.
     mutating func writeBSONString(_ reader: inout BSONReader) throws {
         let range = try reader.stringRange()
@@ -142,7 +159,7 @@ private struct RelaxedWriter {
     /// `{"<name>":<body>}` where the body is written by `body`.
     mutating func wrapper(_ name: String, _ body: (inout RelaxedWriter) throws -> Void) rethrows {
         out.append(UInt8(ascii: "{"))
-        writeString(name.utf8)
+        writeString(name)
         out.append(UInt8(ascii: ":"))
         try body(&self)
         out.append(UInt8(ascii: "}"))
@@ -154,9 +171,9 @@ private struct RelaxedWriter {
         case 0x01:
             let d = Double(bitPattern: try reader.le(UInt64.self))
             if d.isFinite {
-                raw(ExtendedJSON.relaxedNumber(d))
+                writeNumber(d)
             } else {
-                wrapper("$numberDouble") { $0.writeString((d.isNaN ? "NaN" : (d < 0 ? "-Infinity" : "Infinity")).utf8) }
+                wrapper("$numberDouble") { $0.writeString(d.isNaN ? "NaN" : (d < 0 ? "-Infinity" : "Infinity")) }
             }
         case 0x02: try writeBSONString(&reader)
         case 0x03: try writeDocument(&reader, array: false)
@@ -195,35 +212,35 @@ private struct RelaxedWriter {
         case .binary(let subtype, let data):
             wrapper("$binary") {
                 $0.raw("{\"base64\":")
-                $0.writeString(Data(data).base64EncodedString().utf8)
-                $0.raw(",\"subType\":\"\(hexString([subtype]))\"}")
+                $0.writeString(Data(data).base64EncodedString())
+                $0.rawText(",\"subType\":\"\(hexString([subtype]))\"}")
             }
         case .undefined: raw("{\"$undefined\":true}")
         case .regex(let pattern, let options):
             wrapper("$regularExpression") {
                 $0.raw("{\"pattern\":")
-                $0.writeString(pattern.utf8)
+                $0.writeString(pattern)
                 $0.raw(",\"options\":")
-                $0.writeString(String(options.sorted()).utf8)
+                $0.writeString(String(options.sorted()))
                 $0.raw("}")
             }
         case .dbPointer(let namespace, let id):
             wrapper("$dbPointer") {
                 $0.raw("{\"$ref\":")
-                $0.writeString(namespace.utf8)
-                $0.raw(",\"$id\":{\"$oid\":\"\(id.hex)\"}}")
+                $0.writeString(namespace)
+                $0.rawText(",\"$id\":{\"$oid\":\"\(id.hex)\"}}")
             }
-        case .javascript(let code): wrapper("$code") { $0.writeString(code.utf8) }
-        case .symbol(let s): wrapper("$symbol") { $0.writeString(s.utf8) }
+        case .javascript(let code): wrapper("$code") { $0.writeString(code) }
+        case .symbol(let s): wrapper("$symbol") { $0.writeString(s) }
         case .javascriptWithScope(let code, let scope):
             raw("{\"$code\":")
-            writeString(code.utf8)
+            writeString(code)
             raw(",\"$scope\":")
             var scopeReader = EncodedBSONDocument(scope).reader
             try writeDocument(&scopeReader, array: false)
             raw("}")
-        case .timestamp(let seconds, let increment): raw("{\"$timestamp\":{\"t\":\(seconds),\"i\":\(increment)}}")
-        case .decimal128(let d): raw("{\"$numberDecimal\":\"\(d.description)\"}")
+        case .timestamp(let seconds, let increment): rawText("{\"$timestamp\":{\"t\":\(seconds),\"i\":\(increment)}}")
+        case .decimal128(let d): rawText("{\"$numberDecimal\":\"\(d.description)\"}")
         case .minKey: raw("{\"$minKey\":1}")
         case .maxKey: raw("{\"$maxKey\":1}")
         case .double, .string, .document, .array, .objectId, .bool, .datetime, .null, .int32, .int64:
@@ -289,10 +306,13 @@ private struct ByteSink {
         count += bytes.count
     }
 
-    mutating func append<C: Collection<UInt8>>(contentsOf bytes: C) {
-        if bytes.withContiguousStorageIfAvailable({ append($0) }) == nil {
-            for byte in bytes { append(byte) }
-        }
+    /// `bytes` between double quotes.
+    mutating func appendQuoted(_ bytes: UnsafeBufferPointer<UInt8>) {
+        reserve(bytes.count + 2)
+        base[count] = UInt8(ascii: "\"")
+        if let start = bytes.baseAddress { (base + count + 1).initialize(from: start, count: bytes.count) }
+        base[count + 1 + bytes.count] = UInt8(ascii: "\"")
+        count += bytes.count + 2
     }
 
     /// The lowercase hexadecimal digits of `bytes`.
