@@ -100,13 +100,24 @@ private struct RelaxedWriter {
             if array {
                 try reader.skipCString()
             } else {
-                reader.withBytes(try reader.cstringRange()) { writeString($0) }
-                out.append(UInt8(ascii: ":"))
+                try writeName(&reader)
             }
             try writeValue(&reader, type: type)
             try checkLimit()
         }
         out.append(array ? UInt8(ascii: "]") : UInt8(ascii: "}"))
+    }
+
+    /// An element's name and `:`, the reader moved past the name: a name that needs no escaping (the usual case)
+    /// is copied as its terminator is looked for.
+    mutating func writeName(_ reader: inout BSONReader) throws {
+        let start = reader.offset
+        if let end = reader.bytes.withUnsafeBufferPointer({ out.appendName($0, from: start) }) {
+            reader.offset = end
+        } else {
+            reader.withBytes(try reader.cstringRange()) { writeString($0) }
+            out.append(UInt8(ascii: ":"))
+        }
     }
 
     /// A JSON string of text made at run time.
@@ -304,6 +315,29 @@ private struct ByteSink {
         reserve(bytes.count)
         (base + count).initialize(from: start, count: bytes.count)
         count += bytes.count
+    }
+
+    /// A name, `bytes` from `start` up to the first NUL, between double quotes and followed by `:`; returns
+    /// where the bytes after the NUL start. `nil`, appending nothing, when a byte needs escaping in JSON or there
+    /// is no NUL.
+    mutating func appendName(_ bytes: UnsafeBufferPointer<UInt8>, from start: Int) -> Int? {
+        let mark = count
+        append(UInt8(ascii: "\""))
+        var index = start
+        while index < bytes.count {
+            let byte = bytes[index]
+            if byte == 0 {
+                reserve(2)
+                (base[count], base[count + 1]) = (UInt8(ascii: "\""), UInt8(ascii: ":"))
+                count += 2
+                return index + 1
+            }
+            if byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") { break }
+            append(byte)
+            index += 1
+        }
+        count = mark
+        return nil
     }
 
     /// `bytes` between double quotes.

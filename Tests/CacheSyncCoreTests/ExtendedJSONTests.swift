@@ -89,6 +89,22 @@ struct ExtendedJSONTests {
         }
     }
 
+    @Test("field names are written as strings are: escaped where needed, at every position, and past the writer's first buffer")
+    func namesEscaped() {
+        var names = ["", "a", "é", "名前", String(repeating: "n", count: 600)]
+        for byte in UInt8(1)..<0x80 {
+            for position in [0, 3, 6] {
+                var text = Array(repeating: UInt8(ascii: "a"), count: 7)
+                text[position] = byte
+                names.append(String(decoding: text, as: UTF8.self))
+            }
+        }
+        for name in names {
+            let document: BSONDocument = [name: .int32(1), "after": .bool(true)]
+            #expect(ExtendedJSON.relaxed(document) == "{" + ExtendedJSON.quoted(name) + #":1,"after":true}"#, "\(name.utf8.map { $0 })")
+        }
+    }
+
     @Test("a document larger than the writer's first buffer is written whole")
     func growsItsBuffer() {
         let long = String(repeating: "é", count: 3000)
