@@ -213,4 +213,23 @@ struct RedisTransactionTests {
             #expect(try connection.transaction(write) == [.status("OK")], "the refused guard's WATCH was undone")
         }
     }
+
+    @Test("a guarded transaction with an empty command is refused before its guard is WATCHed")
+    func emptyCommandBeforeGuard() throws {
+        try withRedisServer { server in
+            let connection = try server.connect(), other = try server.connect()
+            let guardKey = server.key("lease"), key = server.key("sent")
+            let lease = (key: bytes(guardKey), value: bytes("me|1"))
+            _ = try connection.command(["SET", guardKey, "me|1"])
+            var empty = RedisCommandBatch()
+            empty.append([String]())
+            let refused = #expect(throws: RedisError.self) { try connection.transaction(empty, onlyIf: lease) }
+            #expect(refused?.kind == .invalidCommand)
+            let unsent = #expect(throws: RedisError.self) { try connection.sendTransaction(empty, onlyIf: lease) }
+            #expect(unsent?.kind == .invalidCommand)
+            // A WATCH left behind would abort the next unguarded transaction once the key changes.
+            _ = try other.command(["SET", guardKey, "other|2"])
+            #expect(try connection.transaction([[bytes("SET"), bytes(key), bytes("x")]]) == [.status("OK")])
+        }
+    }
 }
