@@ -18,6 +18,16 @@ public struct EncodedBSONDocument: Sendable, Hashable {
         self.range = range
     }
 
+    /// The document at `range` of `storage`, sharing the buffer; `nil` unless `range` lies within it, starts with
+    /// its own length and ends with a terminator (the elements are not checked: they were, where the range came
+    /// from).
+    public init?(sharing storage: [UInt8], range: Range<Int>) {
+        guard range.lowerBound >= 0, range.upperBound <= storage.count, range.count >= 5, storage[range.upperBound - 1] == 0,
+              storage.withUnsafeBytes({ Int32(littleEndian: $0.loadUnaligned(fromByteOffset: range.lowerBound, as: Int32.self)) })
+                == range.count else { return nil }
+        self.init(storage: storage, range: range)
+    }
+
     /// The document's BSON bytes.
     public var bytes: ArraySlice<UInt8> { storage[range] }
 

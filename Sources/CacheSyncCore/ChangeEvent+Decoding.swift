@@ -71,20 +71,23 @@ extension ChangeEvent {
     private static func usualEventForApplying(_ bytes: [UInt8]) throws -> ChangeEvent {
         var reader = BSONReader(bytes: bytes)
         var seen: UInt16 = 0
-        var token, documentKey: EncodedBSONDocument?
+        var token, documentKey: Range<Int>?
         var documentID: BSONValue?
         var operationType: OperationType?
         var clusterTime: ClusterTime?
         var wallTime: Int64?
-        var fullDocument = FullDocument.absent
+        var fullDocument = FullDocumentPart.absent
         try reader.readElements { reader, type in
             guard let name = reader.withBytes(try reader.cstringRange(), TopLevelFields.Name.init),
                   seen & 1 << name.rawValue == 0 else {
                 return try reader.skipValue(type: type)
             }
             seen |= 1 << name.rawValue
+            let start = reader.offset
             switch (name, type) {
-            case (.id, 0x03): token = try reader.readEncodedDocument()
+            case (.id, 0x03):
+                try reader.skipValue(type: type)
+                token = start..<reader.offset
             case (.operationType, 0x02):
                 operationType = reader.withBytes(try reader.stringRange(), OperationType.init(utf8:))
             case (.clusterTime, 0x11):
@@ -96,10 +99,12 @@ extension ChangeEvent {
             case (.ns, _), (.updateDescription, _): try reader.skipValueByLength(type: type)
             case (.documentKey, 0x03):
                 // Finding `_id` walks and checks the whole key; without one (or broken) it goes the general way.
-                let key = try reader.readEncodedDocument(checkingElements: false)
-                guard let id = key["_id"] else { throw Unusual() }
-                (documentKey, documentID) = (key, id)
-            case (.fullDocument, 0x03): fullDocument = .document(try reader.readEncodedDocument(checkingElements: false))
+                try reader.skipValueByLength(type: type)
+                guard let id = Self.id(in: bytes, at: start..<reader.offset) else { throw Unusual() }
+                (documentKey, documentID) = (start..<reader.offset, id)
+            case (.fullDocument, 0x03):
+                try reader.skipValueByLength(type: type)
+                fullDocument = .document(start..<reader.offset)
             case (.fullDocument, 0x0A): fullDocument = .null
             default: throw Unusual()
             }
@@ -107,9 +112,15 @@ extension ChangeEvent {
         guard reader.offset == bytes.count, let token, let operationType, operationType != .rename else { throw Unusual() }
         if operationType.documentOperation != nil, documentID == nil { throw Unusual() }
         if operationType == .delete { fullDocument = .absent }
-        return ChangeEvent(encodedResumeToken: token, operationType: operationType, clusterTime: clusterTime,
-                           wallTime: wallTime, namespace: nil, renamedTo: nil, encodedDocumentKey: documentKey,
-                           documentID: documentID, updateDescription: nil, fullDocument: fullDocument)
+        return ChangeEvent(bytes: bytes, tokenRange: token, operationType: operationType, clusterTime: clusterTime,
+                           wallTime: wallTime, documentKeyRange: documentKey, documentID: documentID,
+                           fullDocument: fullDocument)
+    }
+
+    /// The `_id` of the document at `range` of `bytes` (whose length and terminator are checked), checking the
+    /// whole document; `nil` when it has none or is broken.
+    private static func id(in bytes: [UInt8], at range: Range<Int>) -> BSONValue? {
+        EncodedBSONDocument(sharing: bytes, range: range)?["_id"]
     }
 
     /// Why `usualEventForApplying` leaves an event to the general decoding.

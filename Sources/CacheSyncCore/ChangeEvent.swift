@@ -4,7 +4,10 @@ import BSONModel
 public struct ChangeEvent: Sendable, Equatable {
     /// The resume token (`_id`, usually `{_data: "<hex>"}`) as its BSON bytes: applying a batch reads only the
     /// last event's, so the others are never decoded.
-    public var encodedResumeToken: EncodedBSONDocument
+    public var encodedResumeToken: EncodedBSONDocument {
+        get { document(token) }
+        set { token = keep(newValue) }
+    }
     /// What happened.
     public var operationType: OperationType
     /// When it happened in the cluster, if the event says.
@@ -17,14 +20,64 @@ public struct ChangeEvent: Sendable, Equatable {
     public var renamedTo: Namespace?
     /// `documentKey` as its BSON bytes (applying reads only its `_id`).
     public var encodedDocumentKey: EncodedBSONDocument? {
-        didSet { documentID = encodedDocumentKey?["_id"] }
+        get { key.map(document) }
+        set {
+            key = nil
+            if let newValue { key = keep(newValue) }
+            documentID = newValue?["_id"]
+        }
     }
     /// `documentKey._id`, the value the cache key is made from (read once, when the document key is set).
     public private(set) var documentID: BSONValue?
     /// The changed fields of an `update`.
     public var updateDescription: UpdateDescription?
     /// The document after the change, when the event carries one.
-    public var fullDocument: FullDocument
+    public var fullDocument: FullDocument {
+        get {
+            switch after {
+            case .absent: .absent
+            case .null: .null
+            case .document(let range): .document(document(range))
+            }
+        }
+        set {
+            after = switch newValue {
+            case .absent: .absent
+            case .null: .null
+            case .document(let document): .document(keep(document))
+            }
+        }
+    }
+
+    /// The bytes the event's encoded documents lie in — a decoded event's own bytes — at the ranges below: the
+    /// documents share one buffer, so a copy of the event counts one reference rather than one per document
+    /// (applying copies every event it reads). A document set afterwards is appended to it.
+    private var bytes: [UInt8] = []
+    private var token: Range<Int>
+    private var key: Range<Int>?
+    private var after: FullDocumentPart
+
+    /// `fullDocument`, as it is kept.
+    enum FullDocumentPart: Sendable {
+        case absent, null
+        /// The document at this range of `bytes`.
+        case document(Range<Int>)
+    }
+
+    /// The document at `range` of `bytes` (checked when it was decoded or kept).
+    private func document(_ range: Range<Int>) -> EncodedBSONDocument {
+        guard let document = EncodedBSONDocument(sharing: bytes, range: range) else {
+            preconditionFailure("a change event holds a range that is not a document")
+        }
+        return document
+    }
+
+    /// Appends `document`'s bytes to `bytes`; where they are.
+    private mutating func keep(_ document: EncodedBSONDocument) -> Range<Int> {
+        let start = bytes.count
+        bytes.append(contentsOf: document.bytes)
+        return start..<bytes.count
+    }
 
     /// An event with every field given.
     public init(resumeToken: BSONDocument, operationType: OperationType, clusterTime: ClusterTime? = nil,
@@ -42,16 +95,39 @@ public struct ChangeEvent: Sendable, Equatable {
     init(encodedResumeToken: EncodedBSONDocument, operationType: OperationType, clusterTime: ClusterTime?,
          wallTime: Int64?, namespace: Namespace?, renamedTo: Namespace?, encodedDocumentKey: EncodedBSONDocument?,
          documentID: BSONValue?, updateDescription: UpdateDescription?, fullDocument: FullDocument) {
-        self.encodedResumeToken = encodedResumeToken
+        (token, key, after) = (0..<0, nil, .absent)
         self.operationType = operationType
         self.clusterTime = clusterTime
         self.wallTime = wallTime
         self.namespace = namespace
         self.renamedTo = renamedTo
-        self.encodedDocumentKey = encodedDocumentKey
         self.documentID = documentID
         self.updateDescription = updateDescription
+        token = keep(encodedResumeToken)
+        if let encodedDocumentKey { key = keep(encodedDocumentKey) }
         self.fullDocument = fullDocument
+    }
+
+    /// A decoded event whose documents lie in `bytes` at the ranges given (each checked by the caller: within
+    /// `bytes`, and a whole document).
+    init(bytes: [UInt8], tokenRange: Range<Int>, operationType: OperationType, clusterTime: ClusterTime?,
+         wallTime: Int64?, documentKeyRange: Range<Int>?, documentID: BSONValue?, fullDocument: FullDocumentPart) {
+        self.bytes = bytes
+        token = tokenRange
+        self.operationType = operationType
+        self.clusterTime = clusterTime
+        self.wallTime = wallTime
+        key = documentKeyRange
+        self.documentID = documentID
+        after = fullDocument
+    }
+
+    /// Events are equal when what they say is, however their documents are kept.
+    public static func == (lhs: ChangeEvent, rhs: ChangeEvent) -> Bool {
+        lhs.operationType == rhs.operationType && lhs.clusterTime == rhs.clusterTime && lhs.wallTime == rhs.wallTime
+            && lhs.namespace == rhs.namespace && lhs.renamedTo == rhs.renamedTo && lhs.documentID == rhs.documentID
+            && lhs.updateDescription == rhs.updateDescription && lhs.encodedResumeToken == rhs.encodedResumeToken
+            && lhs.encodedDocumentKey == rhs.encodedDocumentKey && lhs.fullDocument == rhs.fullDocument
     }
 
     /// The resume token (`_id`, usually `{_data: "<hex>"}`).

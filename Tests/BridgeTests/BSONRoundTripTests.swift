@@ -118,6 +118,20 @@ struct BSONRoundTripTests {
         for (key, _) in decoded.fields { #expect(everyType[key] == decoded[key]) }
     }
 
+    @Test("a document shared from a larger buffer: only a range that holds a whole document (by its length and terminator) is taken")
+    func sharedRange() {
+        let inner: BSONDocument = ["k": .int32(7)]
+        let innerBytes = inner.bsonBytes()
+        let buffer = [0xAA, 0xBB] + innerBytes + [0xCC]
+        let range = 2..<(2 + innerBytes.count)
+        #expect(EncodedBSONDocument(sharing: buffer, range: range) == EncodedBSONDocument(inner))
+        #expect(EncodedBSONDocument(sharing: buffer, range: range)?["k"] == .int32(7))
+        for wrong in [1..<(1 + innerBytes.count), 2..<(1 + innerBytes.count), 3..<(3 + innerBytes.count),
+                      2..<(2 + innerBytes.count + 1), 0..<3, (buffer.count - 2)..<(buffer.count + 3)] {
+            #expect(EncodedBSONDocument(sharing: buffer, range: wrong) == nil, "\(wrong)")
+        }
+    }
+
     @Test("truncated or corrupt bytes throw instead of crashing")
     func corruptBytesThrow() {
         let bytes = Self.everyTypeBytes()

@@ -192,6 +192,28 @@ struct ChangeEventTests {
         #expect(throws: BSONDecodingError.self) { try ChangeEvent(bsonBytes: corrupt, decoding: .forApplying) }
     }
 
+    @Test("a decoded event's documents can be replaced one by one, leaving its copies as they were")
+    func replacingDocuments() throws {
+        let decoded = try ChangeEvent(bsonBytes: EventFixture.document("update").bsonBytes(), decoding: .forApplying)
+        let token: BSONDocument = ["_data": .string("8200")]
+        let key: BSONDocument = ["_id": .int32(42), "region": .string("eu")]
+        let after: BSONDocument = ["_id": .int32(42), "n": .double(1.5)]
+        var changed = decoded
+        changed.resumeToken = token
+        changed.documentKey = key
+        changed.fullDocument = .document(EncodedBSONDocument(after))
+        #expect(changed.resumeToken == token && changed.documentKey == key && changed.documentID == .int32(42))
+        #expect(changed.fullDocument == .document(EncodedBSONDocument(after)))
+        #expect(changed == ChangeEvent(resumeToken: token, operationType: .update, clusterTime: decoded.clusterTime,
+                                       wallTime: decoded.wallTime, documentKey: key,
+                                       fullDocument: .document(EncodedBSONDocument(after))))
+        #expect(decoded == (try ChangeEvent(bsonBytes: EventFixture.document("update").bsonBytes(), decoding: .forApplying)))
+        #expect(decoded.documentID == productID && decoded != changed)
+        changed.documentKey = nil
+        changed.fullDocument = .null
+        #expect(changed.documentID == nil && changed.encodedDocumentKey == nil && changed.fullDocument == .null)
+    }
+
     @Test("decoding for applying keeps a fullDocument whose elements are broken; writing its JSON finds it invalid")
     func forApplyingBrokenFullDocument() throws {
         var event = try EventFixture.document("insert")
