@@ -72,14 +72,19 @@ struct BatchApplier {
         })
         var written: [String] = []
         written.reserveCapacity(ops.count)
-        for op in ops {
-            switch op {
-            case .set(let key, let value, let ttl): commands.append("SET", key.text, value, "EX", ttl)
-            case .refresh(let key, let value): commands.append("SET", key.text, value, "XX", "KEEPTTL")
-            case .delete(let key, _): commands.append("UNLINK", key.text)
+        for index in ops.indices {
+            switch ops[index] {
+            case .set(let key, let value, let ttl):
+                commands.append("SET", key.text, value, "EX", ttl)
+                written.append(key.text)
+            case .refresh(let key, let value):
+                commands.append("SET", key.text, value, "XX", "KEEPTTL")
+                written.append(key.text)
+            case .delete(let key, _):
+                commands.append("UNLINK", key.text)
+                written.append(key.text)
             case .skip, .flushCollection: continue
             }
-            written.append(op.key!.text)
         }
         if !written.isEmpty { commands.append("UNLINK", written, suffix: CacheKey.leaseSuffix) }
         switch checkpoint {

@@ -242,9 +242,9 @@ public final class ChangePipeline {
         let token = pending.reversed().lazy.compactMap(\.token).first
         let change: BatchApplier.CheckpointChange = token.map { .set(.resumeAfter($0)) } ?? .keep
         var writes = TallyByName()
-        for op in ops {
-            writes.add(op.metricAction)
-            switch op {
+        for index in ops.indices {
+            writes.add(ops[index].metricAction)
+            switch ops[index] {
             case .delete(_, .tooLarge): telemetry.error(ns, kind: "too_large")
             case .delete(let key, .invalidDocument):
                 telemetry.error(ns, kind: "invalid_document")

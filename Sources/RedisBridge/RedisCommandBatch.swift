@@ -44,18 +44,16 @@ public struct RedisCommandBatch: Sendable {
 
     /// Appends a command of a name and one argument (`UNLINK <key>`), the most common shape, without an array.
     public mutating func append(_ name: String, _ argument: String) {
-        var name = name, argument = argument
         write(arguments: 2, size: Self.lineSize(2) + Self.argumentSize(name.utf8.count) + Self.argumentSize(argument.utf8.count)) { out in
-            name.withUTF8 { out.argument($0) }
-            argument.withUTF8 { out.argument($0) }
+            out.argument(name)
+            out.argument(argument)
         }
     }
 
     /// Appends a command of a name and four arguments (`SET <key> <value> XX KEEPTTL`) without an array.
     public mutating func append(_ name: String, _ first: String, _ second: String, _ third: String, _ fourth: String) {
-        var fourth = fourth
         let size = Self.argumentSize(fourth.utf8.count)
-        append(name, first, second, third, lastSize: size) { out in fourth.withUTF8 { out.argument($0) } }
+        append(name, first, second, third, lastSize: size) { out in out.argument(fourth) }
     }
 
     /// Appends a command of a name and four arguments, the last a number in decimal (`SET <key> <value> EX
@@ -70,14 +68,13 @@ public struct RedisCommandBatch: Sendable {
     @inline(__always)
     private mutating func append(_ name: String, _ first: String, _ second: String, _ third: String, lastSize: Int,
                                  _ writeLast: (inout Writer) -> Void) {
-        var name = name, first = first, second = second, third = third
         let size = Self.lineSize(5) + Self.argumentSize(name.utf8.count) + Self.argumentSize(first.utf8.count)
             + Self.argumentSize(second.utf8.count) + Self.argumentSize(third.utf8.count) + lastSize
         write(arguments: 5, size: size) { out in
-            name.withUTF8 { out.argument($0) }
-            first.withUTF8 { out.argument($0) }
-            second.withUTF8 { out.argument($0) }
-            third.withUTF8 { out.argument($0) }
+            out.argument(name)
+            out.argument(first)
+            out.argument(second)
+            out.argument(third)
             writeLast(&out)
         }
     }
@@ -86,21 +83,21 @@ public struct RedisCommandBatch: Sendable {
     public mutating func append(_ arguments: [String]) {
         let size = arguments.reduce(Self.lineSize(arguments.count)) { $0 + Self.argumentSize($1.utf8.count) }
         write(arguments: arguments.count, size: size) { out in
-            for var argument in arguments { argument.withUTF8 { out.argument($0) } }
+            for index in arguments.indices { out.argument(arguments[index]) }
         }
     }
 
     /// Appends one command: `name`, then each of `texts` with `suffix` after it (`UNLINK a:lease b:lease …`),
     /// without building the suffixed strings.
     public mutating func append(_ name: String, _ texts: [String], suffix: String) {
-        var name = name, suffix = suffix
+        var suffix = suffix
         let size = texts.reduce(Self.lineSize(texts.count + 1) + Self.argumentSize(name.utf8.count)) {
             $0 + Self.argumentSize($1.utf8.count + suffix.utf8.count)
         }
         write(arguments: texts.count + 1, size: size) { out in
-            name.withUTF8 { out.argument($0) }
+            out.argument(name)
             suffix.withUTF8 { suffix in
-                for var text in texts { text.withUTF8 { out.argument($0, suffix) } }
+                for index in texts.indices { out.argument(texts[index], suffix) }
             }
         }
     }
@@ -183,6 +180,15 @@ public struct RedisCommandBatch: Sendable {
             line(UInt8(ascii: "$"), RedisCommandBatch.lineSize(n) - 3)
             decimal(n)
             endLine()
+        }
+
+        /// `argument(_:_:)` of a string's UTF-8 bytes, read in place (a native string's are contiguous; any other
+        /// is copied first).
+        mutating func argument(_ text: String, _ suffix: UnsafeBufferPointer<UInt8>? = nil) {
+            if text.utf8.withContiguousStorageIfAvailable({ argument($0, suffix) }) == nil {
+                var copy = text
+                copy.withUTF8 { argument($0, suffix) }
+            }
         }
 
         /// `$<length>`, the argument (`suffix` after it, if any), CR LF.
