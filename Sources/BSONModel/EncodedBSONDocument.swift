@@ -31,6 +31,9 @@ public struct EncodedBSONDocument: Sendable, Hashable {
     /// The document's BSON bytes.
     public var bytes: ArraySlice<UInt8> { storage[range] }
 
+    /// The buffer the document lies in, shared, and where in it (`bytes` is `storage[range]`).
+    public var buffer: (storage: [UInt8], range: Range<Int>) { (storage, range) }
+
     /// A reader positioned at the document's first byte (its length).
     public var reader: BSONReader { BSONReader(bytes: storage, offset: range.lowerBound) }
 

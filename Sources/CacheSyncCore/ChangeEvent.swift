@@ -51,7 +51,7 @@ public struct ChangeEvent: Sendable, Equatable {
 
     /// The bytes the event's encoded documents lie in — a decoded event's own bytes — at the ranges below: the
     /// documents share one buffer, so a copy of the event counts one reference rather than one per document
-    /// (applying copies every event it reads). A document set afterwards is appended to it.
+    /// (applying copies every event it reads). A document from another buffer is appended to it.
     private var bytes: [UInt8] = []
     private var token: Range<Int>
     private var key: Range<Int>?
@@ -72,10 +72,17 @@ public struct ChangeEvent: Sendable, Equatable {
         return document
     }
 
-    /// Appends `document`'s bytes to `bytes`; where they are.
+    /// Where `document` is in `bytes`: where it already was when it lies in the same buffer (`bytes` takes the
+    /// first document's buffer), else appended.
     private mutating func keep(_ document: EncodedBSONDocument) -> Range<Int> {
+        let (storage, range) = document.buffer
+        if bytes.isEmpty { bytes = storage }
+        let shared = bytes.withUnsafeBufferPointer { own in
+            storage.withUnsafeBufferPointer { $0.baseAddress == own.baseAddress && $0.count == own.count }
+        }
+        if shared { return range }
         let start = bytes.count
-        bytes.append(contentsOf: document.bytes)
+        bytes.append(contentsOf: storage[range])
         return start..<bytes.count
     }
 

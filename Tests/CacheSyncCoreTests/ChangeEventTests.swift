@@ -192,6 +192,22 @@ struct ChangeEventTests {
         #expect(throws: BSONDecodingError.self) { try ChangeEvent(bsonBytes: corrupt, decoding: .forApplying) }
     }
 
+    @Test("a decoded event's documents share the decoded bytes, however the event is decoded")
+    func documentsShareTheBytes() throws {
+        func shares(_ document: EncodedBSONDocument?, _ bytes: [UInt8]) -> Bool {
+            guard let storage = document?.buffer.storage else { return false }
+            return storage.withUnsafeBufferPointer { own in bytes.withUnsafeBufferPointer { $0.baseAddress == own.baseAddress } }
+        }
+        let bytes = try EventFixture.document("update").bsonBytes()
+        for decoding in [ChangeEvent.Decoding.all, .forApplying] {
+            let event = try ChangeEvent(bsonBytes: bytes, decoding: decoding)
+            #expect(shares(event.encodedResumeToken, bytes), "\(decoding)")
+            #expect(shares(event.encodedDocumentKey, bytes), "\(decoding)")
+            guard case .document(let after) = event.fullDocument else { Issue.record("no fullDocument"); continue }
+            #expect(shares(after, bytes), "\(decoding)")
+        }
+    }
+
     @Test("a decoded event's documents can be replaced one by one, leaving its copies as they were")
     func replacingDocuments() throws {
         let decoded = try ChangeEvent(bsonBytes: EventFixture.document("update").bsonBytes(), decoding: .forApplying)
