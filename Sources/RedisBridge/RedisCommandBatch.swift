@@ -60,7 +60,7 @@ public struct RedisCommandBatch: Sendable {
     /// <seconds>`), without an array or the number's text. `number` is at least 0.
     public mutating func append(_ name: String, _ first: String, _ second: String, _ third: String, _ number: Int) {
         precondition(number >= 0, "a number argument is at least 0")
-        let size = Self.argumentSize(Self.lineSize(number) - 3)
+        let size = Self.argumentSize(Self.digitCount(number))
         append(name, first, second, third, lastSize: size) { out in out.argument(number: number) }
     }
 
@@ -128,14 +128,19 @@ public struct RedisCommandBatch: Sendable {
 
     /// The bytes of a marker, `n` in decimal and CR LF.
     private static func lineSize(_ n: Int) -> Int {
-        if n < 10 { return 4 }
-        if n < 100 { return 5 }
+        digitCount(n) + 3
+    }
+
+    /// How many decimal digits `n` (at least 0) has.
+    private static func digitCount(_ n: Int) -> Int {
+        if n < 10 { return 1 }
+        if n < 100 { return 2 }
         var digits = 3, rest = n / 100
         while rest >= 10 {
             rest /= 10
             digits += 1
         }
-        return digits + 3
+        return digits
     }
 
     /// Writes protocol lines into room made for them beforehand.
@@ -158,7 +163,7 @@ public struct RedisCommandBatch: Sendable {
         /// `n` (at least 0) in decimal.
         @inline(__always)
         private mutating func decimal(_ n: Int) {
-            let digits = RedisCommandBatch.lineSize(n) - 3
+            let digits = RedisCommandBatch.digitCount(n)
             var rest = n, index = digits
             repeat {
                 index -= 1
@@ -177,7 +182,7 @@ public struct RedisCommandBatch: Sendable {
 
         /// `n` (at least 0) in decimal as an argument: `$<digits>` CR LF, the digits, CR LF.
         mutating func argument(number n: Int) {
-            line(UInt8(ascii: "$"), RedisCommandBatch.lineSize(n) - 3)
+            line(UInt8(ascii: "$"), RedisCommandBatch.digitCount(n))
             decimal(n)
             endLine()
         }
