@@ -26,7 +26,8 @@ struct BatchApplier {
     }
 
     /// The access counts of the cache keys `keyTexts` (their `<key>:access_count` counters) in one round trip
-    /// (`MGET`, which leaves the guard of the next transaction sent ahead); a missing counter is 0.
+    /// (`MGET`, which leaves the guard of the next transaction sent ahead, and is sent behind a transaction in
+    /// flight rather than after its outcome); a missing counter is 0.
     func accessCounts(ofKeys keyTexts: [String]) throws(RedisError) -> [Int] {
         guard !keyTexts.isEmpty else { return [] }
         var mget = RedisCommandBatch()

@@ -212,8 +212,8 @@ public final class ChangePipeline {
     /// without a decoded document operation (undecodable, unknown type) only carry their token.
     ///
     /// The events are planned (the documents' JSON above all) and their commands laid out while Redis still runs
-    /// the batch in flight; its outcome is taken before the access counters are read, so the commands of a batch
-    /// whose TTLs follow them are laid out after it.
+    /// the batch in flight; the commands of a batch whose TTLs follow the access counters are laid out once the
+    /// counters are read, which Redis does after the batch in flight.
     private func applyPending(_ pending: ArraySlice<Item>) throws {
         guard !pending.isEmpty else { return }
         let started = Date()
@@ -252,17 +252,25 @@ public final class ChangePipeline {
             default: break
             }
         }
-        var commands = countedOps.isEmpty ? applier.commands(ops, checkpoint: change, events: pending.count) : nil
+        let laidOut = countedOps.isEmpty ? applier.commands(ops, checkpoint: change, events: pending.count) : nil
         let planning = Date().timeIntervalSince(started)
-        try finishInFlight()
-        let sending = Date()
-        if commands == nil {
-            for (index, count) in zip(countedOps, try applier.accessCounts(ofKeys: countedKeys)) {
+        if !countedOps.isEmpty {
+            // Read behind the batch in flight: Redis runs the `MGET` after its `EXEC`, in one round trip with it.
+            let counts: [Int]
+            do {
+                counts = try applier.accessCounts(ofKeys: countedKeys)
+            } catch {
+                try finishInFlight()
+                throw error
+            }
+            for (index, count) in zip(countedOps, counts) {
                 ops[index] = Strategy.withAccessCount(count, ops[index], collection: collection)
             }
-            commands = applier.commands(ops, checkpoint: change, events: pending.count)
         }
-        if try applier.send(commands!, fence: fence()) {
+        try finishInFlight()
+        let sending = Date()
+        let commands = laidOut ?? applier.commands(ops, checkpoint: change, events: pending.count)
+        if try applier.send(commands, fence: fence()) {
             let sentAt = Date()
             inFlight = InFlight(token: token, writes: writes, sendSeconds: planning + sentAt.timeIntervalSince(sending),
                                 sentAt: sentAt, eventTime: eventTime)

@@ -64,7 +64,10 @@ public final class RedisConnection: @unchecked Sendable {
     }
 
     /// `command(_:)` for a command that writes nothing (`GET`, `MGET`): a guard `sendTransaction` sent ahead stays
-    /// armed, since such a command cannot change the guarded key.
+    /// armed, since such a command cannot change the guarded key. With a sent transaction's replies unread, the
+    /// command is sent behind them before they are read: Redis runs it after that transaction (and its guard
+    /// ahead) either way, and the wait for the transaction and the command's round trip become one. The
+    /// transaction's outcome is kept for `awaitTransaction`, which no longer waits.
     public func readOnlyCommand(_ laidOut: RedisCommandBatch) throws(RedisError) -> RedisReply {
         try command(laidOut, keepingGuardAhead: true)
     }
@@ -72,7 +75,17 @@ public final class RedisConnection: @unchecked Sendable {
     private func command(_ laidOut: RedisCommandBatch, keepingGuardAhead: Bool) throws(RedisError) -> RedisReply {
         precondition(laidOut.count == 1, "command(_:) sends exactly one command")
         let reply = try locked { () throws(RedisError) -> RedisReply in
-            try roundTrip(try connectedContext(keepingGuardAhead: keepingGuardAhead), laidOut)[0]
+            if keepingGuardAhead, unreadReplies != nil, let context {
+                try append(context, laidOut, dropOnFailure: true)
+                readSentReplies(context)
+                guard self.context != nil else {
+                    if case .failure(let error) = sentOutcome { throw error }
+                    throw RedisError(kind: .io, endpoint: options.endpoint,
+                                     message: "the connection closed before the command's reply was read")
+                }
+                return try readReply(context, dropOnFailure: true)
+            }
+            return try roundTrip(try connectedContext(keepingGuardAhead: keepingGuardAhead), laidOut)[0]
         }
         if case .error(let text) = reply {
             throw RedisError.fromReply(text, endpoint: options.endpoint, redacting: options.password)

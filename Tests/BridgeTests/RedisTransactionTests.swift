@@ -90,6 +90,36 @@ struct RedisTransactionTests {
         }
     }
 
+    @Test("a read-only command sent behind a transaction in flight sees its writes and keeps its outcome and its guard ahead")
+    func readBehindSent() throws {
+        try withRedisServer { server in
+            let connection = try server.connect(), other = try server.connect()
+            let guardKey = server.key("lease"), key = server.key("sent")
+            let lease = (key: bytes(guardKey), value: bytes("me|1"))
+            _ = try connection.command(["SET", guardKey, "me|1"])
+            var batch = RedisCommandBatch()
+            batch.append("SET", key, "first")
+            #expect(try connection.sendTransaction(batch, onlyIf: lease))
+            let read = RedisCommandBatch([[bytes("MGET"), bytes(key), bytes(guardKey)]])
+            #expect(try connection.readOnlyCommand(read) == .array([.string(bytes("first")), .string(bytes("me|1"))]))
+            #expect(try connection.awaitTransaction() == 1)
+
+            _ = try other.command(["SET", guardKey, "other|2"])
+            var second = RedisCommandBatch()
+            second.append("SET", key, "second")
+            #expect(try connection.sendTransaction(second, onlyIf: lease), "checked from the guard sent ahead")
+            #expect(try connection.readOnlyCommand(read) == .array([.string(bytes("first")), .string(bytes("other|2"))]))
+            #expect(try connection.awaitTransaction() == nil, "the WATCH sent ahead still fenced it")
+
+            var refused = RedisCommandBatch()
+            refused.append(["SET", key])
+            #expect(try connection.sendTransaction(refused))
+            #expect(try connection.readOnlyCommand(RedisCommandBatch([[bytes("GET"), bytes(key)]])).text == "first")
+            let aborted = #expect(throws: RedisError.self) { try connection.awaitTransaction() }
+            #expect(aborted?.serverCode == "EXECABORT")
+        }
+    }
+
     @Test("a refused guard sends nothing; a second send before the outcome is taken is refused")
     func sentGuardAndOrder() throws {
         try withRedisServer { server in
