@@ -12,30 +12,56 @@ struct ApplyBenchmark {
     /// One strategy's figures.
     struct Result {
         var strategy: String
-        var events: Int
-        var pipelineRate: Double
-        var rawRate: Double
-        /// Microseconds of Redis CPU per event (`INFO cpu`, main thread), in each loop.
-        var pipelineRedisMicros: Double
-        var rawRedisMicros: Double
-        /// Microseconds of this process's CPU per event (the benchmark thread), in each loop.
-        var pipelineClientMicros: Double
-        var rawClientMicros: Double
-        /// Each round's pipeline rate over its raw rate (the two loops run back to back): less moved by a slow
-        /// phase of the machine that hits one loop's best round but not the other's.
+        /// Each loop's rate in its best round.
+        var pipelineRate = 0.0
+        var rawRate = 0.0
+        /// Microseconds of Redis CPU per event (`INFO cpu`, main thread), in each loop's best round.
+        var pipelineRedisMicros = 0.0
+        var rawRedisMicros = 0.0
+        /// Microseconds of this process's CPU per event (the benchmark thread), in each loop's best round.
+        var pipelineClientMicros = 0.0
+        var rawClientMicros = 0.0
+        /// Each round's pipeline rate over its raw rate, both over the same interleaved chunks.
         var roundRatios: [Double] = []
-        var ratio: Double { pipelineRate / rawRate }
+    }
+
+    /// What one loop did in a chunk, or in a round (summed over its chunks).
+    private struct Tally {
+        var seconds = 0.0
+        /// This thread's CPU time.
+        var clientSeconds = 0.0
+        /// Redis's main thread's CPU time (`INFO cpu`).
+        var redisMicros = 0.0
+
+        mutating func add(_ chunk: Tally, redisMicros: Double) {
+            seconds += chunk.seconds
+            clientSeconds += chunk.clientSeconds
+            self.redisMicros += redisMicros
+        }
     }
 
     let redisPort: Int
+    /// Events per loop and round: whole chunks.
     let events: Int
+    /// Events per chunk: whole batches, at most `distinctIDs`.
+    let chunkEvents: Int
     /// How the pipeline gathers batches.
     let limits: ChangePipeline.Limits
     /// Distinct documents the events cycle through: a multiple of the batch size, so batch contents repeat.
-    let distinctIDs = 256 * 40
-    let batchSize = 256
+    static let distinctIDs = 256 * 40
+    static let batchSize = 256
     /// The lease value the pipeline is fenced with (`<instanceId>|<epoch>`).
     static let leaseHolder = "bench|1"
+
+    /// `events` per loop and round in chunks of `chunkEvents`: a chunk rounded down to whole batches, at most
+    /// `distinctIDs` and `events`; the events rounded down to whole chunks.
+    init(redisPort: Int, events: Int, chunkEvents: Int, limits: ChangePipeline.Limits) {
+        self.redisPort = redisPort
+        let batch = Self.batchSize
+        self.chunkEvents = max(batch, min(chunkEvents, Self.distinctIDs, events) / batch * batch)
+        self.events = max(1, events / self.chunkEvents) * self.chunkEvents
+        self.limits = limits
+    }
 
     /// The config both loops use: one collection per strategy, the default key layout and TTL tiers.
     var config: CacheSyncConfig {
@@ -53,58 +79,95 @@ struct ApplyBenchmark {
         }
     }
 
-    /// Runs every strategy `rounds` times, each round the pipeline then the raw loop on a flushed database with
-    /// the same keys; keeps each loop's best round (the machine's noise only ever slows a run down). `strategies`
-    /// names the strategies to run; empty runs all three.
+    /// Runs every strategy `rounds` times. A round interleaves the two loops chunk by chunk — pipeline then raw,
+    /// then raw then pipeline, and so on — each chunk on a flushed database with the same keys and the same
+    /// events, so both loops run through the same phases of the machine; a round's ratio is the raw loop's time
+    /// over the pipeline's, summed over its chunks. With two CPUs or more, this thread and Redis's main thread
+    /// are pinned to two different CPUs, swapped every two chunks, so both loops run as often in either placement
+    /// (this machine's two CPUs can differ in speed by half, and the two loops do not load them alike: the
+    /// pipeline's client is the busier side, the raw loop's Redis). `strategies` names the strategies to run;
+    /// empty runs all three.
     func run(rounds: Int, strategies: [StrategyKind] = []) throws -> [Result] {
         let config = try config
         let redis = try RedisConnection(options: RedisConnectionOptions(host: "127.0.0.1", port: redisPort))
+        let placement = try CPUPlacement(redisPID: redisProcessID(redis))
+        defer { placement?.restore() }
         let telemetry = Telemetry(collections: config.collections.map(\.namespace))
         var logger = Logger(label: "bench")
         logger.logLevel = .error
         var results: [Result] = []
         for collection in config.collections where strategies.isEmpty || strategies.contains(collection.strategy) {
-            let batches = try rawBatches(collection: collection, config: config)
-            var best = Result(strategy: collection.strategy.rawValue, events: events, pipelineRate: 0, rawRate: 0,
-                              pipelineRedisMicros: 0, rawRedisMicros: 0, pipelineClientMicros: 0, rawClientMicros: 0)
+            let eventBytes = SyntheticChangeSource.events(database: collection.database, collection: collection.collection,
+                                                          distinctIDs: Self.distinctIDs,
+                                                          withFullDocument: collection.strategy != .invalidate)
+            let batches = try rawBatches(eventBytes, collection: collection, config: config)
+            let chunkBatches = Array(batches.prefix(chunkEvents / Self.batchSize))
+            var result = Result(strategy: collection.strategy.rawValue)
             for _ in 0..<rounds {
-                let source = SyntheticChangeSource(database: collection.database, collection: collection.collection,
-                                                   total: events, distinctIDs: distinctIDs,
-                                                   withFullDocument: collection.strategy != .invalidate)
-                try prepare(redis, batches: batches)
-                let pipelineCPU0 = try redisCPUMicros(redis)
-                let pipeline = ChangePipeline(collection: collection, config: config, redis: redis, telemetry: telemetry,
-                                              logger: logger, limits: limits)
-                // Fenced by the collection's lease, as the watcher is by default: this instance holds it.
-                let lease = SyncKeys(checkpointPrefix: config.checkpoint.keyPrefix, namespace: collection.namespace).leader
-                _ = try redis.command(["SET", lease, Self.leaseHolder])
-                pipeline.fence = { Self.leaseHolder }
-                let started = Measure.now(), startedCPU = Measure.threadCPUSeconds()
-                var applied = 0
-                while case .applied(let count) = try pipeline.pump(source) { applied += count }
-                let pipelineRate = Double(events) / (Measure.now() - started)
-                let pipelineClientMicros = (Measure.threadCPUSeconds() - startedCPU) * 1e6 / Double(events)
-                guard applied == events else { throw BenchError("the pipeline applied \(applied) of \(events) events") }
-                if pipelineRate > best.pipelineRate {
-                    best.pipelineRate = pipelineRate
-                    best.pipelineRedisMicros = (try redisCPUMicros(redis) - pipelineCPU0) / Double(events)
-                    best.pipelineClientMicros = pipelineClientMicros
+                var pipelineTally = Tally(), rawTally = Tally()
+                for chunk in 0..<(events / chunkEvents) {
+                    placement?.place(swapped: chunk / 2 % 2 == 1)
+                    for pipelineTurn in chunk % 2 == 0 ? [true, false] : [false, true] {
+                        try prepare(redis, batches: chunkBatches)
+                        let redisCPU0 = try redisCPUMicros(redis)
+                        let tally = if pipelineTurn {
+                            try pipelineChunk(collection, config: config, eventBytes: eventBytes, redis: redis,
+                                              telemetry: telemetry, logger: logger)
+                        } else {
+                            try rawLoop(redis, batches: chunkBatches)
+                        }
+                        let redisMicros = try redisCPUMicros(redis) - redisCPU0
+                        if pipelineTurn {
+                            pipelineTally.add(tally, redisMicros: redisMicros)
+                        } else {
+                            rawTally.add(tally, redisMicros: redisMicros)
+                        }
+                    }
                 }
-
-                try prepare(redis, batches: batches)
-                let rawCPU0 = try redisCPUMicros(redis)
-                let rawStartedCPU = Measure.threadCPUSeconds()
-                let rawRate = Double(events) / (try rawLoop(redis, batches: batches))
-                best.roundRatios.append(pipelineRate / rawRate)
-                if rawRate > best.rawRate {
-                    best.rawRate = rawRate
-                    best.rawRedisMicros = (try redisCPUMicros(redis) - rawCPU0) / Double(events)
-                    best.rawClientMicros = (Measure.threadCPUSeconds() - rawStartedCPU) * 1e6 / Double(events)
+                let perEvent = Double(events)
+                let pipelineRate = perEvent / pipelineTally.seconds, rawRate = perEvent / rawTally.seconds
+                result.roundRatios.append(pipelineRate / rawRate)
+                if pipelineRate > result.pipelineRate {
+                    result.pipelineRate = pipelineRate
+                    result.pipelineRedisMicros = pipelineTally.redisMicros / perEvent
+                    result.pipelineClientMicros = pipelineTally.clientSeconds * 1e6 / perEvent
+                }
+                if rawRate > result.rawRate {
+                    result.rawRate = rawRate
+                    result.rawRedisMicros = rawTally.redisMicros / perEvent
+                    result.rawClientMicros = rawTally.clientSeconds * 1e6 / perEvent
                 }
             }
-            results.append(best)
+            results.append(result)
         }
         return results
+    }
+
+    /// One chunk through a new pipeline, fenced by the collection's lease as the watcher is by default (this
+    /// instance holds it): the time and this thread's CPU time from the first read to the last outcome.
+    private func pipelineChunk(_ collection: CollectionConfig, config: CacheSyncConfig, eventBytes: [[UInt8]],
+                               redis: RedisConnection, telemetry: Telemetry, logger: Logger) throws -> Tally {
+        let lease = SyncKeys(checkpointPrefix: config.checkpoint.keyPrefix, namespace: collection.namespace).leader
+        _ = try redis.command(["SET", lease, Self.leaseHolder])
+        let pipeline = ChangePipeline(collection: collection, config: config, redis: redis, telemetry: telemetry,
+                                      logger: logger, limits: limits)
+        pipeline.fence = { Self.leaseHolder }
+        let source = SyntheticChangeSource(events: eventBytes, total: chunkEvents)
+        var applied = 0
+        let started = Measure.now(), startedCPU = Measure.threadCPUSeconds()
+        while case .applied(let count) = try pipeline.pump(source) { applied += count }
+        let tally = Tally(seconds: Measure.now() - started, clientSeconds: Measure.threadCPUSeconds() - startedCPU)
+        guard applied == chunkEvents else { throw BenchError("the pipeline applied \(applied) of \(chunkEvents) events") }
+        return tally
+    }
+
+    /// The Redis server's process id (`INFO server`).
+    private func redisProcessID(_ redis: RedisConnection) throws -> pid_t {
+        let info = try redis.command(["INFO", "server"]).text ?? ""
+        for line in info.split(whereSeparator: \.isNewline) where line.hasPrefix("process_id:") {
+            if let pid = pid_t(line.dropFirst("process_id:".count)) { return pid }
+        }
+        throw BenchError("INFO server gave no process_id")
     }
 
     /// Microseconds of CPU the Redis server's main thread has used (`INFO cpu`): parsing, executing, replying.
@@ -137,12 +200,10 @@ struct ApplyBenchmark {
     /// The commands the applier sends for each batch of the synthetic source, planned by the real planner, as
     /// plain commands: `MGET` of the access counters (update), per event the cache write, one `UNLINK` of the
     /// batch's read-through leases, then the checkpoint `SET` and the applied-counter `HINCRBY`s.
-    private func rawBatches(collection: CollectionConfig, config: CacheSyncConfig) throws -> [RawBatch] {
+    private func rawBatches(_ eventBytes: [[UInt8]], collection: CollectionConfig, config: CacheSyncConfig) throws -> [RawBatch] {
         let keyPrefix = config.redis.keyPrefix
         let keys = SyncKeys(checkpointPrefix: config.checkpoint.keyPrefix, namespace: collection.namespace)
-        let source = SyntheticChangeSource(database: collection.database, collection: collection.collection,
-                                           total: distinctIDs, distinctIDs: distinctIDs,
-                                           withFullDocument: collection.strategy != .invalidate)
+        let source = SyntheticChangeSource(events: eventBytes, total: eventBytes.count)
         var batches: [RawBatch] = []
         var commands: [[[UInt8]]] = []
         var countKeys: [[UInt8]] = []
@@ -170,12 +231,12 @@ struct ApplyBenchmark {
                 }
                 leases.append(bytes(op.key!.leaseKey))
             }
-            if commands.count == batchSize {
+            if commands.count == Self.batchSize {
                 if !countKeys.isEmpty { commands.insert([bytes("MGET")] + countKeys, at: 0) }
                 commands += [
                     [bytes("UNLINK")] + leases,
                     [bytes("SET"), bytes(keys.resume), bytes(lastToken)],
-                    [bytes("HINCRBY"), bytes(keys.applied), bytes("events"), bytes(String(batchSize))],
+                    [bytes("HINCRBY"), bytes(keys.applied), bytes("events"), bytes(String(Self.batchSize))],
                     [bytes("HINCRBY"), bytes(keys.applied), bytes("batches"), bytes("1")],
                 ]
                 batches.append(RawBatch(resp: commands.flatMap(Self.resp), replies: commands.count, preload: preload))
@@ -197,12 +258,11 @@ struct ApplyBenchmark {
         return out
     }
 
-    /// Sends `events / batchSize` batches, each written whole and then its replies read; returns the seconds.
-    private func rawLoop(_ redis: RedisConnection, batches: [RawBatch]) throws -> Double {
+    /// Sends the batches, each written whole and then its replies read: the time and this thread's CPU time.
+    private func rawLoop(_ redis: RedisConnection, batches: [RawBatch]) throws -> Tally {
         try redis.withUnsafeHandle { context in
-            let started = Measure.now()
-            for index in 0..<(events / batchSize) {
-                let batch = batches[index % batches.count]
+            let started = Measure.now(), startedCPU = Measure.threadCPUSeconds()
+            for batch in batches {
                 let status = batch.resp.withUnsafeBufferPointer { buffer in
                     buffer.withMemoryRebound(to: CChar.self) { redisAppendFormattedCommand(context, $0.baseAddress, $0.count) }
                 }
@@ -216,7 +276,7 @@ struct ApplyBenchmark {
                     freeReplyObject(reply)
                 }
             }
-            return Measure.now() - started
+            return Tally(seconds: Measure.now() - started, clientSeconds: Measure.threadCPUSeconds() - startedCPU)
         }
     }
 }
@@ -225,4 +285,54 @@ struct ApplyBenchmark {
 struct BenchError: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
+}
+
+/// Pins the calling thread and another process's main thread to two different CPUs of the calling thread's
+/// affinity, either way round; `nil` when it has fewer than two CPUs. (Glibc's module leaves out the
+/// `_GNU_SOURCE` calls `sched_getaffinity` and `sched_setaffinity`: they are looked up by name.)
+struct CPUPlacement {
+    private typealias Affinity = @convention(c) (pid_t, Int, UnsafeMutableRawPointer) -> Int32
+    private let getAffinity: Affinity
+    private let setAffinity: Affinity
+    private let redisPID: pid_t
+    private let cpus: (Int, Int)
+    private let original: cpu_set_t
+
+    init?(redisPID: pid_t) {
+        guard let get = dlsym(nil, "sched_getaffinity"), let set = dlsym(nil, "sched_setaffinity") else { return nil }
+        getAffinity = unsafeBitCast(get, to: Affinity.self)
+        setAffinity = unsafeBitCast(set, to: Affinity.self)
+        var original = cpu_set_t()
+        guard getAffinity(0, MemoryLayout<cpu_set_t>.size, &original) == 0 else { return nil }
+        let allowed = (0..<(MemoryLayout<cpu_set_t>.size * 8)).filter { Self.contains(original, $0) }
+        guard allowed.count >= 2 else { return nil }
+        self.redisPID = redisPID
+        self.original = original
+        cpus = (allowed[0], allowed[1])
+    }
+
+    /// This thread on the first CPU and the other process on the second, or the other way round.
+    func place(swapped: Bool) {
+        let (mine, other) = swapped ? (cpus.1, cpus.0) : (cpus.0, cpus.1)
+        var set = Self.only(mine)
+        _ = setAffinity(0, MemoryLayout<cpu_set_t>.size, &set)
+        set = Self.only(other)
+        _ = setAffinity(redisPID, MemoryLayout<cpu_set_t>.size, &set)
+    }
+
+    /// This thread's affinity as it was (the other process ends with the benchmark's server).
+    func restore() {
+        var set = original
+        _ = setAffinity(0, MemoryLayout<cpu_set_t>.size, &set)
+    }
+
+    private static func contains(_ set: cpu_set_t, _ cpu: Int) -> Bool {
+        withUnsafeBytes(of: set) { $0[cpu / 8] & UInt8(1 << (cpu % 8)) != 0 }
+    }
+
+    private static func only(_ cpu: Int) -> cpu_set_t {
+        var set = cpu_set_t()
+        withUnsafeMutableBytes(of: &set) { $0[cpu / 8] = UInt8(1 << (cpu % 8)) }
+        return set
+    }
 }

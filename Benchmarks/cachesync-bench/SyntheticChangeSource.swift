@@ -9,11 +9,17 @@ final class SyntheticChangeSource: ChangeEventSource {
     private let total: Int
     private var served = 0
 
-    /// `total` events on `database.collection`, cycling through `distinctIDs` ObjectIds.
-    init(database: String, collection: String, total: Int, distinctIDs: Int, withFullDocument: Bool) {
+    /// `total` events cycling through `events` (as `events(database:collection:distinctIDs:withFullDocument:)`
+    /// makes them), from the first.
+    init(events: [[UInt8]], total: Int) {
+        self.events = events
         self.total = total
-        events = (0..<distinctIDs).map { n in
-            Self.updateEvent(n: n, database: database, collection: collection, withFullDocument: withFullDocument).bsonBytes()
+    }
+
+    /// One event's bytes per document of `distinctIDs` on `database.collection`.
+    static func events(database: String, collection: String, distinctIDs: Int, withFullDocument: Bool) -> [[UInt8]] {
+        (0..<distinctIDs).map { n in
+            updateEvent(n: n, database: database, collection: collection, withFullDocument: withFullDocument).bsonBytes()
         }
     }
 
