@@ -64,30 +64,31 @@ struct BatchApplier {
     func commands(_ ops: [CacheOp], checkpoint: CheckpointChange, events: Int) -> RedisCommandBatch {
         var commands = RedisCommandBatch()
         // The values, the keys (twice: the lease key too) and, per op, room for the command names and lengths.
-        commands.reserveCapacity(ops.reduce(256) { bytes, op in
-            let key = op.key?.text.utf8.count ?? 0
-            return switch op {
-            case .set(_, let value, _), .refresh(_, let value): bytes + value.utf8.count + 2 * key + 96
-            default: bytes + 2 * key + 64
+        var bytes = 256
+        for index in ops.indices {
+            switch ops[index] {
+            case .set(let key, let value, _), .refresh(let key, let value): bytes += value.utf8.count + 2 * key.text.utf8.count + 96
+            case .delete(let key, _): bytes += 2 * key.text.utf8.count + 64
+            case .skip, .flushCollection: continue
             }
-        })
-        var written: [String] = []
-        written.reserveCapacity(ops.count)
+        }
+        commands.reserveCapacity(bytes)
+        var leases = RedisArgumentList()
         for index in ops.indices {
             switch ops[index] {
             case .set(let key, let value, let ttl):
                 commands.append("SET", key.text, value, "EX", ttl)
-                written.append(key.text)
+                leases.append(key.text, suffix: CacheKey.leaseSuffix)
             case .refresh(let key, let value):
                 commands.append("SET", key.text, value, "XX", "KEEPTTL")
-                written.append(key.text)
+                leases.append(key.text, suffix: CacheKey.leaseSuffix)
             case .delete(let key, _):
                 commands.append("UNLINK", key.text)
-                written.append(key.text)
+                leases.append(key.text, suffix: CacheKey.leaseSuffix)
             case .skip, .flushCollection: continue
             }
         }
-        if !written.isEmpty { commands.append("UNLINK", written, suffix: CacheKey.leaseSuffix) }
+        if leases.count > 0 { commands.append("UNLINK", leases) }
         switch checkpoint {
         case .keep: break
         case .delete: commands.append("DEL", keys.resume)

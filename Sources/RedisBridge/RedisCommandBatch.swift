@@ -102,6 +102,15 @@ public struct RedisCommandBatch: Sendable {
         }
     }
 
+    /// Appends one command: `name`, then the arguments of `list` (laid out one by one beforehand).
+    public mutating func append(_ name: String, _ list: RedisArgumentList) {
+        let size = Self.lineSize(list.count + 1) + Self.argumentSize(name.utf8.count) + list.storage.count
+        write(arguments: list.count + 1, size: size) { out in
+            out.argument(name)
+            out.copy(UnsafeBufferPointer(start: list.storage.base, count: list.storage.count))
+        }
+    }
+
     /// Appends a command of `arguments` arguments, `size` bytes in all, whose arguments `body` writes after the
     /// header; room for all of it is made first.
     private mutating func write(arguments: Int, size: Int, _ body: (inout Writer) -> Void) {
@@ -122,7 +131,7 @@ public struct RedisCommandBatch: Sendable {
     }
 
     /// The bytes of `$<length>` CR LF, an argument of `length` bytes and CR LF.
-    private static func argumentSize(_ length: Int) -> Int {
+    fileprivate static func argumentSize(_ length: Int) -> Int {
         lineSize(length) + length + 2
     }
 
@@ -144,7 +153,7 @@ public struct RedisCommandBatch: Sendable {
     }
 
     /// Writes protocol lines into room made for them beforehand.
-    private struct Writer {
+    fileprivate struct Writer {
         var next: UnsafeMutablePointer<UInt8>
 
         /// `marker`, `n` in decimal, CR LF.
@@ -204,15 +213,15 @@ public struct RedisCommandBatch: Sendable {
             endLine()
         }
 
-        private mutating func copy(_ bytes: UnsafeBufferPointer<UInt8>) {
+        mutating func copy(_ bytes: UnsafeBufferPointer<UInt8>) {
             guard let start = bytes.baseAddress else { return }
             next.update(from: start, count: bytes.count)
             next += bytes.count
         }
     }
 
-    /// A growable byte buffer owned by the batches that share it.
-    private final class Storage: @unchecked Sendable {
+    /// A growable byte buffer owned by the batches (or argument lists) that share it.
+    fileprivate final class Storage: @unchecked Sendable {
         private(set) var base: UnsafeMutablePointer<UInt8>
         private var capacity: Int
         var count = 0
@@ -241,5 +250,30 @@ public struct RedisCommandBatch: Sendable {
             copy.count = count
             return copy
         }
+    }
+}
+
+/// The arguments of one command, laid out one at a time while they are found (`UNLINK` of the lease of every key
+/// a batch writes), without keeping the strings they come from; `RedisCommandBatch.append(_:_:)` adds the command.
+public struct RedisArgumentList: Sendable {
+    /// How many arguments the list holds.
+    public private(set) var count = 0
+    fileprivate private(set) var storage = RedisCommandBatch.Storage(capacity: 256)
+
+    /// An empty list.
+    public init() {}
+
+    /// Appends `text`'s UTF-8 bytes with `suffix`'s after them, as one argument.
+    public mutating func append(_ text: String, suffix: String) {
+        var suffix = suffix
+        if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }
+        let storage = storage
+        suffix.withUTF8 { suffix in
+            storage.reserve(storage.count + RedisCommandBatch.argumentSize(text.utf8.count + suffix.count))
+            var writer = RedisCommandBatch.Writer(next: storage.base + storage.count)
+            writer.argument(text, suffix)
+            storage.count = storage.base.distance(to: writer.next)
+        }
+        count += 1
     }
 }

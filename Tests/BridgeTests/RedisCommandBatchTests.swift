@@ -25,6 +25,25 @@ struct RedisCommandBatchTests {
         #expect(batch.count == 1)
     }
 
+    @Test("an argument list laid out one by one becomes one command, as the suffixed array would; copies stay apart")
+    func argumentList() {
+        var list = RedisArgumentList()
+        let texts = ["a", "bcd", "", "é"] + (0..<300).map { "key:\($0)" }
+        for text in texts { list.append(text, suffix: ":lease") }
+        let copy = list
+        list.append("later", suffix: "")
+        var batch = RedisCommandBatch(), expected = RedisCommandBatch()
+        batch.append("UNLINK", copy)
+        expected.append("UNLINK", texts, suffix: ":lease")
+        #expect(batch.bytes == expected.bytes && batch.count == 1 && copy.count == texts.count)
+        batch.append("DEL", list)
+        expected.append(["DEL"] + texts.map { $0 + ":lease" } + ["later"])
+        #expect(batch.bytes == expected.bytes && batch.count == 2)
+        var empty = RedisCommandBatch()
+        empty.append("UNLINK", RedisArgumentList())
+        #expect(String(decoding: empty.bytes, as: UTF8.self) == "*1\r\n$6\r\nUNLINK\r\n")
+    }
+
     @Test("lengths of every decimal width, zero included")
     func lengths() {
         for length in [0, 1, 9, 10, 99, 100, 1_000_000] {
