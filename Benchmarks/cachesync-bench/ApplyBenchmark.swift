@@ -45,6 +45,8 @@ struct ApplyBenchmark {
     let events: Int
     /// Events per chunk: whole batches, at most `distinctIDs`.
     let chunkEvents: Int
+    /// Whether the benchmark thread and Redis are pinned to two CPUs (when there are two).
+    let pinned: Bool
     /// How the pipeline gathers batches.
     let limits: ChangePipeline.Limits
     /// Distinct documents the events cycle through: a multiple of the batch size, so batch contents repeat.
@@ -55,11 +57,12 @@ struct ApplyBenchmark {
 
     /// `events` per loop and round in chunks of `chunkEvents`: a chunk rounded down to whole batches, at most
     /// `distinctIDs` and `events`; the events rounded down to whole chunks.
-    init(redisPort: Int, events: Int, chunkEvents: Int, limits: ChangePipeline.Limits) {
+    init(redisPort: Int, events: Int, chunkEvents: Int, pinned: Bool, limits: ChangePipeline.Limits) {
         self.redisPort = redisPort
         let batch = Self.batchSize
         self.chunkEvents = max(batch, min(chunkEvents, Self.distinctIDs, events) / batch * batch)
         self.events = max(1, events / self.chunkEvents) * self.chunkEvents
+        self.pinned = pinned
         self.limits = limits
     }
 
@@ -82,15 +85,15 @@ struct ApplyBenchmark {
     /// Runs every strategy `rounds` times. A round interleaves the two loops chunk by chunk — pipeline then raw,
     /// then raw then pipeline, and so on — each chunk on a flushed database with the same keys and the same
     /// events, so both loops run through the same phases of the machine; a round's ratio is the raw loop's time
-    /// over the pipeline's, summed over its chunks. With two CPUs or more, this thread and Redis's main thread
-    /// are pinned to two different CPUs, swapped every two chunks, so both loops run as often in either placement
+    /// over the pipeline's, summed over its chunks. `pinned`, with two CPUs or more, this thread and Redis's main
+    /// thread are pinned to two different CPUs, swapped every two chunks, so both loops run as often in either placement
     /// (this machine's two CPUs can differ in speed by half, and the two loops do not load them alike: the
     /// pipeline's client is the busier side, the raw loop's Redis). `strategies` names the strategies to run;
     /// empty runs all three.
     func run(rounds: Int, strategies: [StrategyKind] = []) throws -> [Result] {
         let config = try config
         let redis = try RedisConnection(options: RedisConnectionOptions(host: "127.0.0.1", port: redisPort))
-        let placement = try CPUPlacement(redisPID: redisProcessID(redis))
+        let placement = pinned ? try CPUPlacement(redisPID: redisProcessID(redis)) : nil
         defer { placement?.restore() }
         let telemetry = Telemetry(collections: config.collections.map(\.namespace))
         var logger = Logger(label: "bench")

@@ -21,6 +21,9 @@ struct CacheSyncBench: ParsableCommand {
     @Option(help: "Rounds of the apply-path benchmark: each round's ratio and each loop's best round are reported.")
     var rounds = 7
 
+    @Flag(inversion: .prefixedNo, help: "Pin the apply path's benchmark thread and Redis to two different CPUs, swapped every two turns.")
+    var pin = true
+
     @Option(name: .customLong("strategy"), help: "Only this strategy in the apply-path benchmark (repeatable; default: all three).")
     var strategies: [StrategyKind] = []
 
@@ -62,7 +65,8 @@ struct CacheSyncBench: ParsableCommand {
         defer { redis.cleanUp() }
         var limits = ChangePipeline.Limits()
         if let batchWindowMs { limits.batchWindow = batchWindowMs / 1000 }
-        let benchmark = ApplyBenchmark(redisPort: redis.port, events: events, chunkEvents: chunkEvents, limits: limits)
+        let benchmark = ApplyBenchmark(redisPort: redis.port, events: events, chunkEvents: chunkEvents, pinned: pin,
+                                       limits: limits)
         FileHandle.standardError.write(Data("bench: apply path, \(rounds) rounds of \(benchmark.events) events per strategy and loop, in turns of \(benchmark.chunkEvents)\n".utf8))
         let results = try benchmark.run(rounds: rounds, strategies: strategies)
         var text = """
