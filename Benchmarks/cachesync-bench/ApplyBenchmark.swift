@@ -85,11 +85,11 @@ struct ApplyBenchmark {
     /// Runs every strategy `rounds` times. A round interleaves the two loops chunk by chunk — pipeline then raw,
     /// then raw then pipeline, and so on — each chunk on a flushed database with the same keys and the same
     /// events, so both loops run through the same phases of the machine; a round's ratio is the raw loop's time
-    /// over the pipeline's, summed over its chunks. `pinned`, with two CPUs or more, this thread and Redis's main
-    /// thread are pinned to two different CPUs, swapped every two chunks, so both loops run as often in either placement
-    /// (this machine's two CPUs can differ in speed by half, and the two loops do not load them alike: the
-    /// pipeline's client is the busier side, the raw loop's Redis). `strategies` names the strategies to run;
-    /// empty runs all three.
+    /// over the pipeline's, summed over its chunks. When `pinned` and there are two CPUs or more, this thread and
+    /// Redis's main thread are pinned to two different CPUs, swapped every two chunks, so both loops run as long
+    /// in either placement (this machine's two CPUs can differ in speed by half, and the two loops do not load
+    /// them alike: the pipeline's client is the busier side, the raw loop's Redis). `strategies` names the
+    /// strategies to run; empty runs all three.
     func run(rounds: Int, strategies: [StrategyKind] = []) throws -> [Result] {
         let config = try config
         let redis = try RedisConnection(options: RedisConnectionOptions(host: "127.0.0.1", port: redisPort))
@@ -109,7 +109,7 @@ struct ApplyBenchmark {
             for _ in 0..<rounds {
                 var pipelineTally = Tally(), rawTally = Tally()
                 for chunk in 0..<(events / chunkEvents) {
-                    placement?.place(swapped: chunk / 2 % 2 == 1)
+                    try placement?.place(swapped: chunk / 2 % 2 == 1)
                     for pipelineTurn in chunk % 2 == 0 ? [true, false] : [false, true] {
                         try prepare(redis, batches: chunkBatches)
                         let redisCPU0 = try redisCPUMicros(redis)
@@ -314,13 +314,18 @@ struct CPUPlacement {
         cpus = (allowed[0], allowed[1])
     }
 
-    /// This thread on the first CPU and the other process on the second, or the other way round.
-    func place(swapped: Bool) {
+    /// This thread on the first CPU and the other process on the second, or the other way round; throws when
+    /// either cannot be pinned (`--no-pin` runs without).
+    func place(swapped: Bool) throws {
         let (mine, other) = swapped ? (cpus.1, cpus.0) : (cpus.0, cpus.1)
         var set = Self.only(mine)
-        _ = setAffinity(0, MemoryLayout<cpu_set_t>.size, &set)
+        guard setAffinity(0, MemoryLayout<cpu_set_t>.size, &set) == 0 else {
+            throw BenchError("cannot pin the benchmark thread to CPU \(mine) (errno \(errno)); try --no-pin")
+        }
         set = Self.only(other)
-        _ = setAffinity(redisPID, MemoryLayout<cpu_set_t>.size, &set)
+        guard setAffinity(redisPID, MemoryLayout<cpu_set_t>.size, &set) == 0 else {
+            throw BenchError("cannot pin redis-server (pid \(redisPID)) to CPU \(other) (errno \(errno)); try --no-pin")
+        }
     }
 
     /// This thread's affinity as it was (the other process ends with the benchmark's server).
