@@ -5,85 +5,141 @@ public struct ChangeEvent: Sendable, Equatable {
     /// The resume token (`_id`, usually `{_data: "<hex>"}`) as its BSON bytes: applying a batch reads only the
     /// last event's, so the others are never decoded.
     public var encodedResumeToken: EncodedBSONDocument {
-        get { document(token) }
-        set { token = keep(newValue) }
+        get { storage.document(storage.token) }
+        set { update { $0.token = $0.keep(newValue) } }
     }
     /// What happened.
-    public var operationType: OperationType
+    public var operationType: OperationType {
+        get { storage.operationType }
+        set { update { $0.operationType = newValue } }
+    }
     /// When it happened in the cluster, if the event says.
-    public var clusterTime: ClusterTime?
+    public var clusterTime: ClusterTime? {
+        get { storage.clusterTime }
+        set { update { $0.clusterTime = newValue } }
+    }
     /// Wall-clock time of the change in milliseconds since the epoch (MongoDB 6.0+), if present.
-    public var wallTime: Int64?
+    public var wallTime: Int64? {
+        get { storage.wallTime }
+        set { update { $0.wallTime = newValue } }
+    }
     /// The collection (or database, for `dropDatabase`) the event is about; absent on `invalidate`.
-    public var namespace: Namespace?
+    public var namespace: Namespace? {
+        get { storage.namespace }
+        set { update { $0.namespace = newValue } }
+    }
     /// The new name of a renamed collection (`to`).
-    public var renamedTo: Namespace?
+    public var renamedTo: Namespace? {
+        get { storage.renamedTo }
+        set { update { $0.renamedTo = newValue } }
+    }
     /// `documentKey` as its BSON bytes (applying reads only its `_id`).
     public var encodedDocumentKey: EncodedBSONDocument? {
-        get { key.map(document) }
+        get { storage.key.map(storage.document) }
         set {
-            key = nil
-            if let newValue { key = keep(newValue) }
-            documentID = newValue?["_id"]
+            update { storage in
+                storage.key = nil
+                if let newValue { storage.key = storage.keep(newValue) }
+                storage.documentID = newValue?["_id"]
+            }
         }
     }
     /// `documentKey._id`, the value the cache key is made from (read once, when the document key is set).
-    public private(set) var documentID: BSONValue?
+    public var documentID: BSONValue? { storage.documentID }
     /// The changed fields of an `update`.
-    public var updateDescription: UpdateDescription?
+    public var updateDescription: UpdateDescription? {
+        get { storage.updateDescription }
+        set { update { $0.updateDescription = newValue } }
+    }
     /// The document after the change, when the event carries one.
     public var fullDocument: FullDocument {
         get {
-            switch after {
+            switch storage.after {
             case .absent: .absent
             case .null: .null
-            case .document(let range): .document(document(range))
+            case .document(let range): .document(storage.document(range))
             }
         }
         set {
-            after = switch newValue {
-            case .absent: .absent
-            case .null: .null
-            case .document(let document): .document(keep(document))
+            update { storage in
+                storage.after = switch newValue {
+                case .absent: .absent
+                case .null: .null
+                case .document(let document): .document(storage.keep(document))
+                }
             }
         }
     }
 
-    /// The bytes the event's encoded documents lie in — a decoded event's own bytes — at the ranges below: the
-    /// documents share one buffer, so a copy of the event counts one reference rather than one per document
-    /// (applying copies every event it reads). A document from another buffer is appended to it.
-    private var bytes: [UInt8] = []
-    private var token: Range<Int>
-    private var key: Range<Int>?
-    private var after: FullDocumentPart
+    /// The event's fields, in one box shared by its copies (and copied before a change when shared): applying
+    /// copies every event it reads several times, and a copy is then one reference count instead of a copy of
+    /// each field.
+    private var storage: Storage
+
+    private final class Storage: @unchecked Sendable {
+        var operationType: OperationType
+        var clusterTime: ClusterTime?
+        var wallTime: Int64?
+        var namespace: Namespace?
+        var renamedTo: Namespace?
+        var documentID: BSONValue?
+        var updateDescription: UpdateDescription?
+        /// The bytes the event's encoded documents lie in — a decoded event's own bytes — at the ranges below: the
+        /// documents share one buffer. A document from another buffer is appended to it.
+        var bytes: [UInt8]
+        var token: Range<Int>
+        var key: Range<Int>?
+        var after: FullDocumentPart
+
+        init(operationType: OperationType, clusterTime: ClusterTime?, wallTime: Int64?, namespace: Namespace?,
+             renamedTo: Namespace?, documentID: BSONValue?, updateDescription: UpdateDescription?, bytes: [UInt8],
+             token: Range<Int>, key: Range<Int>?, after: FullDocumentPart) {
+            (self.operationType, self.clusterTime, self.wallTime) = (operationType, clusterTime, wallTime)
+            (self.namespace, self.renamedTo, self.documentID) = (namespace, renamedTo, documentID)
+            self.updateDescription = updateDescription
+            (self.bytes, self.token, self.key, self.after) = (bytes, token, key, after)
+        }
+
+        func copy() -> Storage {
+            Storage(operationType: operationType, clusterTime: clusterTime, wallTime: wallTime, namespace: namespace,
+                    renamedTo: renamedTo, documentID: documentID, updateDescription: updateDescription, bytes: bytes,
+                    token: token, key: key, after: after)
+        }
+
+        /// The document at `range` of `bytes` (checked when it was decoded or kept).
+        func document(_ range: Range<Int>) -> EncodedBSONDocument {
+            guard let document = EncodedBSONDocument(sharing: bytes, range: range) else {
+                preconditionFailure("a change event holds a range that is not a document")
+            }
+            return document
+        }
+
+        /// Where `document` is in `bytes`: where it already was when it lies in the same buffer (`bytes` takes the
+        /// first document's buffer), else appended.
+        func keep(_ document: EncodedBSONDocument) -> Range<Int> {
+            let (storage, range) = document.buffer
+            if bytes.isEmpty { bytes = storage }
+            let shared = bytes.withUnsafeBufferPointer { own in
+                storage.withUnsafeBufferPointer { $0.baseAddress == own.baseAddress && $0.count == own.count }
+            }
+            if shared { return range }
+            let start = bytes.count
+            bytes.append(contentsOf: storage[range])
+            return start..<bytes.count
+        }
+    }
+
+    /// Changes the fields with `change`, on a box of this event's own.
+    private mutating func update(_ change: (Storage) -> Void) {
+        if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }
+        change(storage)
+    }
 
     /// `fullDocument`, as it is kept.
     enum FullDocumentPart: Sendable {
         case absent, null
         /// The document at this range of `bytes`.
         case document(Range<Int>)
-    }
-
-    /// The document at `range` of `bytes` (checked when it was decoded or kept).
-    private func document(_ range: Range<Int>) -> EncodedBSONDocument {
-        guard let document = EncodedBSONDocument(sharing: bytes, range: range) else {
-            preconditionFailure("a change event holds a range that is not a document")
-        }
-        return document
-    }
-
-    /// Where `document` is in `bytes`: where it already was when it lies in the same buffer (`bytes` takes the
-    /// first document's buffer), else appended.
-    private mutating func keep(_ document: EncodedBSONDocument) -> Range<Int> {
-        let (storage, range) = document.buffer
-        if bytes.isEmpty { bytes = storage }
-        let shared = bytes.withUnsafeBufferPointer { own in
-            storage.withUnsafeBufferPointer { $0.baseAddress == own.baseAddress && $0.count == own.count }
-        }
-        if shared { return range }
-        let start = bytes.count
-        bytes.append(contentsOf: storage[range])
-        return start..<bytes.count
     }
 
     /// An event with every field given.
@@ -102,16 +158,11 @@ public struct ChangeEvent: Sendable, Equatable {
     init(encodedResumeToken: EncodedBSONDocument, operationType: OperationType, clusterTime: ClusterTime?,
          wallTime: Int64?, namespace: Namespace?, renamedTo: Namespace?, encodedDocumentKey: EncodedBSONDocument?,
          documentID: BSONValue?, updateDescription: UpdateDescription?, fullDocument: FullDocument) {
-        (token, key, after) = (0..<0, nil, .absent)
-        self.operationType = operationType
-        self.clusterTime = clusterTime
-        self.wallTime = wallTime
-        self.namespace = namespace
-        self.renamedTo = renamedTo
-        self.documentID = documentID
-        self.updateDescription = updateDescription
-        token = keep(encodedResumeToken)
-        if let encodedDocumentKey { key = keep(encodedDocumentKey) }
+        storage = Storage(operationType: operationType, clusterTime: clusterTime, wallTime: wallTime,
+                          namespace: namespace, renamedTo: renamedTo, documentID: documentID,
+                          updateDescription: updateDescription, bytes: [], token: 0..<0, key: nil, after: .absent)
+        storage.token = storage.keep(encodedResumeToken)
+        if let encodedDocumentKey { storage.key = storage.keep(encodedDocumentKey) }
         self.fullDocument = fullDocument
     }
 
@@ -119,14 +170,9 @@ public struct ChangeEvent: Sendable, Equatable {
     /// `bytes`, and a whole document).
     init(bytes: [UInt8], tokenRange: Range<Int>, operationType: OperationType, clusterTime: ClusterTime?,
          wallTime: Int64?, documentKeyRange: Range<Int>?, documentID: BSONValue?, fullDocument: FullDocumentPart) {
-        self.bytes = bytes
-        token = tokenRange
-        self.operationType = operationType
-        self.clusterTime = clusterTime
-        self.wallTime = wallTime
-        key = documentKeyRange
-        self.documentID = documentID
-        after = fullDocument
+        storage = Storage(operationType: operationType, clusterTime: clusterTime, wallTime: wallTime, namespace: nil,
+                          renamedTo: nil, documentID: documentID, updateDescription: nil, bytes: bytes,
+                          token: tokenRange, key: documentKeyRange, after: fullDocument)
     }
 
     /// Events are equal when what they say is, however their documents are kept.

@@ -230,6 +230,29 @@ struct ChangeEventTests {
         #expect(changed.documentID == nil && changed.encodedDocumentKey == nil && changed.fullDocument == .null)
     }
 
+    @Test("a copy of an event keeps every field when the original changes, and the other way round")
+    func copiesStayApart() throws {
+        let original = try ChangeEvent(bson: EventFixture.document("update"))
+        let fixture = original
+        var changed = original
+        changed.operationType = .replace
+        changed.clusterTime = .date(1)
+        changed.wallTime = 2
+        changed.namespace = ChangeEvent.Namespace(database: "other", collection: nil)
+        changed.renamedTo = ChangeEvent.Namespace(database: "to", collection: "c")
+        changed.updateDescription = nil
+        let decodedAgain = try ChangeEvent(bson: EventFixture.document("update"))
+        #expect(original == fixture && original == decodedAgain)
+        #expect(original.operationType == .update && original.namespace?.database != "other" && original.renamedTo == nil)
+        #expect(original.updateDescription != nil && original.wallTime != 2)
+        #expect(changed.operationType == .replace && changed.clusterTime == .date(1) && changed.wallTime == 2)
+        #expect(changed.namespace == ChangeEvent.Namespace(database: "other", collection: nil))
+        #expect(changed.renamedTo?.collection == "c" && changed.updateDescription == nil)
+        var copy = changed
+        copy.wallTime = 3
+        #expect(changed.wallTime == 2 && copy.wallTime == 3 && copy.renamedTo == changed.renamedTo)
+    }
+
     @Test("decoding for applying keeps a fullDocument whose elements are broken; writing its JSON finds it invalid")
     func forApplyingBrokenFullDocument() throws {
         var event = try EventFixture.document("insert")
