@@ -254,8 +254,10 @@ public final class ChangePipeline {
         }
         let laidOut = countedOps.isEmpty ? applier.commands(ops, checkpoint: change, events: pending.count) : nil
         let planning = Date().timeIntervalSince(started)
+        var waitedForCounts = 0.0
         if !countedOps.isEmpty {
             // Read behind the batch in flight: Redis runs the `MGET` after its `EXEC`, in one round trip with it.
+            let reading = Date()
             let counts: [Int]
             do {
                 counts = try applier.accessCounts(ofKeys: countedKeys)
@@ -263,11 +265,12 @@ public final class ChangePipeline {
                 try finishInFlight()
                 throw error
             }
+            waitedForCounts = Date().timeIntervalSince(reading)
             for (index, count) in zip(countedOps, counts) {
                 ops[index] = Strategy.withAccessCount(count, ops[index], collection: collection)
             }
         }
-        try finishInFlight()
+        try finishInFlight(waitedAlready: waitedForCounts)
         let sending = Date()
         let commands = laidOut ?? applier.commands(ops, checkpoint: change, events: pending.count)
         if try applier.send(commands, fence: fence()) {
@@ -282,13 +285,19 @@ public final class ChangePipeline {
     /// Its apply time is what the watcher spent on it — planning, writing, waiting for the outcome — without the
     /// work done on the next batch meanwhile.
     public func finishInFlight() throws {
+        try finishInFlight(waitedAlready: 0)
+    }
+
+    /// `finishInFlight()` after `waitedAlready` seconds spent in a read sent behind the batch in flight, which
+    /// waited for its outcome (and counts as its apply time).
+    private func finishInFlight(waitedAlready: Double) throws {
         guard let batch = inFlight else { return }
         inFlight = nil
         let waiting = Date()
         try applier.awaitSent()
         if let token = batch.token { lastCheckpointToken = token }
         for (action, count) in batch.writes.tallies { telemetry.cacheWrites(ns, action: action, count: count) }
-        telemetry.batchApplied(ns, seconds: batch.sendSeconds + Date().timeIntervalSince(waiting),
+        telemetry.batchApplied(ns, seconds: batch.sendSeconds + waitedAlready + Date().timeIntervalSince(waiting),
                                eventTime: batch.eventTime, appliedAt: batch.sentAt)
     }
 
