@@ -34,7 +34,7 @@ public struct RedisCommandBatch: Sendable {
 
     /// Reserves room for about `byteCount` protocol bytes, so a large batch is not grown (and copied) step by step.
     public mutating func reserveCapacity(_ byteCount: Int) {
-        unique().reserve(byteCount)
+        Storage.unique(&storage).reserve(byteCount)
     }
 
     /// Appends one command whose arguments are `arguments`' UTF-8 bytes.
@@ -116,18 +116,10 @@ public struct RedisCommandBatch: Sendable {
     private mutating func write(arguments: Int, size: Int, _ body: (inout Writer) -> Void) {
         if arguments == 0 { hasEmptyCommand = true }
         count += 1
-        let storage = unique()
-        storage.reserve(storage.count + size)
-        var writer = Writer(next: storage.base + storage.count)
-        writer.line(UInt8(ascii: "*"), arguments)
-        body(&writer)
-        storage.count = storage.base.distance(to: writer.next)
-    }
-
-    /// The storage, copied first if another batch shares it.
-    private mutating func unique() -> Storage {
-        if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }
-        return storage
+        Storage.unique(&storage).write(size: size) { writer in
+            writer.line(UInt8(ascii: "*"), arguments)
+            body(&writer)
+        }
     }
 
     /// The bytes of `$<length>` CR LF, an argument of `length` bytes and CR LF.
@@ -233,6 +225,21 @@ public struct RedisCommandBatch: Sendable {
 
         deinit { base.deallocate() }
 
+        /// `storage`, copied first if another batch (or list) shares it.
+        static func unique(_ storage: inout Storage) -> Storage {
+            if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }
+            return storage
+        }
+
+        /// Appends what `body` writes, at most `size` bytes: room for them is made first.
+        @inline(__always)
+        func write(size: Int, _ body: (inout Writer) -> Void) {
+            reserve(count + size)
+            var writer = Writer(next: base + count)
+            body(&writer)
+            count = base.distance(to: writer.next)
+        }
+
         /// Room for `byteCount` bytes in all.
         func reserve(_ byteCount: Int) {
             guard byteCount > capacity else { return }
@@ -266,13 +273,9 @@ public struct RedisArgumentList: Sendable {
     /// Appends `text`'s UTF-8 bytes with `suffix`'s after them, as one argument.
     public mutating func append(_ text: String, suffix: String) {
         var suffix = suffix
-        if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }
-        let storage = storage
+        let storage = RedisCommandBatch.Storage.unique(&storage)
         suffix.withUTF8 { suffix in
-            storage.reserve(storage.count + RedisCommandBatch.argumentSize(text.utf8.count + suffix.count))
-            var writer = RedisCommandBatch.Writer(next: storage.base + storage.count)
-            writer.argument(text, suffix)
-            storage.count = storage.base.distance(to: writer.next)
+            storage.write(size: RedisCommandBatch.argumentSize(text.utf8.count + suffix.count)) { $0.argument(text, suffix) }
         }
         count += 1
     }
