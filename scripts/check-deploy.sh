@@ -96,7 +96,7 @@ def fail(message):
     failures.append(message)
     print("  error:", message)
 
-# Metric names of DESIGN.md §7 (histograms also as _bucket/_sum/_count).
+# Metric names of docs/ARCHITECTURE.md §7 (histograms also as _bucket/_sum/_count).
 METRICS = {
     "cachesync_events_total", "cachesync_cache_writes_total", "cachesync_reads_total",
     "cachesync_hit_ratio", "cachesync_lag_seconds", "cachesync_apply_seconds",
@@ -110,7 +110,7 @@ def check_metric_names(where, text):
     used = set(re.findall(r"\bcachesync_[a-z_]+\b", text))
     unknown = sorted(n for n in used if n not in KNOWN)
     for name in unknown:
-        fail(f"{where}: metric {name} is not one of DESIGN.md §7")
+        fail(f"{where}: metric {name} is not one of docs/ARCHITECTURE.md §7")
     return used
 
 # The Prometheus Operator CRDs are not in kubernetes-validate: a bundled
@@ -328,7 +328,7 @@ check_hadolint() {
     (cd "$ROOT" && hadolint Dockerfile)
 }
 
-# The Dockerfile promises of DESIGN.md and the task: checked as text, Docker cannot build here.
+# The Dockerfile promises of docs/ARCHITECTURE.md and DEPLOYING.md: checked as text, Docker cannot build here.
 check_dockerfile_contract() {
     python3 - "$ROOT/Dockerfile" <<'PY'
 import re, sys

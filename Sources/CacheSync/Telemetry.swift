@@ -45,7 +45,7 @@ public final class Telemetry: @unchecked Sendable {
 
     /// Telemetry for the given collections (namespaces `db.coll`).
     ///
-    /// Every per-collection series of DESIGN.md §7 is created at zero here, so `/metrics` lists each collection
+    /// Every per-collection series of docs/ARCHITECTURE.md §7 is created at zero here, so `/metrics` lists each collection
     /// from the start (counters for the usual label values; others appear when they first happen).
     public init(collections: [String] = []) {
         let now = Date().timeIntervalSince1970

@@ -1,4 +1,4 @@
-/// The validated configuration of one cachesync process (DESIGN.md §3).
+/// The validated configuration of one cachesync process (docs/ARCHITECTURE.md §3).
 public struct CacheSyncConfig: Sendable, Equatable {
     /// Where MongoDB is.
     public var mongodb: MongoSettings
@@ -121,7 +121,7 @@ public struct LeaseSettings: Sendable, Equatable {
     }
 }
 
-/// The cache strategy of a collection (DESIGN.md §4).
+/// The cache strategy of a collection (docs/ARCHITECTURE.md §4).
 public enum StrategyKind: String, Sendable, Equatable, CaseIterable {
     /// Delete the cached key when the document changes.
     case invalidate
@@ -233,7 +233,7 @@ public struct CollectionConfig: Sendable, Equatable {
     /// Documents larger than this (as JSON) are not cached.
     public var maxValueBytes: Int
 
-    /// A collection config; unspecified fields take the DESIGN.md defaults.
+    /// A collection config; unspecified fields take the defaults of docs/ARCHITECTURE.md §3.
     public init(database: String, collection: String, strategy: StrategyKind,
                 operations: Set<DocumentOperation>? = nil, ttl: TTLPolicy = TTLPolicy(),
                 accessWindow: Int = 86400, keyTemplate: String = "{coll}:{id}", idType: IDType = .auto,

@@ -1,6 +1,6 @@
 import BSONModel
 
-/// One MongoDB change event, decoded from the real server format (DESIGN.md §8).
+/// One MongoDB change event, decoded from the real server format (docs/ARCHITECTURE.md §8).
 public struct ChangeEvent: Sendable, Equatable {
     /// The resume token (`_id`, usually `{_data: "<hex>"}`) as its BSON bytes: applying a batch reads only the
     /// last event's, so the others are never decoded.

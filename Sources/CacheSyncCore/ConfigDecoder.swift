@@ -1,6 +1,6 @@
 import Yams
 
-/// Turns the YAML tree of a config file into a validated `CacheSyncConfig` (DESIGN.md §3).
+/// Turns the YAML tree of a config file into a validated `CacheSyncConfig` (docs/ARCHITECTURE.md §3).
 ///
 /// Top-level keys starting with `x-` are ignored, so they can hold YAML anchors to merge (`<<: *name`).
 struct ConfigDecoder {

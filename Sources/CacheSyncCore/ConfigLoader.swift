@@ -1,7 +1,7 @@
 import Foundation
 import Yams
 
-/// Reads, interpolates, parses and validates a cachesync YAML config (DESIGN.md §3).
+/// Reads, interpolates, parses and validates a cachesync YAML config (docs/ARCHITECTURE.md §3).
 public enum ConfigLoader {
     /// The file `--config` falls back to when neither the flag nor `CACHESYNC_CONFIG` is given.
     public static let defaultPath = "./cachesync.yaml"

@@ -1,7 +1,7 @@
 import BSONModel
 import Foundation
 
-/// The canonical key text of a `documentKey._id` (DESIGN.md §4 "Keys"), and its reverse for the read-through API.
+/// The canonical key text of a `documentKey._id` (docs/ARCHITECTURE.md §4 "Keys"), and its reverse for the read-through API.
 public enum DocumentID {
     /// The text `{id}` stands for in a key; equal `_id`s (`1`, `1.0`, `Int64(1)`) give the same text.
     ///

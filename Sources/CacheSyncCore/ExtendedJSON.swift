@@ -1,7 +1,7 @@
 import BSONModel
 import Foundation
 
-/// Compact relaxed Extended JSON v2 (no spaces, field order kept): the cached value format (DESIGN.md §4 "Values").
+/// Compact relaxed Extended JSON v2 (no spaces, field order kept): the cached value format (docs/ARCHITECTURE.md §4 "Values").
 ///
 /// Written straight from BSON bytes: a document that arrives encoded (a change event's `fullDocument`) is never
 /// decoded into a tree on its way to Redis; a decoded one is encoded first.

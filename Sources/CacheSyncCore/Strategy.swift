@@ -1,6 +1,6 @@
 import BSONModel
 
-/// The pure planner: what a change event does to Redis under a collection's strategy (DESIGN.md §4).
+/// The pure planner: what a change event does to Redis under a collection's strategy (docs/ARCHITECTURE.md §4).
 public enum Strategy {
     /// The cache operations for one event, in order; `[]` for `invalidate` (the watcher reopens) and unknown types.
     ///

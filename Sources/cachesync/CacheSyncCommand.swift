@@ -3,7 +3,7 @@ import CacheSync
 import CacheSyncCore
 import Foundation
 
-/// The `cachesync` command line (DESIGN.md §2).
+/// The `cachesync` command line (docs/ARCHITECTURE.md §2).
 @main
 struct CacheSyncCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

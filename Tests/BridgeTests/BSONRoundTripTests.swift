@@ -19,7 +19,7 @@ struct BSONRoundTripTests {
     static let oidHex = "5f1d7a0b9c8e7d6f5a4b3c2d"
     static let uuidBytes: [UInt8] = [0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde, 0xf0, 0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef]
 
-    /// One document holding every type DESIGN.md §4 names, built by libbson.
+    /// One document holding every type docs/ARCHITECTURE.md §4 names, built by libbson.
     static func everyTypeBytes() -> [UInt8] {
         libbsonDocument { doc in
             var oid = bson_oid_t()

@@ -2,10 +2,10 @@ import Foundation
 import Testing
 @testable import CacheSyncCore
 
-/// Good configs: the DESIGN.md §3 example, defaults and overrides.
+/// Good configs: the docs/ARCHITECTURE.md §3 example, defaults and overrides.
 @Suite("Config loading")
 struct ConfigLoaderTests {
-    /// The model the DESIGN.md §3 example must give.
+    /// The model the docs/ARCHITECTURE.md §3 example must give.
     static func designModel(sourcePath: String, mongoURI: String = "mongodb://127.0.0.1:27017") -> CacheSyncConfig {
         let ttl = TTLPolicy(base: 300, tiers: [
             TTLTier(minAccesses: 1000, ttl: 3600),
@@ -34,7 +34,7 @@ struct ConfigLoaderTests {
         return url.path
     }
 
-    @Test("the DESIGN.md §3 example file loads into the expected model")
+    @Test("the docs/ARCHITECTURE.md §3 example file loads into the expected model")
     func designExampleLoads() throws {
         let path = try Self.fixturePath("design-example.yaml")
         let config = try ConfigLoader.load(path: path, environment: [:])
@@ -64,7 +64,7 @@ struct ConfigLoaderTests {
         }
     }
 
-    @Test("a minimal config gets the DESIGN.md defaults")
+    @Test("a minimal config gets the documented defaults")
     func minimalConfigDefaults() throws {
         let config = try ConfigLoader.parse(text: """
             mongodb: { uri: "mongodb://localhost" }

@@ -23,7 +23,7 @@ struct DocumentIDTests {
         #expect(ObjectID(bytes: bytes + [0]) == nil)
     }
 
-    @Test("every _id type has its DESIGN.md §4 key text", arguments: [
+    @Test("every _id type has its docs/ARCHITECTURE.md §4 key text", arguments: [
         (BSONValue.string("abc"), "abc"),
         (.string("héllo wörld ✓ 日本"), "héllo wörld ✓ 日本"),
         (.string("with space"), "with space"),

@@ -2,7 +2,7 @@ import BSONModel
 import Testing
 @testable import CacheSyncCore
 
-/// One row of the DESIGN.md §4 table: a strategy, an event fixture and the ops it must plan.
+/// One row of the docs/ARCHITECTURE.md §4 table: a strategy, an event fixture and the ops it must plan.
 struct PlanCase: Sendable, CustomTestStringConvertible {
     let strategy: StrategyKind
     let fixture: String
@@ -50,7 +50,7 @@ struct StrategyTests {
         PlanCase(strategy: .preserveTTL, fixture: "delete", expected: [.delete(key: key, reason: .deleted)]),
     ]
 
-    @Test("each strategy × operation × fullDocument state plans the DESIGN.md §4 ops", arguments: table)
+    @Test("each strategy × operation × fullDocument state plans the docs/ARCHITECTURE.md §4 ops", arguments: table)
     func designTable(_ row: PlanCase) throws {
         let event = try EventFixture.event(row.fixture)
         let ops = Strategy.plan(event: event, collection: Self.products(row.strategy), keyPrefix: "app:", accessCount: 150)

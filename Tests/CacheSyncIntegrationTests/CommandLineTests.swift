@@ -3,7 +3,7 @@ import Glibc
 import Testing
 import TestSupport
 
-/// The `cachesync` binary's exit codes and messages for `check-config` and `version` (DESIGN.md §2).
+/// The `cachesync` binary's exit codes and messages for `check-config` and `version` (docs/ARCHITECTURE.md §2).
 @Suite("Command line")
 struct CommandLineTests {
     static let valid = """

@@ -31,7 +31,7 @@ extension HTTPAPITests {
             }
         }
 
-        @Test("/metrics parses as Prometheus text, holds every DESIGN §7 metric with the workload's values; stats hitRate matches")
+        @Test("/metrics parses as Prometheus text, holds every docs/ARCHITECTURE.md §7 metric with the workload's values; stats hitRate matches")
         func metricsAfterWorkload() throws {
             let started = Date().timeIntervalSince1970
             let harness = try HTTPHarness(collections: """

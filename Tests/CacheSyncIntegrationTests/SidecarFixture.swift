@@ -5,7 +5,7 @@ import RedisBridge
 import TestSupport
 
 /// A running redis-server, nx-27017 (or the servers in `REDIS_URL` / `MONGODB_URI`) and the config that points the
-/// real `cachesync` binary at them, with the DESIGN.md §3 example collections.
+/// real `cachesync` binary at them, with the docs/ARCHITECTURE.md §3 example collections.
 final class SidecarFixture: @unchecked Sendable {
     let redisServer: RedisTestServer
     let mongoServer: MongoTestServer
@@ -42,7 +42,7 @@ final class SidecarFixture: @unchecked Sendable {
     /// The checkpoint prefix, inside the test's key prefix.
     var checkpointPrefix: String { redisServer.keyPrefix + "cachesync:" }
 
-    /// The DESIGN.md §3 example, pointed at the test servers; `extra` is appended at the top level.
+    /// The docs/ARCHITECTURE.md §3 example, pointed at the test servers; `extra` is appended at the top level.
     func config(collections: String? = nil, lease: String = "{ enabled: true, ttl: 3 }", httpPort: Int? = nil,
                 extra: String = "") -> String {
         """

@@ -8,7 +8,7 @@ import Prometheus
 import RedisBridge
 import ServiceLifecycle
 
-/// The HTTP API on `http.listen` (DESIGN.md §6, §7): read-through cache, `/metrics`, `/v1/stats`, `/healthz`,
+/// The HTTP API on `http.listen` (docs/ARCHITECTURE.md §6, §7): read-through cache, `/metrics`, `/v1/stats`, `/healthz`,
 /// `/readyz`. Runs in the sidecar's `ServiceGroup`; blocking Redis and MongoDB calls run on its own worker threads,
 /// each with its own Redis connection.
 public final class HTTPService: Service, Sendable {

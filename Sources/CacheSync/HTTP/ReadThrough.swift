@@ -4,7 +4,7 @@ import Foundation
 import MongoBridge
 import RedisBridge
 
-/// The read path of `GET /v1/cache/{collection}/{id}` (DESIGN.md §6): count the access, answer from Redis, or
+/// The read path of `GET /v1/cache/{collection}/{id}` (docs/ARCHITECTURE.md §6): count the access, answer from Redis, or
 /// read MongoDB under a lease and cache the document only while the lease is still ours.
 ///
 /// Every call blocks (hiredis, libmongoc): run it on a `BlockingWorkers` thread.

@@ -1,6 +1,6 @@
 import Foundation
 
-/// The body of `GET /v1/stats`: per collection and in total, the figures of DESIGN.md §7.
+/// The body of `GET /v1/stats`: per collection and in total, the figures of docs/ARCHITECTURE.md §7.
 struct StatsReport: Encodable {
     /// One collection's (or the total) figures.
     struct Entry: Encodable {
