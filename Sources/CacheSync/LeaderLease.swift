@@ -1,10 +1,11 @@
 import Foundation
 import RedisBridge
 
-/// One instance's claim to apply a collection: a Redis key `<instanceId>|<epoch>` with a expiry.
+/// One instance's claim to apply a collection: a Redis key holding `<instanceId>|<epoch>`, with an expiry.
 ///
-/// The epoch grows with every new claim, and each batch is written only if the key still holds this instance's
-/// value (checked inside the same Lua script), so a paused or partitioned ex-leader can write nothing.
+/// Claiming and renewing run as one Lua script; the epoch grows with every new claim. Each batch is written in a
+/// `MULTI`/`EXEC` transaction under `WATCH` of this key, and only while it holds this instance's value
+/// (`BatchApplier`, `RedisConnection.sendTransaction`), so a paused or partitioned ex-leader writes nothing.
 final class LeaderLease {
     private static let acquireScript = RedisScript("""
         local cur = redis.call('GET', KEYS[1])

@@ -17,7 +17,7 @@ public final class Telemetry: @unchecked Sendable {
         public var updates = 0
         /// Events skipped by the collection's `operations`.
         public var skips = 0
-        /// Errors: undecodable or unknown events, failed applies, stream errors.
+        /// Errors, by the kinds of `error(_:kind:)`.
         public var errors = 0
         /// Seconds between the last applied event's time and its application.
         public var lagSeconds = 0.0
@@ -122,12 +122,14 @@ public final class Telemetry: @unchecked Sendable {
         Gauge(label: "cachesync_last_event_timestamp_seconds", dimensions: [("collection", ns)]).record(eventTime)
     }
 
-    /// The change stream was (re)opened after `reason` (`start`, `network`, `invalidate`, `history_lost`, …).
+    /// The change stream was (re)opened after `reason`: `open` (from the stored checkpoint), `invalidate`,
+    /// `history_lost`, or the failure that closed it (`mongodb`, `redis`, `auth`, `other`).
     public func streamRestarted(_ ns: String, reason: String) {
         Counter(label: "cachesync_stream_restarts_total", dimensions: [("collection", ns), ("reason", reason)]).increment()
     }
 
-    /// Every key of the collection was removed because of `reason` (`history_lost`, `drop`, `no_checkpoint`, …).
+    /// Every key of the collection was removed because of `reason` (`no_checkpoint`, `history_lost`, `drop`,
+    /// `rename`, `drop_database`).
     public func resynced(_ ns: String, reason: String) {
         Counter(label: "cachesync_resyncs_total", dimensions: [("collection", ns), ("reason", reason)]).increment()
     }

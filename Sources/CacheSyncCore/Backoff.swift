@@ -1,4 +1,4 @@
-/// Capped exponential backoff with full jitter, for reconnecting to MongoDB and Redis.
+/// Capped exponential backoff with equal jitter (uniform in the upper half of the ceiling), for reconnecting to MongoDB and Redis.
 public struct Backoff: Sendable, Equatable {
     /// The first delay, in seconds.
     public var base: Double

@@ -12,7 +12,8 @@ public enum CacheOp: Sendable, Equatable {
     case delete(key: CacheKey, reason: DeleteReason)
     /// Nothing in Redis: the collection's `operations` do not include this event's operation (counted as skip).
     case skip(key: CacheKey, reason: SkipReason)
-    /// Remove every key of the collection: `SCAN MATCH pattern` + `UNLINK` in batches, then reopen the watch.
+    /// Remove every key of the collection: `SCAN MATCH pattern` + `UNLINK` in batches; the stream
+    /// continues (the server's `invalidate` that follows reopens it).
     case flushCollection(namespace: String, pattern: String, reason: FlushReason)
 
     /// Why a key is deleted.

@@ -33,7 +33,8 @@ struct LeadershipTests {
         try f.pool.updateOne(products, filter: ["_id": .int32(1)], update: ["$set": .document(["v": .int32(2)])])
         try f.eventually("B applied the newer write", b) { try f.cached(f.key("products", "1")) == #"{"_id":1,"v":2}"# }
 
-        // A wakes up holding its stale batch (v: 1): the fence inside the apply script must refuse it.
+        // A wakes up holding its stale batch (v: 1): the fence (WATCH on the lease key around the batch's
+        // MULTI/EXEC) must refuse it.
         a.process.send(SIGCONT)
         try f.eventually("A notices it lost the lease", a) { a.log.contains("lost the collection lease") }
         Thread.sleep(forTimeInterval: 1)
