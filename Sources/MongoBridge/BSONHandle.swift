@@ -36,7 +36,7 @@ public final class BSONHandle: @unchecked Sendable {
     }
 
     /// Lends the raw pointer to `body`; it must not escape.
-    public func withUnsafeHandle<R>(_ body: (OpaquePointer) throws -> R) rethrows -> R {
+    func withUnsafeHandle<R>(_ body: (OpaquePointer) throws -> R) rethrows -> R {
         try body(handle)
     }
 

@@ -42,7 +42,7 @@ public final class MongoClientPool: @unchecked Sendable {
     }
 
     /// Pops a client for the duration of `body` (blocking: call off the cooperative pool).
-    public func withClient<R>(_ body: (OpaquePointer) throws -> R) rethrows -> R {
+    func withClient<R>(_ body: (OpaquePointer) throws -> R) rethrows -> R {
         let client = mongoc_client_pool_pop(pool)!
         defer { mongoc_client_pool_push(pool, client) }
         return try body(client)

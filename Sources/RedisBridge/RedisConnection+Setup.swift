@@ -1,0 +1,48 @@
+import CHiredis
+import Glibc
+
+/// Connecting: the socket with its timeouts, then AUTH and SELECT. Call with the lock held.
+extension RedisConnection {
+    /// A freshly connected context with the command timeout applied, not yet authenticated.
+    func openContext() throws(RedisError) -> UnsafeMutablePointer<redisContext> {
+        guard let fresh = redisConnectWithTimeout(options.host, Int32(clamping: options.port), Self.timeval(for: options.connectTimeout))
+        else {
+            throw RedisError(kind: .other, endpoint: options.endpoint, message: "cannot allocate a hiredis context")
+        }
+        if cs_redis_err(fresh) != 0 {
+            let error = RedisError.fromContext(fresh, errno: cs_errno(), endpoint: options.endpoint, redacting: options.password)
+            redisFree(fresh)
+            throw error
+        }
+        let timeout = options.commandTimeout.map { Self.timeval(for: $0) } ?? Glibc.timeval(tv_sec: 0, tv_usec: 0)
+        if redisSetTimeout(fresh, timeout) != REDIS_OK {
+            let error = RedisError.fromContext(fresh, errno: cs_errno(), endpoint: options.endpoint, redacting: options.password)
+            redisFree(fresh)
+            throw error
+        }
+        return fresh
+    }
+
+    /// Sends AUTH and SELECT as the options ask; any error reply to AUTH is an authentication failure.
+    func handshake(_ fresh: UnsafeMutablePointer<redisContext>) throws(RedisError) {
+        if let password = options.password {
+            let auth = ["AUTH"] + (options.user.map { [$0] } ?? []) + [password]
+            if case .error(let text) = try roundTrip(fresh, [auth.map { Array($0.utf8) }], dropOnFailure: false)[0] {
+                let mapped = RedisError.fromReply(text, endpoint: options.endpoint, redacting: password)
+                throw RedisError(kind: .authentication, endpoint: options.endpoint, message: mapped.message)
+            }
+        }
+        if options.db != 0 {
+            let select = [Array("SELECT".utf8), Array(String(options.db).utf8)]
+            if case .error(let text) = try roundTrip(fresh, [select], dropOnFailure: false)[0] {
+                throw RedisError.fromReply(text, endpoint: options.endpoint, redacting: options.password)
+            }
+        }
+    }
+
+    /// A `timeval` for a duration, rounded down to microseconds.
+    static func timeval(for duration: Duration) -> Glibc.timeval {
+        let (seconds, attoseconds) = duration.components
+        return Glibc.timeval(tv_sec: Int(seconds), tv_usec: Int(attoseconds / 1_000_000_000_000))
+    }
+}
