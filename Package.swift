@@ -31,7 +31,6 @@ let package = Package(
         // Pure core: config, events, keys, strategies, TTL. No C, no I/O.
         .target(name: "CacheSyncCore", dependencies: [
             "BSONModel",
-            .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),
         ]),
 
@@ -43,6 +42,9 @@ let package = Package(
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Hummingbird", package: "hummingbird"),
+        ], swiftSettings: [
+            // The test-only switches (TestSwitches.swift) exist in debug builds only, which the tests run.
+            .define("CACHESYNC_TEST_SWITCHES", .when(configuration: .debug)),
         ]),
 
         // Command line only. The release binary on Linux is linked by lld with packed relative relocations

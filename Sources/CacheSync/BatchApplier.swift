@@ -37,25 +37,31 @@ struct BatchApplier {
     }
 
     /// Applies `ops` (set, refresh, delete; others are ignored) and the checkpoint change atomically.
-    /// Throws `RedisError` with server code `FENCED` when this instance no longer holds the lease.
-    func apply(_ ops: [CacheOp], checkpoint: CheckpointChange, events: Int, fence: String?) throws(RedisError) {
+    /// Throws `FencedWriteError` when this instance no longer holds the lease, `RedisError` when Redis fails.
+    func apply(_ ops: [CacheOp], checkpoint: CheckpointChange, events: Int, fence: String?) throws {
         let commands = commands(ops, checkpoint: checkpoint, events: events)
         guard commands.count > 0 else { return }
-        try check(redis.transaction(commands, onlyIf: condition(fence)))
+        guard let replies = try redis.transaction(commands, onlyIf: condition(fence)) else { throw fenced }
+        try redis.throwFirstError(in: replies)
     }
 
     /// `apply` of the `commands(_:checkpoint:events:)` of a batch without waiting for Redis: returns once the
     /// transaction is written (`false` when there was nothing to write); `awaitSent()` takes its outcome. A fence
     /// that fails already throws here.
-    func send(_ commands: RedisCommandBatch, fence: String?) throws(RedisError) -> Bool {
+    func send(_ commands: RedisCommandBatch, fence: String?) throws -> Bool {
         guard commands.count > 0 else { return false }
         guard try redis.sendTransaction(commands, onlyIf: condition(fence)) else { throw fenced }
         return true
     }
 
     /// Waits for the transaction `send` wrote and throws what `apply` would have thrown.
-    func awaitSent() throws(RedisError) {
+    func awaitSent() throws {
         guard try redis.awaitTransaction() != nil else { throw fenced }
+    }
+
+    /// Forgets the transaction `send` wrote without waiting for its outcome (after a failure elsewhere).
+    func abandonSent() {
+        redis.discardSentTransaction()
     }
 
     /// The transaction's commands: each op's write in order, one `UNLINK` of their read-through leases (removing
@@ -105,17 +111,8 @@ struct BatchApplier {
         fence.map { (key: Array(keys.leader.utf8), value: Array($0.utf8)) }
     }
 
-    private var fenced: RedisError {
-        RedisError(kind: .server, endpoint: redis.options.endpoint,
-                   message: "FENCED this instance no longer holds the collection lease")
-    }
-
-    /// `nil` (the lease changed before `EXEC`) is `FENCED`; an error reply to any command throws it.
-    private func check(_ replies: [RedisReply]?) throws(RedisError) {
-        guard let replies else { throw fenced }
-        for case .error(let text) in replies {
-            throw RedisError(kind: .server, endpoint: redis.options.endpoint, message: text)
-        }
+    private var fenced: FencedWriteError {
+        FencedWriteError(leaseKey: keys.leader)
     }
 
     /// Removes every key matching `pattern` (SCAN + fenced UNLINK in batches of 500); returns how many.

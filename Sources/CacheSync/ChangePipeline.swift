@@ -6,7 +6,8 @@ import RedisBridge
 
 /// Reads one collection's raw change events in batches, decodes and plans them, and applies each batch to Redis
 /// with its checkpoint in one atomic, fenced step: the data path of a `CollectionWatcher`, without the stream
-/// and lease handling around it. Blocking; use it from one thread.
+/// and lease handling around it. It owns the collection's checkpoint and the batch in flight: everything that
+/// reads or writes them goes through it. Blocking; use it from one thread.
 public final class ChangePipeline {
     /// How a batch is gathered.
     public struct Limits: Sendable {
@@ -32,14 +33,14 @@ public final class ChangePipeline {
     }
 
     let collection: CollectionConfig
-    let applier: BatchApplier
     let limits: Limits
     /// The lease value batches are fenced with; `nil` writes unfenced.
     public var fence: () -> String? = { nil }
-    /// Test-only: seconds to wait between reading a batch and applying it.
-    var testApplyDelay = 0.0
     /// The last resume token checkpointed (or loaded), so an idle stream saves only a newer one.
-    var lastCheckpointToken: BSONDocument?
+    private(set) var lastCheckpointToken: BSONDocument?
+    private let applier: BatchApplier
+    /// Test-only: seconds to wait between reading a batch and applying it (debug builds only).
+    private let testApplyDelay = TestSwitches.current.applyDelay
     /// The batch whose transaction was sent last and whose outcome is not taken yet.
     private var inFlight: InFlight?
 
@@ -128,6 +129,23 @@ public final class ChangePipeline {
         case .drop, .rename, .dropDatabase, .invalidate: true
         case .insert, .update, .replace, .delete, .unknown: false
         }
+    }
+
+    /// The stored checkpoint, if any; the stream is opened from it, so an idle stream saves only a newer token.
+    func loadCheckpoint() throws -> Checkpoint? {
+        let checkpoint = try applier.loadCheckpoint()
+        if case .resumeAfter(let token)? = checkpoint { lastCheckpointToken = token }
+        return checkpoint
+    }
+
+    /// Removes every key matching `pattern` and stores the checkpoint of a stream just opened from now (`position`,
+    /// its resume token; none removes the checkpoint); returns how many keys were removed.
+    func resync(pattern: String, position: BSONDocument?) throws -> Int {
+        try finishInFlight()
+        let removed = try applier.flush(pattern: pattern, fence: fence())
+        try applier.apply([], checkpoint: position.map { .set(.resumeAfter($0)) } ?? .delete, events: 0, fence: fence())
+        lastCheckpointToken = position
+        return removed
     }
 
     /// Saves an idle source's newer resume token (`postBatchResumeToken`), so a quiet collection's checkpoint
@@ -306,20 +324,6 @@ public final class ChangePipeline {
     func abandonInFlight() {
         guard inFlight != nil else { return }
         inFlight = nil
-        applier.redis.discardSentTransaction()
-    }
-}
-
-/// Counts by name for the metrics, in order of first appearance: a batch has one or two names, so a list search
-/// is cheaper than hashing a name per event.
-struct TallyByName {
-    private(set) var tallies: [(name: String, count: Int)] = []
-
-    mutating func add(_ name: String) {
-        if let index = tallies.firstIndex(where: { $0.name == name }) {
-            tallies[index].count += 1
-        } else {
-            tallies.append((name, 1))
-        }
+        applier.abandonSent()
     }
 }

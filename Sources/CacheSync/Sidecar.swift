@@ -40,6 +40,13 @@ public enum Sidecar {
             "mongodb": "\(Self.hosts(of: config.mongodb.uri))",
             "redis": "\(config.redis.endpoint.host):\(config.redis.endpoint.port)/\(config.redis.endpoint.db)",
         ])
+        let switches = TestSwitches.current.active
+        if !switches.isEmpty {
+            logger.warning("""
+                test-only switches are set: \(switches.joined(separator: ", ")); this debug build may cache stale \
+                documents or delay writes. Never use it in production
+                """)
+        }
         let pool: MongoClientPool
         do {
             pool = try MongoClientPool(uri: config.mongodb.uri)

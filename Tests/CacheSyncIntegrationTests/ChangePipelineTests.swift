@@ -140,8 +140,8 @@ struct ChangePipelineTests {
             // Another instance takes the lease after the first batch was sent (the command below runs after it).
             _ = try redis.command(["SET", leaseKey, "other|2"])
             #expect(try cached(2, redis, config) != nil, "the first batch ran before the lease changed")
-            let fenced = #expect(throws: RedisError.self) { try pipeline.pump(source) }
-            #expect(fenced?.serverCode == "FENCED")
+            let fenced = #expect(throws: FencedWriteError.self) { try pipeline.pump(source) }
+            #expect(fenced?.leaseKey == leaseKey)
             #expect(try cached(3, redis, config) == nil)
             #expect(try cached(4, redis, config) == nil)
             #expect(try redis.command(["GET", keys(config).resume]).text == Checkpoint.resumeAfter(Self.token(2)).storedText)

@@ -9,7 +9,7 @@ struct WatcherSettingsTests {
         let expected: [(quiet: Double, sleep: Double)] = [(0, 0.001), (0.005, 0.001), (0.02, 0.002), (0.1, 0.01),
                                                            (0.4, 0.04), (5, 0.05)]
         for (quiet, sleep) in expected {
-            #expect(abs(settings.idleSleep(quietFor: quiet) - sleep) < 1e-9, "quiet for \(quiet) s")
+            #expect(abs(settings.idle.sleep(quietFor: quiet) - sleep) < 1e-9, "quiet for \(quiet) s")
         }
     }
 

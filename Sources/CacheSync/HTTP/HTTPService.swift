@@ -43,11 +43,6 @@ public final class HTTPService: Service, Sendable {
             redis: config.redisConnection(connectTimeout: .milliseconds(500), commandTimeout: .milliseconds(500)),
             telemetry: telemetry)
         collections = Self.routeNames(config)
-        if readThrough.settings.leaseDisabled || readThrough.settings.delayBeforeStore > 0 {
-            let warning = "TEST-ONLY read-through switches are set (CACHESYNC_TEST_DISABLE_READ_LEASE / CACHESYNC_TEST_READ_DELAY_MS); "
-                + "stale documents can be cached. Never use them in production"
-            logger.warning("\(warning)")
-        }
     }
 
     /// Serves until graceful shutdown, then stops the worker threads.

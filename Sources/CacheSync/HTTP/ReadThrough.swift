@@ -9,24 +9,12 @@ import RedisBridge
 ///
 /// Every call blocks (hiredis, libmongoc): run it on a `BlockingWorkers` thread.
 struct ReadThrough: Sendable {
-    /// Tuning knobs and test-only switches.
+    /// Tuning knobs.
     struct Settings: Sendable {
         /// How long a reader's lease lives, in milliseconds: the longest a MongoDB read may take and still be cached.
         var leaseMilliseconds = 5000
-        /// TEST ONLY (`CACHESYNC_TEST_DISABLE_READ_LEASE=1`): store every miss without the lease check, so a
-        /// race test can show that stale documents get cached without it. Never set it in production.
-        var leaseDisabled = false
-        /// TEST ONLY (`CACHESYNC_TEST_READ_DELAY_MS`): sleep between the MongoDB read and the cache write, to widen
-        /// the window in which a change can overtake a reader.
-        var delayBeforeStore = 0.0
-
-        /// Default settings with the test-only switches read from the environment.
-        init(environment: [String: String] = ProcessInfo.processInfo.environment) {
-            leaseDisabled = environment["CACHESYNC_TEST_DISABLE_READ_LEASE"] == "1"
-            if let text = environment["CACHESYNC_TEST_READ_DELAY_MS"], let ms = Double(text), ms > 0 {
-                delayBeforeStore = ms / 1000
-            }
-        }
+        /// Test-only switches (debug builds only): no lease check, a pause before the cache write.
+        var testSwitches = TestSwitches.current
     }
 
     /// What a read found.
@@ -67,9 +55,7 @@ struct ReadThrough: Sendable {
             ["EXPIRE", key.accessCountKey, String(collection.accessWindow)],
             ["GET", key.text],
         ])
-        for case .error(let text) in replies {
-            throw RedisError(kind: .server, endpoint: redis.options.endpoint, message: text)
-        }
+        try redis.throwFirstError(in: replies)
         let accesses = Int(replies[0].integer ?? 1)
         if let cached = replies[2].text {
             telemetry.read(ns, hit: true)
@@ -79,7 +65,7 @@ struct ReadThrough: Sendable {
 
         let token = Self.randomToken()
         let leased: Bool
-        if settings.leaseDisabled {
+        if settings.testSwitches.readLeaseDisabled {
             leased = true
         } else {
             let reply = try redis.command(["SET", key.leaseKey, token, "NX", "PX", String(settings.leaseMilliseconds)])
@@ -105,11 +91,11 @@ struct ReadThrough: Sendable {
             telemetry.readNotCached(ns, reason: "lease_busy")
             return .miss(json)
         }
-        if settings.delayBeforeStore > 0 {
-            Thread.sleep(forTimeInterval: settings.delayBeforeStore)
+        if settings.testSwitches.readDelay > 0 {
+            Thread.sleep(forTimeInterval: settings.testSwitches.readDelay)
         }
         let ttl = String(collection.ttl.ttl(forAccesses: accesses))
-        if settings.leaseDisabled {
+        if settings.testSwitches.readLeaseDisabled {
             _ = try redis.command(["SET", key.text, json, "EX", ttl])
         } else {
             let stored = try Self.storeScript.run(on: redis, keys: [key.text, key.leaseKey], arguments: [token, json, ttl])
