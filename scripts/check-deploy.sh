@@ -361,6 +361,15 @@ check_runtime_libs() {
     python3 "$ROOT/scripts/check_runtime_libs.py" "$BINARY" --dockerfile "$ROOT/Dockerfile"
 }
 
+# The test-only switches (Sources/CacheSync/TestSwitches.swift) are compiled into debug builds only: the shipped
+# binary must not even hold their names.
+check_no_test_switches() {
+    if grep -a -o 'CACHESYNC_TEST_[A-Z_]*' "$BINARY" | sort -u | grep .; then
+        echo "   the release binary holds the test-only switch names above" >&2
+        return 1
+    fi
+}
+
 run "tools" check_tools
 run "helm lint, helm template, kubernetes-validate, examples, dashboard" check_chart
 run "yamllint" check_yamllint
@@ -372,6 +381,7 @@ if [[ -z "$BINARY" ]]; then
     echo "!! NO BINARY GIVEN: the checks that need the built cachesync binary did not run."
     skip "cachesync check-config on the chart's default ConfigMap" "no binary given"
     skip "check_runtime_libs (ldd vs the runtime stage's apt-get line)" "no binary given"
+    skip "no test-only switch in the binary" "no binary given"
 elif [[ ! -x "$BINARY" ]]; then
     echo "== binary"
     echo "   FAIL  $BINARY is not an executable file"
@@ -388,6 +398,7 @@ else
         FAILED_NAMES+=("check-config")
     fi
     run "check_runtime_libs (ldd vs the runtime stage's apt-get line)" check_runtime_libs
+    run "no test-only switch in the binary" check_no_test_switches
 fi
 
 echo

@@ -19,30 +19,39 @@ public enum Verifier {
         public var description: String { "\(kind) \(namespace) \(key)" }
     }
 
-    /// Runs the check and prints findings and counts; returns 0 when consistent, 1 otherwise.
-    public static func run(config: CacheSyncConfig, collection: String?, sample: Int?) -> Int32 {
+    /// What was found in one collection.
+    public struct CollectionReport: Sendable {
+        /// `db.coll`.
+        public let namespace: String
+        /// How many cached documents were compared.
+        public let checked: Int
+        /// The inconsistent ones.
+        public let findings: [Finding]
+
+        /// Findings that are not orphans (stale or unreadable).
+        public var staleCount: Int { findings.filter { $0.kind != "orphan" }.count }
+    }
+
+    /// `--collection` names no configured collection.
+    public struct UnknownCollection: Error, CustomStringConvertible {
+        /// The name given.
+        public let name: String
+
+        public var description: String { "no configured collection named \(name)" }
+    }
+
+    /// Checks the configured collections (only `collection`, by its name or `db.coll`, when given), at most `sample`
+    /// keys each; throws `UnknownCollection`, or the MongoDB or Redis error that stopped it.
+    public static func run(config: CacheSyncConfig, collection: String?, sample: Int?) throws -> [CollectionReport] {
         let chosen = config.collections.filter {
             collection == nil || collection == $0.collection || collection == $0.namespace
         }
-        guard !chosen.isEmpty else {
-            FileHandle.standardError.write(Data("verify: no configured collection named \(collection ?? "")\n".utf8))
-            return 2
-        }
-        do {
-            let pool = try MongoClientPool(uri: config.mongodb.uri)
-            let redis = config.redisConnection()
-            var total = 0
-            for coll in chosen {
-                let (checked, findings) = try check(coll, config: config, pool: pool, redis: redis, sample: sample)
-                findings.forEach { print($0) }
-                let stale = findings.filter { $0.kind != "orphan" }.count
-                print("\(coll.namespace): checked \(checked) keys, \(stale) stale, \(findings.count - stale) orphans")
-                total += findings.count
-            }
-            return total == 0 ? 0 : 1
-        } catch {
-            FileHandle.standardError.write(Data("verify: \(error)\n".utf8))
-            return 1
+        guard !chosen.isEmpty else { throw UnknownCollection(name: collection ?? "") }
+        let pool = try MongoClientPool(uri: config.mongodb.uri)
+        let redis = config.redisConnection()
+        return try chosen.map { coll in
+            let (checked, findings) = try check(coll, config: config, pool: pool, redis: redis, sample: sample)
+            return CollectionReport(namespace: coll.namespace, checked: checked, findings: findings)
         }
     }
 
@@ -54,7 +63,7 @@ public enum Verifier {
         var findings: [Finding] = []
         var checked = 0
         try redis.scan(match: pattern) { keys in
-            for key in keys where !key.hasSuffix(":access_count") && !key.hasSuffix(":lease") {
+            for key in keys where !key.hasSuffix(CacheKey.accessCountSuffix) && !key.hasSuffix(CacheKey.leaseSuffix) {
                 if let sample, checked >= sample { return false }
                 guard let cached = try redis.command(["GET", key]).text else { continue }
                 checked += 1

@@ -88,8 +88,22 @@ extension CacheSyncCommand {
 
         func run() throws {
             let config = try options.load()
-            let code = Verifier.run(config: config, collection: collection, sample: sample)
-            if code != 0 { throw ExitCode(code) }
+            let reports: [Verifier.CollectionReport]
+            do {
+                reports = try Verifier.run(config: config, collection: collection, sample: sample)
+            } catch let error as Verifier.UnknownCollection {
+                FileHandle.standardError.write(Data("verify: \(error)\n".utf8))
+                throw ExitCode(2)
+            } catch {
+                FileHandle.standardError.write(Data("verify: \(error)\n".utf8))
+                throw ExitCode(1)
+            }
+            for report in reports {
+                report.findings.forEach { print($0) }
+                print("\(report.namespace): checked \(report.checked) keys, \(report.staleCount) stale, "
+                      + "\(report.findings.count - report.staleCount) orphans")
+            }
+            if reports.contains(where: { !$0.findings.isEmpty }) { throw ExitCode(1) }
         }
     }
 }

@@ -1,0 +1,66 @@
+/// One watched collection and how it maps to Redis.
+public struct CollectionConfig: Sendable, Equatable {
+    /// Database name.
+    public var database: String
+    /// Collection name.
+    public var collection: String
+    /// The strategy.
+    public var strategy: StrategyKind
+    /// The document operations the strategy acts on.
+    public var operations: Set<DocumentOperation> {
+        didSet { operationBits = Self.bits(operations) }
+    }
+    /// `operations`, one bit each: what `actsOn` reads for every event instead of hashing.
+    private var operationBits: UInt8
+    /// TTL settings.
+    public var ttl: TTLPolicy
+    /// Access counters expire after this many seconds without access.
+    public var accessWindow: Int
+    /// Key template with `{db}`, `{coll}`, `{id}`.
+    public var keyTemplate: String
+    /// How `{id}` is parsed by the read-through API.
+    public var idType: IDType
+    /// What history loss does.
+    public var onHistoryLost: HistoryLostPolicy
+    /// Documents larger than this (as JSON) are not cached.
+    public var maxValueBytes: Int
+
+    /// A collection config; unspecified fields take the defaults of docs/ARCHITECTURE.md §3.
+    public init(database: String, collection: String, strategy: StrategyKind,
+                operations: Set<DocumentOperation>? = nil, ttl: TTLPolicy = TTLPolicy(),
+                accessWindow: Int = 86400, keyTemplate: String = "{coll}:{id}", idType: IDType = .auto,
+                onHistoryLost: HistoryLostPolicy = .flush, maxValueBytes: Int = 1 << 20) {
+        self.database = database
+        self.collection = collection
+        self.strategy = strategy
+        self.operations = operations ?? strategy.defaultOperations
+        operationBits = Self.bits(self.operations)
+        self.ttl = ttl
+        self.accessWindow = accessWindow
+        self.keyTemplate = keyTemplate
+        self.idType = idType
+        self.onHistoryLost = onHistoryLost
+        self.maxValueBytes = maxValueBytes
+    }
+
+    /// `<db>.<coll>`.
+    public var namespace: String { "\(database).\(collection)" }
+
+    /// Whether the strategy acts on `operation` (it is one of `operations`).
+    public func actsOn(_ operation: DocumentOperation) -> Bool {
+        operationBits & Self.bit(operation) != 0
+    }
+
+    private static func bits(_ operations: Set<DocumentOperation>) -> UInt8 {
+        operations.reduce(0) { $0 | bit($1) }
+    }
+
+    private static func bit(_ operation: DocumentOperation) -> UInt8 {
+        switch operation {
+        case .insert: 1
+        case .update: 2
+        case .replace: 4
+        case .delete: 8
+        }
+    }
+}
