@@ -72,6 +72,11 @@ let package = Package(
         .testTarget(name: "CacheSyncCoreTests", dependencies: ["CacheSyncCore", "BSONModel"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "BridgeTests", dependencies: ["CMongoc", "CHiredis", "MongoBridge", "RedisBridge", "BSONModel", "CacheSyncCore", "TestSupport"]),
+        // The services layer on its own: pure tests, and tests against one real redis-server.
+        .testTarget(name: "CacheSyncTests", dependencies: [
+            "CacheSync", "CacheSyncCore", "RedisBridge", "BSONModel", "TestSupport",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .testTarget(name: "CacheSyncIntegrationTests", dependencies: ["CacheSync", "CacheSyncCore", "MongoBridge", "RedisBridge", "BSONModel", "TestSupport"]),
     ]
 )

@@ -1,3 +1,5 @@
+import BSONModel
+import CacheSyncCore
 import Foundation
 import RedisBridge
 import Testing
@@ -305,6 +307,48 @@ struct ScriptedServerTests {
                         .flatMap { Int($0.dropFirst("used_memory_peak:".count)) } ?? Int.max
                     #expect(peak < 8 << 20, "the near-16 MiB document was never written to Redis (peak \(peak) bytes)")
                 }
+                #expect(sidecar.process.isRunning, context(sidecar, server))
+            }
+        }
+    }
+
+    @Test("a UUID _id read through the API: found in MongoDB by its binary subtype 4 value, answered and cached under its text")
+    func binaryIDReadThrough() throws {
+        try withRedisServer { redis in
+            // The hostile script inserts the UUID 00112233-4455-6677-8899-aabbccddeeff (binary subtype 4) and never
+            // deletes it; the invalidate strategy never caches a document itself, so only the read can.
+            try withScriptedMongoServer(scenario: "hostile", collection: "items") { server in
+                let connection = try redis.connect()
+                let prefix = redis.key("")
+                let httpPort = try FreePort.next()
+                let config = server.cachesyncConfig(redis: redis, keyPrefix: prefix, httpPort: httpPort, strategy: "invalidate",
+                                                    settings: ["idType: uuid"])
+                let sidecar = try CacheSyncProcess(config: config)
+                try sidecar.start()
+                defer { sidecar.process.stop() }
+                // Once every event is applied, the server's collection holds what the script inserted.
+                let done = waitUntil(timeout: .seconds(90)) { appliedEvents(connection, prefix: prefix, namespace: "app.items") >= 28 }
+                #expect(done, context(sidecar, server))
+
+                let uuid: [UInt8] = [0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff]
+                let document: BSONDocument = ["_id": .binary(subtype: 4, data: uuid), "label": .string("uuid subtype 4")]
+                let key = prefix + "items:00112233-4455-6677-8899-aabbccddeeff"
+                let miss = try #require(HTTPHarness.get(port: httpPort, path: "/v1/cache/items/00112233-4455-6677-8899-AABBCCDDEEFF"),
+                                        context(sidecar, server))
+                #expect(miss.status == 200, "\(miss.body)")
+                #expect(miss.headers["x-cache"] == "MISS")
+                #expect(miss.body == ExtendedJSON.relaxed(document), context(sidecar, server))
+                let finds = server.commands("find").compactMap { $0["filter"] as? [String: Any] }
+                let binary = (finds.last?["_id"] as? [String: Any])?["$binary"] as? [String: Any]
+                #expect(binary?["base64"] as? String == "ABEiM0RVZneImaq7zN3u/w==" && binary?["subType"] as? String == "04",
+                        "the find filter is the UUID as binary subtype 4: \(finds)")
+                #expect(try value(connection, key) == miss.body, "cached under the 8-4-4-4-12 key")
+                let hit = try #require(HTTPHarness.get(port: httpPort, path: "/v1/cache/items/00112233-4455-6677-8899-aabbccddeeff"))
+                #expect(hit.headers["x-cache"] == "HIT" && hit.body == miss.body)
+
+                // Another UUID is not in the collection: the filter matched by value, not by chance.
+                let absent = try #require(HTTPHarness.get(port: httpPort, path: "/v1/cache/items/3b241101-e2bb-4255-8caf-4136c566a962"))
+                #expect(absent.status == 404, "\(absent.body)")
                 #expect(sidecar.process.isRunning, context(sidecar, server))
             }
         }

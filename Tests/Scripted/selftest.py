@@ -418,6 +418,27 @@ def test_big_document_find(tmp):
         check(doc is not None and len(doc["blob"]) > MAX_BSON - 4096, "find returns the big doc")
 
 
+def test_find_binary_ids(tmp):
+    """find matches binary _ids by subtype and bytes, as a real server does (cachesync's read-through of UUID ids)."""
+    uid = Binary(bytes.fromhex("00112233445566778899aabbccddeeff"), 4)
+    with Server("hostile", coll="items", tmp=tmp) as srv:
+        coll = srv.mongo().app["items"]
+        with coll.watch() as cs:
+            next_events(cs, 22, timeout=30)
+        check((coll.find_one({"_id": uid}) or {}).get("label") == "uuid subtype 4", "find by UUID (subtype 4)")
+        check(coll.find_one({"_id": Binary(bytes(uid), 3)}) is None,
+              "the same 16 bytes as subtype 3 are another value")
+        check(coll.find_one({"_id": Binary(bytes.fromhex("3b241101e2bb42558caf4136c566a962"), 4)}) is None,
+              "a UUID not in the collection finds nothing")
+        check((coll.find_one({"_id": {"$in": [uid]}}) or {}).get("label") == "uuid subtype 4", "find by UUID in $in")
+        check((coll.find_one({"_id": Binary(b"\x00\x01\xfe\xff bin", 0)}) or {}).get("label") == "binary subtype 0",
+              "find by binary subtype 0")
+        srv.stop()
+        filters = [f["filter"] for f in srv.commands("find")]
+        check({"_id": {"$binary": {"base64": "ABEiM0RVZneImaq7zN3u/w==", "subType": "04"}}} in filters,
+              "the record shows the UUID filter as binary subtype 04: %r" % filters)
+
+
 def test_other_namespace_is_idle(tmp):
     with Server("basic", tmp=tmp) as srv:
         coll = srv.mongo().app["not scripted"]

@@ -1,6 +1,7 @@
 @testable import CacheSync
 import Testing
 
+/// The watcher's polling settings.
 @Suite("Watcher idle back-off")
 struct WatcherSettingsTests {
     @Test("after an empty read answered at once the sleep is a tenth of the quiet time, from 1 ms up to 50 ms")

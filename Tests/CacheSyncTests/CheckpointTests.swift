@@ -2,6 +2,7 @@ import BSONModel
 import CacheSync
 import Testing
 
+/// How a checkpoint is stored in Redis and read back, and where a collection's keys live.
 @Suite("Checkpoint text stored in Redis")
 struct CheckpointTests {
     static let token: BSONDocument = ["_data": .string("8263A1B2C3000000012B022C0100296E5A1004")]
