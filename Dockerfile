@@ -34,6 +34,7 @@ RUN apt-get update \
         libbson-1.0-0 \
         libhiredis0.14 \
         libmongoc-1.0-0 \
+        libssl3 \
     && rm -rf /var/lib/apt/lists/*
 
 RUN groupadd --system --gid 10001 cachesync \

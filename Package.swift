@@ -20,13 +20,14 @@ let package = Package(
         // C shims: module maps and static inline helpers only.
         .systemLibrary(name: "CMongoc", pkgConfig: "libmongoc-1.0", providers: [.apt(["libmongoc-dev", "libbson-dev"])]),
         .systemLibrary(name: "CHiredis", pkgConfig: "hiredis", providers: [.apt(["libhiredis-dev"])]),
+        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
 
         // Pure BSON value model shared by the Mongo bridge and the core.
         .target(name: "BSONModel"),
 
         // Bridges: owning Swift wrappers over the C libraries.
         .target(name: "MongoBridge", dependencies: ["CMongoc", "BSONModel"]),
-        .target(name: "RedisBridge", dependencies: ["CHiredis"]),
+        .target(name: "RedisBridge", dependencies: ["CHiredis", "COpenSSL"]),
 
         // Pure core: config, events, keys, strategies, TTL. No C, no I/O.
         .target(name: "CacheSyncCore", dependencies: [

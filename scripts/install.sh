@@ -12,8 +12,9 @@ if [ "$(id -u)" != 0 ]; then
     exit 1
 fi
 
-build_pkgs=(pkg-config libmongoc-dev libbson-dev libhiredis-dev ca-certificates)
-run_pkgs=(redis-server redis-tools curl python3 python3-venv procps psmisc)
+build_pkgs=(pkg-config libmongoc-dev libbson-dev libhiredis-dev libssl-dev ca-certificates)
+# openssl: the TLS tests make their certificates with it.
+run_pkgs=(redis-server redis-tools openssl curl python3 python3-venv procps psmisc)
 pkgs=("${build_pkgs[@]}")
 $build_only || pkgs+=("${run_pkgs[@]}")
 

@@ -12,6 +12,15 @@ static inline int cs_redis_err(const redisContext *c) { return c->err; }
 /* The NUL-terminated error text of a context. */
 static inline const char *cs_redis_errstr(const redisContext *c) { return c->errstr; }
 
+/* The output buffer (commands appended, not yet written), for a transport that writes it itself (TLS). */
+static inline const char *cs_obuf(const redisContext *c) { return c->obuf; }
+static inline size_t cs_obuf_length(const redisContext *c) { return sdslen(c->obuf); }
+/* Drops the first `written` bytes of the output buffer. */
+static inline void cs_obuf_consume(redisContext *c, size_t written) { sdsrange(c->obuf, (int)written, -1); }
+
+/* The NUL-terminated error text of a reader. */
+static inline const char *cs_reader_errstr(const redisReader *r) { return r->errstr; }
+
 /* The calling thread's errno, read right after a failed hiredis call. */
 static inline int cs_errno(void) { return errno; }
 

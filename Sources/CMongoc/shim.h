@@ -26,4 +26,7 @@ static inline bool cs_bson_has_label(const bson_t *reply, const char *label) {
     return false;
 }
 
+/* "host:port" of one entry of a URI's host list (a char array Swift sees as a tuple). */
+static inline const char *cs_host_and_port(const mongoc_host_list_t *host) { return host->host_and_port; }
+
 #endif

@@ -85,8 +85,10 @@ public enum Sidecar {
         }
     }
 
-    /// The host list of a MongoDB URI, without scheme, credentials, path or options: what the logs may show.
+    /// The host list of a MongoDB URI, without scheme, credentials, path or options: what the logs may show. As
+    /// libmongoc parses it; a URI it refuses (the pool reports why) is cut by hand after its credentials.
     static func hosts(of uri: String) -> String {
+        if let hosts = MongoURI.hosts(uri) { return hosts }
         var rest = Substring(uri)
         if let scheme = rest.range(of: "://") { rest = rest[scheme.upperBound...] }
         if let at = rest.lastIndex(of: "@") { rest = rest[rest.index(after: at)...] }

@@ -66,6 +66,23 @@ extension RedisConnection {
         if status != REDIS_OK { throw transportFailure(context, dropOnFailure: dropOnFailure) }
     }
 
+    /// Writes everything appended to the output buffer, blocking up to the command timeout.
+    func flushOutput(_ context: UnsafeMutablePointer<redisContext>) throws(RedisError) {
+        if let tlsSession {
+            do {
+                try tlsSession.flush(context)
+            } catch {
+                dropContext()
+                throw error
+            }
+            return
+        }
+        var done: Int32 = 0
+        while done == 0 {
+            if redisBufferWrite(context, &done) != REDIS_OK { throw transportFailure(context, dropOnFailure: true) }
+        }
+    }
+
     /// Redis would refuse a command without arguments: the batch is refused before any of it is sent.
     func checkNoEmptyCommand(_ batch: RedisCommandBatch) throws(RedisError) {
         if batch.hasEmptyCommand {
@@ -83,6 +100,14 @@ extension RedisConnection {
     /// The next reply as hiredis parsed it, for the caller to free (`freeReplyObject`).
     func nextRawReply(_ context: UnsafeMutablePointer<redisContext>, dropOnFailure: Bool)
         throws(RedisError) -> UnsafeMutableRawPointer {
+        if let tlsSession {
+            do {
+                return try tlsSession.nextReply(context)
+            } catch {
+                if dropOnFailure { dropContext() }
+                throw error
+            }
+        }
         var raw: UnsafeMutableRawPointer?
         guard redisGetReply(context, &raw) == REDIS_OK, let reply = raw else {
             if let raw { freeReplyObject(raw) }

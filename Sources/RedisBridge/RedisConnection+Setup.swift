@@ -1,10 +1,12 @@
 import CHiredis
 import Glibc
 
-/// Connecting: the socket with its timeouts, then AUTH and SELECT. Call with the lock held.
+/// Connecting: the socket with its timeouts, the TLS handshake when configured, then AUTH and SELECT. Call with the
+/// lock held.
 extension RedisConnection {
-    /// A freshly connected context with the command timeout applied, not yet authenticated.
-    func openContext() throws(RedisError) -> UnsafeMutablePointer<redisContext> {
+    /// A freshly connected context with the command timeout applied, and its TLS session when the options ask for
+    /// TLS (handshake done, certificate checked); not yet authenticated. Nothing is sent in plaintext before TLS.
+    func openContext() throws(RedisError) -> (UnsafeMutablePointer<redisContext>, RedisTLSSession?) {
         guard let fresh = redisConnectWithTimeout(options.host, Int32(clamping: options.port), Self.timeval(for: options.connectTimeout))
         else {
             throw RedisError(kind: .other, endpoint: options.endpoint, message: "cannot allocate a hiredis context")
@@ -14,13 +16,28 @@ extension RedisConnection {
             redisFree(fresh)
             throw error
         }
-        let timeout = options.commandTimeout.map { Self.timeval(for: $0) } ?? Glibc.timeval(tv_sec: 0, tv_usec: 0)
-        if redisSetTimeout(fresh, timeout) != REDIS_OK {
-            let error = RedisError.fromContext(fresh, errno: cs_errno(), endpoint: options.endpoint, redacting: options.password)
+        do {
+            var session: RedisTLSSession?
+            if let tls = options.tls {
+                // The handshake is part of connecting: it gets the connect timeout.
+                try setTimeout(fresh, options.connectTimeout)
+                session = try RedisTLSSession(socket: fresh.pointee.fd, host: options.host, options: tls,
+                                              endpoint: options.endpoint)
+            }
+            try setTimeout(fresh, options.commandTimeout)
+            return (fresh, session)
+        } catch {
             redisFree(fresh)
             throw error
         }
-        return fresh
+    }
+
+    /// Sets how long one read or write on the socket may block (`nil`: without limit).
+    private func setTimeout(_ context: UnsafeMutablePointer<redisContext>, _ duration: Duration?) throws(RedisError) {
+        let timeout = duration.map { Self.timeval(for: $0) } ?? Glibc.timeval(tv_sec: 0, tv_usec: 0)
+        if redisSetTimeout(context, timeout) != REDIS_OK {
+            throw RedisError.fromContext(context, errno: cs_errno(), endpoint: options.endpoint, redacting: options.password)
+        }
     }
 
     /// Sends AUTH and SELECT as the options ask; any error reply to AUTH is an authentication failure.

@@ -87,10 +87,7 @@ extension RedisConnection {
                 try append(context, Self.guardCommands(condition.key), dropOnFailure: true)
                 count += 2
             }
-            var done: Int32 = 0
-            while done == 0 {
-                if redisBufferWrite(context, &done) != REDIS_OK { throw transportFailure(context, dropOnFailure: true) }
-            }
+            try flushOutput(context)
             sentAhead = .transaction(replies: count, guardKey: condition?.key)
             return true
         }

@@ -19,6 +19,8 @@ public final class RedisConnection: @unchecked Sendable {
     /// The hiredis context while connected. The members below are the module's, for the extensions in
     /// `RedisConnection+*.swift`, and are used with the lock held.
     var context: UnsafeMutablePointer<redisContext>?
+    /// The TLS session on `context`'s socket, which then does every read and write; `nil` for plaintext.
+    var tlsSession: RedisTLSSession?
     private var connects = 0
     /// What was sent ahead of the next call: a transaction, its outcome, the guard for the next one.
     var sentAhead = RedisSentAhead.nothing
@@ -159,14 +161,16 @@ public final class RedisConnection: @unchecked Sendable {
             if !keepingGuardAhead { try disarmGuardAhead(context) }
             return context
         }
-        let fresh = try openContext()
+        let (fresh, session) = try openContext()
+        context = fresh
+        tlsSession = session
         do {
             try handshake(fresh)
         } catch {
-            redisFree(fresh)
+            // The handshake reads with dropOnFailure: false, so the context is still this one; drop it.
+            dropContext()
             throw error
         }
-        context = fresh
         connects += 1
         return fresh
     }
@@ -174,6 +178,7 @@ public final class RedisConnection: @unchecked Sendable {
     /// Frees the context, if any: a guard sent ahead goes with it, and a transaction whose replies were not read
     /// fails. Call with the lock held.
     func dropContext() {
+        tlsSession = nil
         if let context { redisFree(context) }
         context = nil
         if case .transaction = sentAhead {

@@ -16,6 +16,8 @@ public struct RedisConnectionOptions: Sendable, Hashable, CustomStringConvertibl
     public var connectTimeout: Duration
     /// How long one read or write on the socket may block; `nil` blocks without limit.
     public var commandTimeout: Duration?
+    /// TLS for the connection; `nil` is plaintext.
+    public var tls: RedisTLSOptions?
 
     /// Options for `host:port` with the given database, credentials and timeouts.
     public init(
@@ -25,8 +27,10 @@ public struct RedisConnectionOptions: Sendable, Hashable, CustomStringConvertibl
         user: String? = nil,
         password: String? = nil,
         connectTimeout: Duration = .seconds(5),
-        commandTimeout: Duration? = .seconds(30)
+        commandTimeout: Duration? = .seconds(30),
+        tls: RedisTLSOptions? = nil
     ) {
+        self.tls = tls
         self.host = host
         self.port = port
         self.db = db
@@ -58,7 +62,7 @@ public struct RedisConnectionOptions: Sendable, Hashable, CustomStringConvertibl
 
     /// The options without the password, safe to log.
     public var description: String {
-        var text = "redis://"
+        var text = tls == nil ? "redis://" : "rediss://"
         if let user { text += user + (password == nil ? "@" : ":***@") } else if password != nil { text += ":***@" }
         return text + "\(endpoint)/\(db)"
     }

@@ -18,6 +18,10 @@ public struct RedisError: Error, Sendable, Hashable, CustomStringConvertible {
         case server
         /// The command cannot be sent, e.g. it has no arguments; a programming error.
         case invalidCommand
+        /// TLS could not be set up: a certificate that does not verify, a name that does not match, a missing
+        /// client certificate, a file that cannot be read. Fix the configuration or the certificates; retrying
+        /// helps only once they are fixed.
+        case tls
         /// Any other hiredis failure, such as out of memory.
         case other
     }
@@ -40,7 +44,7 @@ public struct RedisError: Error, Sendable, Hashable, CustomStringConvertible {
     public var isRetryable: Bool {
         switch kind {
         case .connectionRefused, .io, .timeout, .eof: true
-        case .protocolViolation, .authentication, .server, .invalidCommand, .other: false
+        case .protocolViolation, .authentication, .server, .invalidCommand, .tls, .other: false
         }
     }
 

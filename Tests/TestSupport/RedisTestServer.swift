@@ -30,13 +30,28 @@ public final class RedisTestServer: @unchecked Sendable {
         public var password: String?
         /// More `redis.conf` lines.
         public var extraConfig: [String]
+        /// TLS only (the plaintext port is off), with `TestCertificates.shared()`.
+        public var tls: TLS?
+
+        /// How a TLS-only server is set up.
+        public struct TLS: Sendable {
+            /// Whether clients must present a certificate the CA signed (`tls-auth-clients yes`).
+            public var requireClientCertificate: Bool
+
+            /// TLS with or without client certificates.
+            public init(requireClientCertificate: Bool = false) {
+                self.requireClientCertificate = requireClientCertificate
+            }
+        }
 
         /// Options; the defaults give an unprotected, non-persistent server.
-        public init(persistence: Bool = false, user: User? = nil, password: String? = nil, extraConfig: [String] = []) {
+        public init(persistence: Bool = false, user: User? = nil, password: String? = nil, extraConfig: [String] = [],
+                    tls: TLS? = nil) {
             self.persistence = persistence
             self.user = user
             self.password = password
             self.extraConfig = extraConfig
+            self.tls = tls
         }
     }
 
@@ -99,6 +114,13 @@ public final class RedisTestServer: @unchecked Sendable {
             return external
         }
         var result = RedisConnectionOptions(host: host, port: port, db: db)
+        if let tls = options.tls, let certificates = try? TestCertificates.shared() {
+            result.tls = RedisTLSOptions(caFile: certificates.caFile)
+            if tls.requireClientCertificate {
+                result.tls?.certFile = certificates.clientCertFile
+                result.tls?.keyFile = certificates.clientKeyFile
+            }
+        }
         if let user = options.user {
             result.user = user.name
             result.password = user.password
@@ -201,7 +223,7 @@ public final class RedisTestServer: @unchecked Sendable {
             throw TestServerError.executableNotFound(name: "redis-server", hint: "install redis-server or set REDIS_SERVER")
         }
         var lines = [
-            "port \(port)",
+            options.tls == nil ? "port \(port)" : "port 0",
             "bind 127.0.0.1",
             "save \"\"",
             "appendonly \(options.persistence ? "yes" : "no")",
@@ -216,6 +238,16 @@ public final class RedisTestServer: @unchecked Sendable {
         }
         if let password = options.password {
             lines.append("requirepass \(Self.quoted(password))")
+        }
+        if let tls = options.tls {
+            let certificates = try TestCertificates.shared()
+            lines += [
+                "tls-port \(port)",
+                "tls-cert-file \(Self.quoted(certificates.serverCertFile))",
+                "tls-key-file \(Self.quoted(certificates.serverKeyFile))",
+                "tls-ca-cert-file \(Self.quoted(certificates.caFile))",
+                "tls-auth-clients \(tls.requireClientCertificate ? "yes" : "no")",
+            ]
         }
         lines += options.extraConfig
         let config = directory.appendingPathComponent("redis.conf")
