@@ -5,9 +5,14 @@ extension CacheSyncConfig {
     /// A lazily connecting connection to the configured Redis (the first command connects).
     func redisConnection(connectTimeout: Duration = .seconds(2), commandTimeout: Duration = .seconds(5)) -> RedisConnection {
         let endpoint = redis.endpoint
-        let options = RedisConnectionOptions(host: endpoint.host, port: endpoint.port, db: endpoint.db,
+        var options = RedisConnectionOptions(host: endpoint.host, port: endpoint.port, db: endpoint.db,
                                              user: endpoint.user, password: endpoint.password,
                                              connectTimeout: connectTimeout, commandTimeout: commandTimeout)
+        options.passwordFile = redis.passwordFile
+        options.tls = redis.effectiveTLS.map {
+            RedisTLSOptions(caFile: $0.caFile, certFile: $0.certFile, keyFile: $0.keyFile, serverName: $0.serverName,
+                            insecureSkipVerify: $0.insecureSkipVerify)
+        }
         // connectNow: false never throws.
         return try! RedisConnection(options: options, connectNow: false)
     }

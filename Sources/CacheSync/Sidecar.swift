@@ -39,7 +39,14 @@ public enum Sidecar {
             "instance": "\(instanceId)", "collections": "\(config.collections.map(\.namespace).joined(separator: ","))",
             "mongodb": "\(Self.hosts(of: config.mongodb.uri))",
             "redis": "\(config.redis.endpoint.host):\(config.redis.endpoint.port)/\(config.redis.endpoint.db)",
+            "redisTLS": "\(config.redis.effectiveTLS != nil)",
         ])
+        if config.redis.effectiveTLS?.insecureSkipVerify == true {
+            logger.warning("""
+                redis.tls.insecureSkipVerify is set: the Redis server's certificate and name are not checked, so \
+                anyone on the path can read and change the cache. Use it for tests only
+                """)
+        }
         let switches = TestSwitches.current.active
         if !switches.isEmpty {
             logger.warning("""

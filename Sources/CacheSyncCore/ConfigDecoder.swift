@@ -57,7 +57,7 @@ struct ConfigDecoder {
     }
 
     private func redisSettings(_ node: ConfigNode) throws(ConfigError) -> RedisSettings {
-        let map = try node.mapping(allowed: ["url", "keyPrefix"])
+        let map = try node.mapping(allowed: ["url", "keyPrefix", "passwordFile", "tls"])
         var url = "redis://127.0.0.1:6379/0"
         var endpoint = RedisURL()
         if let urlNode = map["url"] {
@@ -69,7 +69,45 @@ struct ConfigDecoder {
             }
         }
         let keyPrefix = try map["keyPrefix"]?.string() ?? ""
-        return RedisSettings(url: url, endpoint: endpoint, keyPrefix: keyPrefix)
+        let passwordFile = try map["passwordFile"].map { node throws(ConfigError) in try nonEmptyPath(node) }
+        var tls: RedisTLSSettings?
+        if let tlsNode = map["tls"] {
+            guard endpoint.tls else {
+                throw tlsNode.error("TLS settings need a rediss:// url (redis.url is redis://, which never uses TLS)")
+            }
+            tls = try redisTLSSettings(tlsNode)
+        }
+        return RedisSettings(url: url, endpoint: endpoint, keyPrefix: keyPrefix, passwordFile: passwordFile, tls: tls)
+    }
+
+    private func redisTLSSettings(_ node: ConfigNode) throws(ConfigError) -> RedisTLSSettings {
+        let map = try node.mapping(allowed: ["caFile", "certFile", "keyFile", "serverName", "insecureSkipVerify"])
+        var settings = RedisTLSSettings()
+        settings.caFile = try map["caFile"].map { node throws(ConfigError) in try nonEmptyPath(node) }
+        settings.certFile = try map["certFile"].map { node throws(ConfigError) in try nonEmptyPath(node) }
+        settings.keyFile = try map["keyFile"].map { node throws(ConfigError) in try nonEmptyPath(node) }
+        if settings.certFile != nil, settings.keyFile == nil, let certNode = map["certFile"] {
+            throw certNode.error("a client certificate needs its key: set redis.tls.keyFile too")
+        }
+        if settings.keyFile != nil, settings.certFile == nil, let keyNode = map["keyFile"] {
+            throw keyNode.error("a client key needs its certificate: set redis.tls.certFile too")
+        }
+        if let nameNode = map["serverName"] {
+            let name = try nameNode.string()
+            guard !name.isEmpty, !name.contains(where: { $0 == " " || $0 == "/" }) else {
+                throw nameNode.error("expected a host name or IP address, found \"\(name)\"")
+            }
+            settings.serverName = name
+        }
+        settings.insecureSkipVerify = try map["insecureSkipVerify"]?.bool() ?? false
+        return settings
+    }
+
+    /// A file path that is not empty.
+    private func nonEmptyPath(_ node: ConfigNode) throws(ConfigError) -> String {
+        let path = try node.string()
+        guard !path.trimmingCharacters(in: .whitespaces).isEmpty else { throw node.error("expected a file path") }
+        return path
     }
 
     private func httpSettings(_ node: ConfigNode) throws(ConfigError) -> HTTPSettings {

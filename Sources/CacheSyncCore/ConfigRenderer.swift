@@ -16,6 +16,17 @@ public enum ConfigRenderer {
         lines.append("redis:")
         lines.append("  url: \(quoted(url))")
         lines.append("  keyPrefix: \(quoted(config.redis.keyPrefix))")
+        if let passwordFile = config.redis.passwordFile {
+            lines.append("  passwordFile: \(quoted(passwordFile))")
+        }
+        if let tls = config.redis.tls {
+            lines.append("  tls:")
+            for (name, value) in [("caFile", tls.caFile), ("certFile", tls.certFile), ("keyFile", tls.keyFile),
+                                  ("serverName", tls.serverName)] {
+                if let value { lines.append("    \(name): \(quoted(value))") }
+            }
+            lines.append("    insecureSkipVerify: \(tls.insecureSkipVerify)")
+        }
         lines.append("http:")
         lines.append("  listen: \(quoted(config.http.listen))")
         lines.append("  silenceWarning: \(number(config.http.silenceWarningSeconds))")
@@ -56,28 +67,33 @@ public enum ConfigRenderer {
 
     /// `uri` with the password of its user info (and any `password`, `secret` or `token` query value)
     /// replaced by `***`; safe for logs. Works for mongodb://, mongodb+srv://, redis:// and similar URIs, and
-    /// also redacts `user:password@` in text that is not a well-formed URI.
+    /// also redacts `user:password@` in text that is not a well-formed URI. The user info ends at the last `@` (a
+    /// password written without percent-encoding may hold `/` or `@`); when that span holds `?` or `#`, it is
+    /// unclear whether the password holds them or a query holds the `@`, and everything after the user name is
+    /// hidden.
     public static func redactedURI(_ uri: String) -> String {
         let schemeEnd = uri.range(of: "://")?.upperBound ?? uri.startIndex
-        let scheme = uri[..<schemeEnd]
+        var result = String(uri[..<schemeEnd])
         var rest = uri[schemeEnd...]
-        var query: Substring?
-        if let question = rest.firstIndex(of: "?") {
-            query = rest[rest.index(after: question)...]
-            rest = rest[..<question]
-        }
-        var result = String(scheme)
         if let at = rest.lastIndex(of: "@") {
             let userInfo = rest[..<at]
+            if userInfo.contains(where: { $0 == "?" || $0 == "#" }) {
+                let user = userInfo.prefix { $0 != ":" && $0 != "/" && $0 != "?" && $0 != "#" }
+                return result + user + ":***"
+            }
             if let colon = userInfo.firstIndex(of: ":") {
                 result += userInfo[..<colon] + ":***"
             } else {
                 result += userInfo
             }
-            result += rest[at...]
-        } else {
-            result += rest
+            rest = rest[at...]
         }
+        var query: Substring?
+        if let question = rest.firstIndex(of: "?") {
+            query = rest[rest.index(after: question)...]
+            rest = rest[..<question]
+        }
+        result += rest
         if let query {
             let secretWords = ["password", "secret", "token"]
             let parameters = query.split(separator: "&", omittingEmptySubsequences: false).map { parameter -> String in

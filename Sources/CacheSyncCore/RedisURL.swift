@@ -1,7 +1,9 @@
 import Foundation
 
-/// A parsed `redis://[user[:password]@]host[:port][/db]` address.
+/// A parsed `redis://[user[:password]@]host[:port][/db]` address, or `rediss://` for TLS.
 public struct RedisURL: Sendable, Equatable, CustomStringConvertible {
+    /// Whether the scheme is `rediss://`: the connection speaks TLS.
+    public var tls: Bool
     /// Host name or IP address (IPv6 without brackets).
     public var host: String
     /// TCP port (default 6379).
@@ -14,7 +16,9 @@ public struct RedisURL: Sendable, Equatable, CustomStringConvertible {
     public var password: String?
 
     /// An address; the defaults are Redis's own.
-    public init(host: String = "127.0.0.1", port: Int = 6379, db: Int = 0, user: String? = nil, password: String? = nil) {
+    public init(host: String = "127.0.0.1", port: Int = 6379, db: Int = 0, user: String? = nil, password: String? = nil,
+                tls: Bool = false) {
+        self.tls = tls
         self.host = host
         self.port = port
         self.db = db
@@ -28,17 +32,20 @@ public struct RedisURL: Sendable, Equatable, CustomStringConvertible {
         public var message: String
     }
 
-    /// Parses `redis://[user[:password]@]host[:port][/db]`; user and password may be percent-encoded.
+    /// Parses `redis://[user[:password]@]host[:port][/db]` (or `rediss://`); user and password may be
+    /// percent-encoded, and must be when they hold `@`, `/`, `?`, `#` or `%`.
     public init(parsing text: String) throws(ParseError) {
-        let expected = "(expected redis://[user[:password]@]host:port[/db])"
-        if text.lowercased().hasPrefix("rediss://") {
-            throw ParseError(message: "TLS not supported by this build (\"rediss://\"; use redis:// on a trusted network)")
-        }
-        guard text.lowercased().hasPrefix("redis://") else {
+        let expected = "(expected redis://[user[:password]@]host:port[/db], or rediss:// for TLS)"
+        let scheme = ["redis://", "rediss://"].first { text.lowercased().hasPrefix($0) }
+        guard let scheme else {
             throw ParseError(message: "cannot parse \(Self.quoted(ConfigRenderer.redactedURI(text))) \(expected)")
         }
-        var rest = Substring(text.dropFirst("redis://".count))
-        if rest.contains("?") || rest.contains("#") {
+        var rest = Substring(text.dropFirst(scheme.count))
+        if let mark = rest.firstIndex(where: { $0 == "?" || $0 == "#" }) {
+            if rest[mark...].contains("@") {
+                throw ParseError(message: "the user or password holds \"?\" or \"#\": percent-encode them (%3F, %23) in "
+                                 + "\(Self.quoted(ConfigRenderer.redactedURI(text))), or use redis.passwordFile")
+            }
             throw ParseError(message: "query parameters are not supported in \(Self.quoted(ConfigRenderer.redactedURI(text))) \(expected)")
         }
         var user: String?
@@ -101,12 +108,12 @@ public struct RedisURL: Sendable, Equatable, CustomStringConvertible {
             }
             db = value
         }
-        self.init(host: String(host), port: port, db: db, user: user, password: password)
+        self.init(host: String(host), port: port, db: db, user: user, password: password, tls: scheme == "rediss://")
     }
 
     /// The URL with the password replaced by `***`, safe to log.
     public var description: String {
-        var text = "redis://"
+        var text = tls ? "rediss://" : "redis://"
         if user != nil || password != nil {
             text += user ?? ""
             if password != nil {

@@ -119,7 +119,7 @@ extension RedisConnection {
     /// Maps the context's error and, when asked, frees the broken context so the next call reconnects.
     func transportFailure(_ broken: UnsafeMutablePointer<redisContext>, dropOnFailure: Bool) -> RedisError {
         let savedErrno = cs_errno()
-        let error = RedisError.fromContext(broken, errno: savedErrno, endpoint: options.endpoint, redacting: options.password)
+        let error = RedisError.fromContext(broken, errno: savedErrno, endpoint: options.endpoint, redacting: secret)
         if dropOnFailure { dropContext() }
         return error
     }

@@ -1,4 +1,5 @@
 import CHiredis
+import Foundation
 import Glibc
 
 /// Connecting: the socket with its timeouts, the TLS handshake when configured, then AUTH and SELECT. Call with the
@@ -12,7 +13,7 @@ extension RedisConnection {
             throw RedisError(kind: .other, endpoint: options.endpoint, message: "cannot allocate a hiredis context")
         }
         if cs_redis_err(fresh) != 0 {
-            let error = RedisError.fromContext(fresh, errno: cs_errno(), endpoint: options.endpoint, redacting: options.password)
+            let error = RedisError.fromContext(fresh, errno: cs_errno(), endpoint: options.endpoint, redacting: secret)
             redisFree(fresh)
             throw error
         }
@@ -36,13 +37,17 @@ extension RedisConnection {
     private func setTimeout(_ context: UnsafeMutablePointer<redisContext>, _ duration: Duration?) throws(RedisError) {
         let timeout = duration.map { Self.timeval(for: $0) } ?? Glibc.timeval(tv_sec: 0, tv_usec: 0)
         if redisSetTimeout(context, timeout) != REDIS_OK {
-            throw RedisError.fromContext(context, errno: cs_errno(), endpoint: options.endpoint, redacting: options.password)
+            throw RedisError.fromContext(context, errno: cs_errno(), endpoint: options.endpoint, redacting: secret)
         }
     }
 
-    /// Sends AUTH and SELECT as the options ask; any error reply to AUTH is an authentication failure.
+    /// Sends AUTH and SELECT as the options ask; any error reply to AUTH is an authentication failure. The
+    /// password comes from `passwordFile` when set, read now (so a rotated secret is used at the next reconnect).
     func handshake(_ fresh: UnsafeMutablePointer<redisContext>) throws(RedisError) {
-        if let password = options.password {
+        if let file = options.passwordFile {
+            filePassword = try Self.readPassword(file, endpoint: options.endpoint)
+        }
+        if let password = secret {
             let auth = ["AUTH"] + (options.user.map { [$0] } ?? []) + [password]
             if case .error(let text) = try roundTrip(fresh, [auth.map { Array($0.utf8) }], dropOnFailure: false)[0] {
                 let mapped = RedisError.fromReply(text, endpoint: options.endpoint, redacting: password)
@@ -52,9 +57,20 @@ extension RedisConnection {
         if options.db != 0 {
             let select = [Array("SELECT".utf8), Array(String(options.db).utf8)]
             if case .error(let text) = try roundTrip(fresh, [select], dropOnFailure: false)[0] {
-                throw RedisError.fromReply(text, endpoint: options.endpoint, redacting: options.password)
+                throw RedisError.fromReply(text, endpoint: options.endpoint, redacting: secret)
             }
         }
+    }
+
+    /// The password in `file`: its first line, without the line break (Kubernetes Secrets often end with none,
+    /// files written by hand with one).
+    static func readPassword(_ file: String, endpoint: String) throws(RedisError) -> String {
+        guard let data = FileManager.default.contents(atPath: file) else {
+            throw RedisError(kind: .authentication, endpoint: endpoint,
+                             message: "cannot read the password file \(file) (missing or not readable)")
+        }
+        let text = String(decoding: data, as: UTF8.self)
+        return String(text.prefix { $0 != "\n" && $0 != "\r\n" && $0 != "\r" })
     }
 
     /// A `timeval` for a duration, rounded down to microseconds.

@@ -158,7 +158,7 @@ extension RedisConnection {
         if case .string(let value) = current, value == condition.value { return true }
         _ = try roundTrip(context, Self.unwatch)
         if case .error(let text) = current {
-            throw RedisError.fromReply(text, endpoint: options.endpoint, redacting: options.password)
+            throw RedisError.fromReply(text, endpoint: options.endpoint, redacting: secret)
         }
         return false
     }
@@ -186,7 +186,7 @@ extension RedisConnection {
         case .null:
             return nil
         case .error(let text):
-            throw RedisError.fromReply(text, endpoint: options.endpoint, redacting: options.password)
+            throw RedisError.fromReply(text, endpoint: options.endpoint, redacting: secret)
         default:
             throw RedisError(kind: .protocolViolation, endpoint: options.endpoint, message: "EXEC answered \(exec)")
         }
@@ -226,7 +226,7 @@ extension RedisConnection {
         }
         if summary.errors > 0 {
             let text = withUnsafeBytes(of: summary.error) { String(decoding: $0.prefix(summary.errorLength), as: UTF8.self) }
-            throw RedisError.fromReply(text, endpoint: options.endpoint, redacting: options.password)
+            throw RedisError.fromReply(text, endpoint: options.endpoint, redacting: secret)
         }
         switch Int32(summary.type) {
         case REDIS_REPLY_ARRAY: return Int(summary.elements)

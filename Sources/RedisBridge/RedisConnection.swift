@@ -19,6 +19,8 @@ public final class RedisConnection: @unchecked Sendable {
     /// The hiredis context while connected. The members below are the module's, for the extensions in
     /// `RedisConnection+*.swift`, and are used with the lock held.
     var context: UnsafeMutablePointer<redisContext>?
+    /// The password read from `options.passwordFile` at the last connect.
+    var filePassword: String?
     /// The TLS session on `context`'s socket, which then does every read and write; `nil` for plaintext.
     var tlsSession: RedisTLSSession?
     private var connects = 0
@@ -84,7 +86,7 @@ public final class RedisConnection: @unchecked Sendable {
             return try roundTrip(try connectedContext(keepingGuardAhead: keepingGuardAhead), laidOut)[0]
         }
         if case .error(let text) = reply {
-            throw RedisError.fromReply(text, endpoint: options.endpoint, redacting: options.password)
+            throw RedisError.fromReply(text, endpoint: options.endpoint, redacting: secret)
         }
         return reply
     }
@@ -106,7 +108,7 @@ public final class RedisConnection: @unchecked Sendable {
     /// classified (`.authentication` or `.server`) and with the password redacted.
     public func throwFirstError(in replies: [RedisReply]) throws(RedisError) {
         for case .error(let text) in replies {
-            throw RedisError.fromReply(text, endpoint: options.endpoint, redacting: options.password)
+            throw RedisError.fromReply(text, endpoint: options.endpoint, redacting: secret)
         }
     }
 
@@ -174,6 +176,9 @@ public final class RedisConnection: @unchecked Sendable {
         connects += 1
         return fresh
     }
+
+    /// The password in use, which no error message may hold.
+    var secret: String? { filePassword ?? options.password }
 
     /// Frees the context, if any: a guard sent ahead goes with it, and a transaction whose replies were not read
     /// fails. Call with the lock held.

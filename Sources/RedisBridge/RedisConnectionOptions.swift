@@ -12,6 +12,8 @@ public struct RedisConnectionOptions: Sendable, Hashable, CustomStringConvertibl
     public var user: String?
     /// Password; `nil` sends no AUTH.
     public var password: String?
+    /// A file holding the password, read at every connect; it replaces `password` when set.
+    public var passwordFile: String?
     /// How long connecting may take.
     public var connectTimeout: Duration
     /// How long one read or write on the socket may block; `nil` blocks without limit.
@@ -63,7 +65,8 @@ public struct RedisConnectionOptions: Sendable, Hashable, CustomStringConvertibl
     /// The options without the password, safe to log.
     public var description: String {
         var text = tls == nil ? "redis://" : "rediss://"
-        if let user { text += user + (password == nil ? "@" : ":***@") } else if password != nil { text += ":***@" }
+        let hasPassword = password != nil || passwordFile != nil
+        if let user { text += user + (hasPassword ? ":***@" : "@") } else if hasPassword { text += ":***@" }
         return text + "\(endpoint)/\(db)"
     }
 }

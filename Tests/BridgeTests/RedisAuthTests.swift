@@ -1,3 +1,4 @@
+import Foundation
 import RedisBridge
 import TestSupport
 import Testing
@@ -52,6 +53,38 @@ struct RedisAuthTests {
             let error = #expect(throws: RedisError.self) { try RedisConnection(options: wrong) }
             #expect(error?.kind == .authentication)
             #expect(error.map { "\($0)".contains("nope-not-it") } == false)
+        }
+    }
+
+    @Test("a password file is read at every connect: a rotated password is used at the next reconnect, never shown")
+    func passwordFileRotation() throws {
+        try withRedisServer(.init(password: "first-Secret-1")) { server in
+            let file = FileManager.default.temporaryDirectory.appendingPathComponent("cachesync-pw-\(UUID().uuidString)")
+            defer { try? FileManager.default.removeItem(at: file) }
+            try "first-Secret-1\n".write(to: file, atomically: true, encoding: .utf8)
+            var options = RedisConnectionOptions(host: server.host, port: server.port)
+            options.passwordFile = file.path
+            #expect(!"\(options)".contains("first-Secret-1") && "\(options)".contains(":***@"))
+            let connection = try RedisConnection(options: options)
+            #expect(try connection.command(["PING"]) == .status("PONG"))
+
+            // Rotate: the server takes the new password, the file holds it, existing connections are dropped.
+            _ = try connection.command(["CONFIG", "SET", "requirepass", "second-Secret-2"])
+            try "second-Secret-2".write(to: file, atomically: true, encoding: .utf8)
+            _ = try? connection.command(["CLIENT", "KILL", "TYPE", "normal", "SKIPME", "no"])
+            _ = try? connection.command(["PING"])
+            #expect(try connection.command(["PING"]) == .status("PONG"), "reconnected with the rotated password")
+            #expect(connection.connectCount == 2)
+
+            // A password the server refuses fails as authentication, without the password in the message.
+            try "wrong-Secret-3".write(to: file, atomically: true, encoding: .utf8)
+            connection.close()
+            let error = #expect(throws: RedisError.self) { try connection.command(["PING"]) }
+            #expect(error?.kind == .authentication)
+            #expect(error.map { "\($0)".contains("wrong-Secret-3") } == false)
+            try FileManager.default.removeItem(at: file)
+            let missing = #expect(throws: RedisError.self) { try connection.command(["PING"]) }
+            #expect(missing?.message.contains("cannot read the password file") == true)
         }
     }
 }

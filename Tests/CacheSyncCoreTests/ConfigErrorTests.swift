@@ -55,7 +55,7 @@ struct ConfigErrorTests {
             collections:
               users: { strategy: update }
             """,
-            expected: #"cachesync.yaml:6: redis.flavour: unknown key "flavour" (expected one of url, keyPrefix)"#),
+            expected: #"cachesync.yaml:6: redis.flavour: unknown key "flavour" (expected one of url, keyPrefix, passwordFile, tls)"#),
         BadConfig(name: "missing strategy", yaml: head + """
             collections:
               users:
@@ -213,14 +213,43 @@ struct ConfigErrorTests {
               users: { strategy: update }
             """,
             expected: #"cachesync.yaml:3: redis.url: bad port "6379x" (expected 1 to 65535)"#),
-        BadConfig(name: "rediss is refused", yaml: """
+        BadConfig(name: "tls settings with a plaintext url", yaml: """
             mongodb: { uri: "mongodb://127.0.0.1:27017", database: shop }
             redis:
-              url: "rediss://cache:6380"
+              url: "redis://cache:6380"
+              tls: { caFile: /etc/ca.crt }
             collections:
               users: { strategy: update }
             """,
-            expected: #"cachesync.yaml:3: redis.url: TLS not supported by this build ("rediss://"; use redis:// on a trusted network)"#),
+            expected: #"cachesync.yaml:4: redis.tls: TLS settings need a rediss:// url (redis.url is redis://, which never uses TLS)"#),
+        BadConfig(name: "a client certificate without its key", yaml: """
+            mongodb: { uri: "mongodb://127.0.0.1:27017", database: shop }
+            redis:
+              url: "rediss://cache:6380"
+              tls:
+                certFile: /etc/tls.crt
+            collections:
+              users: { strategy: update }
+            """,
+            expected: #"cachesync.yaml:5: redis.tls.certFile: a client certificate needs its key: set redis.tls.keyFile too"#),
+        BadConfig(name: "an unknown tls field", yaml: """
+            mongodb: { uri: "mongodb://127.0.0.1:27017", database: shop }
+            redis:
+              url: "rediss://cache:6380"
+              tls:
+                caFiel: /etc/ca.crt
+            collections:
+              users: { strategy: update }
+            """,
+            expected: #"cachesync.yaml:5: redis.tls.caFiel: unknown key "caFiel" (did you mean "caFile"?)"#),
+        BadConfig(name: "a password with an unescaped ? is refused without printing it", yaml: """
+            mongodb: { uri: "mongodb://127.0.0.1:27017", database: shop }
+            redis:
+              url: "redis://app:pa?ss-W0rd@cache:6379/0"
+            collections:
+              users: { strategy: update }
+            """,
+            expected: ##"cachesync.yaml:3: redis.url: the user or password holds "?" or "#": percent-encode them (%3F, %23) in "redis://app:***", or use redis.passwordFile"##),
         BadConfig(name: "redis url without scheme, password redacted", yaml: """
             mongodb: { uri: "mongodb://127.0.0.1:27017", database: shop }
             redis:
@@ -228,7 +257,7 @@ struct ConfigErrorTests {
             collections:
               users: { strategy: update }
             """,
-            expected: #"cachesync.yaml:3: redis.url: cannot parse "redis//u:***@localhost" (expected redis://[user[:password]@]host:port[/db])"#),
+            expected: #"cachesync.yaml:3: redis.url: cannot parse "redis//u:***@localhost" (expected redis://[user[:password]@]host:port[/db], or rediss:// for TLS)"#),
         BadConfig(name: "mongodb uri with a wrong scheme", yaml: """
             mongodb:
               uri: "http://127.0.0.1:27017"

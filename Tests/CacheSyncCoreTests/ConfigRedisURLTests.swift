@@ -20,6 +20,14 @@ struct ConfigRedisURLTests {
         #expect(try RedisURL(parsing: "redis://app@h") == RedisURL(host: "h", user: "app", password: nil))
     }
 
+    @Test("rediss:// is TLS, with the same parts")
+    func tlsScheme() throws {
+        let url = try RedisURL(parsing: "rediss://app:pw@cache.example:6380/1")
+        #expect(url == RedisURL(host: "cache.example", port: 6380, db: 1, user: "app", password: "pw", tls: true))
+        #expect(url.description == "rediss://app:***@cache.example:6380/1")
+        #expect(try RedisURL(parsing: "redis://cache").tls == false)
+    }
+
     @Test("the description hides the password")
     func descriptionRedacts() throws {
         let url = try RedisURL(parsing: "redis://app:secret@h:1/2")
@@ -28,13 +36,12 @@ struct ConfigRedisURLTests {
     }
 
     @Test("bad URLs are refused with a reason", arguments: [
-        ("rediss://h:6380", "TLS not supported by this build (\"rediss://\"; use redis:// on a trusted network)"),
-        ("http://h", "cannot parse \"http://h\" (expected redis://[user[:password]@]host:port[/db])"),
+        ("http://h", "cannot parse \"http://h\" (expected redis://[user[:password]@]host:port[/db], or rediss:// for TLS)"),
         ("redis://h:0", "bad port \"0\" (expected 1 to 65535)"),
         ("redis://h:-1", "bad port \"-1\" (expected 1 to 65535)"),
         ("redis://h/x", "bad database number \"x\" (expected an integer >= 0)"),
-        ("redis://:6379", "no host in \"redis://:6379\" (expected redis://[user[:password]@]host:port[/db])"),
-        ("redis://h?db=1", "query parameters are not supported in \"redis://h?db=1\" (expected redis://[user[:password]@]host:port[/db])"),
+        ("redis://:6379", "no host in \"redis://:6379\" (expected redis://[user[:password]@]host:port[/db], or rediss:// for TLS)"),
+        ("redis://h?db=1", "query parameters are not supported in \"redis://h?db=1\" (expected redis://[user[:password]@]host:port[/db], or rediss:// for TLS)"),
     ])
     func badURL(text: String, message: String) {
         #expect(throws: RedisURL.ParseError(message: message)) {

@@ -15,6 +15,10 @@ struct ConfigRenderingTests {
         ("redis://:pw@cache:6379/0", "redis://:***@cache:6379/0"),
         ("redis://user:pw@cache", "redis://user:***@cache"),
         ("user:pw@host", "user:***@host"),
+        // A password with an unescaped ? or #, or an @ in the query: everything after the user name is hidden.
+        ("redis://app:pa?ss-W0rd@cache:6379/0", "redis://app:***"),
+        ("mongodb://db1:27017/?tls=true&tlsCertificateKeyFilePassword=cert@Secret9", "mongodb://db1:***"),
+        ("mongodb://app:s3cret@db1/?appName=orders@eu", "mongodb://app:***"),
     ])
     func redaction(uri: String, expected: String) {
         #expect(ConfigRenderer.redactedURI(uri) == expected)

@@ -2,6 +2,7 @@ import BSONModel
 import Foundation
 import MongoBridge
 import RedisBridge
+import Testing
 import TestSupport
 
 /// A running redis-server, nx-27017 (or the servers in `REDIS_URL` / `MONGODB_URI`) and the config that points the
@@ -42,16 +43,31 @@ final class SidecarFixture: @unchecked Sendable {
     /// The checkpoint prefix, inside the test's key prefix.
     var checkpointPrefix: String { redisServer.keyPrefix + "cachesync:" }
 
+    /// The `redis:` section for the test server: `rediss://` with its CA (and the client certificate when the
+    /// server requires one) for a TLS-only server; `caFile` replaces the CA file.
+    func redisSection(caFile: String? = nil) -> String {
+        var lines = [
+            "redis:",
+            "  url: \"\(redisServer.options.tls == nil ? "redis" : "rediss")://127.0.0.1:\(redisServer.port)/0\"",
+            "  keyPrefix: \"\(redisServer.keyPrefix)\"",
+        ]
+        if let tls = redisServer.options.tls, let options = redisServer.connectionOptions().tls {
+            lines += ["  tls:", "    caFile: \"\(caFile ?? options.caFile ?? "")\""]
+            if tls.requireClientCertificate, let cert = options.certFile, let key = options.keyFile {
+                lines += ["    certFile: \"\(cert)\"", "    keyFile: \"\(key)\""]
+            }
+        }
+        return lines.joined(separator: "\n")
+    }
+
     /// The docs/ARCHITECTURE.md §3 example, pointed at the test servers; `extra` is appended at the top level.
     func config(collections: String? = nil, lease: String = "{ enabled: true, ttl: 3 }", httpPort: Int? = nil,
-                extra: String = "") -> String {
+                redisCAFile: String? = nil, extra: String = "") -> String {
         """
         mongodb:
           uri: "\(mongoServer.uri)"
           database: \(database)
-        redis:
-          url: "redis://127.0.0.1:\(redisServer.port)/0"
-          keyPrefix: "\(redisServer.keyPrefix)"
+        \(redisSection(caFile: redisCAFile))
         http:
           listen: "127.0.0.1:\(httpPort ?? self.httpPort)"
         checkpoint:
@@ -130,6 +146,30 @@ final class SidecarFixture: @unchecked Sendable {
             throw FixtureError("timed out waiting for \(what)\n--- cachesync log ---\n\(process?.log.suffix(4000) ?? "")")
         }
     }
+}
+
+/// How the fixture's redis-server is reached.
+enum RedisTransport: String, CaseIterable, Sendable, CustomTestStringConvertible {
+    /// Plaintext.
+    case plain
+    /// TLS only (the plaintext port off), the server's certificate checked against the test CA.
+    case tls
+    /// TLS with a client certificate the server requires.
+    case mutualTLS
+
+    /// The server options, with `persistence` when asked.
+    func options(persistence: Bool = false) -> RedisTestServer.Options {
+        switch self {
+        case .plain: .init(persistence: persistence)
+        case .tls: .init(persistence: persistence, tls: .init())
+        case .mutualTLS: .init(persistence: persistence, tls: .init(requireClientCertificate: true))
+        }
+    }
+
+    /// The transports a run can test: TLS needs a server of its own.
+    static var testable: [RedisTransport] { RedisTestServer.startsOwnServer ? allCases : [.plain] }
+
+    var testDescription: String { rawValue }
 }
 
 /// A fixture failure with context.

@@ -6,9 +6,10 @@ import TestSupport
 
 @Suite("The three strategies end to end: real binary, redis-server, MongoDB wire server", .serialized)
 struct StrategyEndToEndTests {
-    @Test("after inserts, updates, replaces and deletes Redis holds exactly what the strategy table implies")
-    func strategyTable() throws {
-        let f = try SidecarFixture()
+    @Test("after inserts, updates, replaces and deletes Redis holds exactly what the strategy table implies",
+          arguments: RedisTransport.testable)
+    func strategyTable(_ transport: RedisTransport) throws {
+        let f = try SidecarFixture(redis: transport.options())
         let sidecar = try f.startSidecar()
         let users = f.ns("users"), products = f.ns("products"), sessions = f.ns("sessions")
 
@@ -79,9 +80,10 @@ struct StrategyEndToEndTests {
         withExtendedLifetime(sidecar) {}
     }
 
-    @Test("a clean SIGTERM exits 0 and a restart resumes from the checkpoint without applying anything twice")
-    func cleanRestartNoReplay() throws {
-        let f = try SidecarFixture()
+    @Test("a clean SIGTERM exits 0 and a restart resumes from the checkpoint without applying anything twice",
+          arguments: RedisTransport.testable)
+    func cleanRestartNoReplay(_ transport: RedisTransport) throws {
+        let f = try SidecarFixture(redis: transport.options())
         var sidecar = try f.startSidecar()
         let products = f.ns("products")
         for i in 0..<50 { try f.pool.insertOne(products, ["_id": .int32(Int32(i)), "v": .int32(1)]) }
