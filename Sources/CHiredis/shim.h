@@ -15,8 +15,16 @@ static inline const char *cs_redis_errstr(const redisContext *c) { return c->err
 /* The output buffer (commands appended, not yet written), for a transport that writes it itself (TLS). */
 static inline const char *cs_obuf(const redisContext *c) { return c->obuf; }
 static inline size_t cs_obuf_length(const redisContext *c) { return sdslen(c->obuf); }
-/* Drops the first `written` bytes of the output buffer. */
-static inline void cs_obuf_consume(redisContext *c, size_t written) { sdsrange(c->obuf, (int)written, -1); }
+/* Drops the first `written` bytes of the output buffer; once all is written it starts a fresh, empty buffer, as
+   hiredis's own redisBufferWrite does, so a large batch's room is not kept for good. */
+static inline void cs_obuf_consume(redisContext *c, size_t written) {
+    if (written >= sdslen(c->obuf)) {
+        sdsfree(c->obuf);
+        c->obuf = sdsempty();
+    } else {
+        sdsrange(c->obuf, (int)written, -1);
+    }
+}
 
 /* The NUL-terminated error text of a reader. */
 static inline const char *cs_reader_errstr(const redisReader *r) { return r->errstr; }

@@ -9,6 +9,10 @@ extension CacheSyncConfig {
                                              user: endpoint.user, password: endpoint.password,
                                              connectTimeout: connectTimeout, commandTimeout: commandTimeout)
         options.passwordFile = redis.passwordFile
+        options.sentinel = redis.sentinel.map {
+            RedisSentinelOptions(masterName: $0.masterName, nodes: $0.nodes.map { .init(host: $0.host, port: $0.port) },
+                                 user: $0.username, password: $0.password)
+        }
         options.tls = redis.effectiveTLS.map {
             RedisTLSOptions(caFile: $0.caFile, certFile: $0.certFile, keyFile: $0.keyFile, serverName: $0.serverName,
                             insecureSkipVerify: $0.insecureSkipVerify)

@@ -203,6 +203,9 @@ final class CollectionWatcher: @unchecked Sendable {
         case .backOff(let failure, let delay, let attempt):
             pipeline.abandonInFlight()
             closeStream(&state)
+            // After a Redis failure the next pass starts on a fresh connection (behind Sentinel: to the master the
+            // sentinels name then).
+            if case .redis = failure { redis.close() }
             telemetry.error(ns, kind: failure.errorKind)
             logger.warning("\(state.failure.map { "\($0)" } ?? "failure"); reconnecting in \(String(format: "%.2f", delay)) s",
                            metadata: ["attempt": "\(attempt)", "reason": "\(failure.restartReason)"])
@@ -210,9 +213,8 @@ final class CollectionWatcher: @unchecked Sendable {
             pause(delay)
         case .stopWithHistoryLost:
             telemetry.resynced(ns, reason: WatcherStateMachine.ResyncReason.historyLost.rawValue)
-            let error = state.historyLost.map { "\($0.message), code \($0.code)" } ?? "history lost"
             throw HistoryLostFailure(description:
-                "collection \(ns): resume token is older than the oplog (\(error)); onHistoryLost is fail, so "
+                "collection \(ns): \(Self.historyLostText(state)); onHistoryLost is fail, so "
                 + "cachesync stops. Set onHistoryLost: flush to flush the collection's keys and continue")
         }
         return nil
@@ -270,11 +272,15 @@ final class CollectionWatcher: @unchecked Sendable {
         telemetry.resynced(ns, reason: reason.rawValue)
         let message = switch reason {
         case .noCheckpoint: "no checkpoint stored; watching from now"
-        case .historyLost:
-            "resume token is older than the oplog (\(state.historyLost.map { "\($0.message), code \($0.code)" } ?? "history lost"))"
+        case .historyLost: Self.historyLostText(state)
         }
         logger.warning("collection \(ns): \(message); flushed \(removed) keys and restarted from now",
                        metadata: ["reason": "\(reason.rawValue)", "flushed": "\(removed)"])
+    }
+
+    /// What the server said when the stored checkpoint's history was gone.
+    private static func historyLostText(_ state: LoopState) -> String {
+        "resume token is older than the oplog (\(state.historyLost.map { "\($0.message), code \($0.code)" } ?? "history lost"))"
     }
 
     /// Closes the stream, if open.

@@ -38,7 +38,7 @@ public enum Sidecar {
         logger.info("cachesync \(cacheSyncVersion) starting", metadata: [
             "instance": "\(instanceId)", "collections": "\(config.collections.map(\.namespace).joined(separator: ","))",
             "mongodb": "\(Self.hosts(of: config.mongodb.uri))",
-            "redis": "\(config.redis.endpoint.host):\(config.redis.endpoint.port)/\(config.redis.endpoint.db)",
+            "redis": "\(config.redis.sentinel.map { "master \($0.masterName) via \($0.nodes.count) sentinels" } ?? "\(config.redis.endpoint.host):\(config.redis.endpoint.port)")/\(config.redis.endpoint.db)",
             "redisTLS": "\(config.redis.effectiveTLS != nil)",
         ])
         if config.redis.effectiveTLS?.insecureSkipVerify == true {
@@ -93,9 +93,10 @@ public enum Sidecar {
     }
 
     /// The host list of a MongoDB URI, without scheme, credentials, path or options: what the logs may show. As
-    /// libmongoc parses it; a URI it refuses (the pool reports why) is cut by hand after its credentials.
+    /// libmongoc parses it; a URI it refuses (the pool reports why), or one whose hosts it read with an `@` in them
+    /// (a password written without percent-encoding), is cut by hand after the last `@` of its credentials.
     static func hosts(of uri: String) -> String {
-        if let hosts = MongoURI.hosts(uri) { return hosts }
+        if let hosts = MongoURI.hosts(uri), !hosts.contains("@") { return hosts }
         var rest = Substring(uri)
         if let scheme = rest.range(of: "://") { rest = rest[scheme.upperBound...] }
         if let at = rest.lastIndex(of: "@") { rest = rest[rest.index(after: at)...] }

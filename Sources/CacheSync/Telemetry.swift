@@ -129,7 +129,7 @@ public final class Telemetry: @unchecked Sendable {
     }
 
     /// Every key of the collection was removed because of `reason` (`no_checkpoint`, `history_lost`, `drop`,
-    /// `rename`, `drop_database`).
+    /// `rename`, `dropDatabase`).
     public func resynced(_ ns: String, reason: String) {
         Counter(label: "cachesync_resyncs_total", dimensions: [("collection", ns), ("reason", reason)]).increment()
     }

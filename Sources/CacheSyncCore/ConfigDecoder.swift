@@ -57,7 +57,7 @@ struct ConfigDecoder {
     }
 
     private func redisSettings(_ node: ConfigNode) throws(ConfigError) -> RedisSettings {
-        let map = try node.mapping(allowed: ["url", "keyPrefix", "passwordFile", "tls"])
+        let map = try node.mapping(allowed: ["url", "keyPrefix", "passwordFile", "tls", "sentinel"])
         var url = "redis://127.0.0.1:6379/0"
         var endpoint = RedisURL()
         if let urlNode = map["url"] {
@@ -77,7 +77,51 @@ struct ConfigDecoder {
             }
             tls = try redisTLSSettings(tlsNode)
         }
-        return RedisSettings(url: url, endpoint: endpoint, keyPrefix: keyPrefix, passwordFile: passwordFile, tls: tls)
+        let sentinel = try map["sentinel"].map { node throws(ConfigError) in try redisSentinelSettings(node) }
+        return RedisSettings(url: url, endpoint: endpoint, keyPrefix: keyPrefix, passwordFile: passwordFile, tls: tls,
+                             sentinel: sentinel)
+    }
+
+    private func redisSentinelSettings(_ node: ConfigNode) throws(ConfigError) -> RedisSentinelSettings {
+        let map = try node.mapping(allowed: ["masterName", "nodes", "username", "password"])
+        let nameNode = try map.required("masterName", "missing (the name the sentinels monitor the master under)")
+        let name = try nameNode.string()
+        guard !name.isEmpty, !name.contains(where: { $0 == " " }) else {
+            throw nameNode.error("expected a master name without spaces, found \"\(name)\"")
+        }
+        let nodesNode = try map.required("nodes", "missing (the sentinels' addresses, e.g. [\"sentinel-0:26379\"])")
+        var nodes: [(host: String, port: Int)] = []
+        for entry in try nodesNode.sequence(what: "a list of host:port") {
+            nodes.append(try sentinelAddress(entry))
+        }
+        guard !nodes.isEmpty else { throw nodesNode.error("needs at least one sentinel address") }
+        let username = try map["username"]?.string()
+        let password = try map["password"]?.string()
+        return RedisSentinelSettings(masterName: name, nodes: nodes, username: username?.isEmpty == true ? nil : username,
+                                     password: password?.isEmpty == true ? nil : password)
+    }
+
+    /// `host:port`, `[v6]:port`, or a host alone (port 26379).
+    private func sentinelAddress(_ node: ConfigNode) throws(ConfigError) -> (host: String, port: Int) {
+        let text = try node.string()
+        var host = Substring(text)
+        var portText: Substring?
+        if text.hasPrefix("["), let close = text.firstIndex(of: "]") {
+            host = text[text.index(after: text.startIndex)..<close]
+            let after = text[text.index(after: close)...]
+            if after.hasPrefix(":") { portText = after.dropFirst() } else if !after.isEmpty { host = "" }
+        } else if let colon = text.lastIndex(of: ":") {
+            host = text[..<colon]
+            portText = text[text.index(after: colon)...]
+        }
+        guard !host.isEmpty, !host.contains(where: { $0 == " " || $0 == "/" }) else {
+            throw node.error("cannot parse \"\(text)\" (expected host:port, e.g. \"sentinel-0:26379\")")
+        }
+        guard let portText else { return (String(host), 26379) }
+        guard let port = Int(portText), (1...65535).contains(port) else {
+            throw node.error("bad port \"\(portText)\" in \"\(text)\" (expected 1 to 65535)")
+        }
+        return (String(host), port)
     }
 
     private func redisTLSSettings(_ node: ConfigNode) throws(ConfigError) -> RedisTLSSettings {

@@ -27,6 +27,16 @@ public enum ConfigRenderer {
             }
             lines.append("    insecureSkipVerify: \(tls.insecureSkipVerify)")
         }
+        if let sentinel = config.redis.sentinel {
+            lines.append("  sentinel:")
+            lines.append("    masterName: \(quoted(sentinel.masterName))")
+            let nodes = sentinel.nodes.map { quoted($0.host.contains(":") ? "[\($0.host)]:\($0.port)" : "\($0.host):\($0.port)") }
+            lines.append("    nodes: [\(nodes.joined(separator: ", "))]")
+            if let username = sentinel.username { lines.append("    username: \(quoted(username))") }
+            if sentinel.password != nil {
+                lines.append("    password: \(quoted(redactSecrets ? "***" : sentinel.password ?? ""))")
+            }
+        }
         lines.append("http:")
         lines.append("  listen: \(quoted(config.http.listen))")
         lines.append("  silenceWarning: \(number(config.http.silenceWarningSeconds))")

@@ -11,6 +11,8 @@ public struct RedisSettings: Sendable, Equatable {
     public var passwordFile: String?
     /// TLS settings; `nil` with `rediss://` means the system's CAs and the URL's host checked.
     public var tls: RedisTLSSettings?
+    /// Find the master through Redis Sentinel; `nil` connects to the URL's host.
+    public var sentinel: RedisSentinelSettings?
 
     /// Settings with a URL and a key prefix; a URL that does not parse gives the default endpoint
     /// (`ConfigLoader` rejects such URLs before they get here).
@@ -22,7 +24,8 @@ public struct RedisSettings: Sendable, Equatable {
 
     /// Settings from an already parsed endpoint.
     public init(url: String, endpoint: RedisURL, keyPrefix: String = "", passwordFile: String? = nil,
-                tls: RedisTLSSettings? = nil) {
+                tls: RedisTLSSettings? = nil, sentinel: RedisSentinelSettings? = nil) {
+        self.sentinel = sentinel
         self.url = url
         self.keyPrefix = keyPrefix
         self.endpoint = endpoint

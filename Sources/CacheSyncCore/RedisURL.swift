@@ -28,7 +28,7 @@ public struct RedisURL: Sendable, Equatable, CustomStringConvertible {
 
     /// Why a URL could not be parsed: the text is the message after the field name.
     public struct ParseError: Error, Sendable, Equatable {
-        /// What is wrong, e.g. `TLS not supported by this build`.
+        /// What is wrong, e.g. `bad port "0" (expected 1 to 65535)`.
         public var message: String
     }
 

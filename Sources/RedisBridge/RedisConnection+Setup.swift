@@ -7,8 +7,11 @@ import Glibc
 extension RedisConnection {
     /// A freshly connected context with the command timeout applied, and its TLS session when the options ask for
     /// TLS (handshake done, certificate checked); not yet authenticated. Nothing is sent in plaintext before TLS.
+    /// Behind Sentinel, the master is the one the sentinels name now.
     func openContext() throws(RedisError) -> (UnsafeMutablePointer<redisContext>, RedisTLSSession?) {
-        guard let fresh = redisConnectWithTimeout(options.host, Int32(clamping: options.port), Self.timeval(for: options.connectTimeout))
+        let (host, port) = try options.sentinel.map { sentinel throws(RedisError) in try askSentinels(sentinel) }
+            ?? (options.host, options.port)
+        guard let fresh = redisConnectWithTimeout(host, Int32(clamping: port), Self.timeval(for: options.connectTimeout))
         else {
             throw RedisError(kind: .other, endpoint: options.endpoint, message: "cannot allocate a hiredis context")
         }
@@ -22,7 +25,7 @@ extension RedisConnection {
             if let tls = options.tls {
                 // The handshake is part of connecting: it gets the connect timeout.
                 try setTimeout(fresh, options.connectTimeout)
-                session = try RedisTLSSession(socket: fresh.pointee.fd, host: options.host, options: tls,
+                session = try RedisTLSSession(socket: fresh.pointee.fd, host: host, options: tls,
                                               endpoint: options.endpoint)
             }
             try setTimeout(fresh, options.commandTimeout)
@@ -38,6 +41,45 @@ extension RedisConnection {
         let timeout = duration.map { Self.timeval(for: $0) } ?? Glibc.timeval(tv_sec: 0, tv_usec: 0)
         if redisSetTimeout(context, timeout) != REDIS_OK {
             throw RedisError.fromContext(context, errno: cs_errno(), endpoint: options.endpoint, redacting: secret)
+        }
+    }
+
+    /// The master's address, from the first sentinel that names it (each asked on a short-lived connection of its
+    /// own, with the sentinels' credentials and this connection's TLS). Throws `.io` listing every sentinel's
+    /// answer when none knows the master.
+    func askSentinels(_ sentinel: RedisSentinelOptions) throws(RedisError) -> (String, Int) {
+        var answers: [String] = []
+        for node in sentinel.nodes {
+            var nodeOptions = RedisConnectionOptions(host: node.host, port: node.port, user: sentinel.user,
+                                                     password: sentinel.password, connectTimeout: options.connectTimeout,
+                                                     commandTimeout: options.connectTimeout, tls: options.tls)
+            nodeOptions.tls?.serverName = nil
+            do {
+                let connection = try RedisConnection(options: nodeOptions)
+                defer { connection.close() }
+                let reply = try connection.command(["SENTINEL", "get-master-addr-by-name", sentinel.masterName])
+                if let address = reply.array, address.count == 2, let host = address[0].text,
+                   let portText = address[1].text, let port = Int(portText) {
+                    return (host, port)
+                }
+                answers.append("\(node): does not know \(sentinel.masterName)")
+            } catch {
+                answers.append("\(node): \(error.message)")
+            }
+        }
+        throw RedisError(kind: .io, endpoint: options.endpoint,
+                         message: "no sentinel names the master (\(answers.joined(separator: "; ")))")
+    }
+
+    /// Behind Sentinel, that the server connected to is the master (`ROLE`): a master just demoted answers
+    /// `slave`, and the next connect asks the sentinels again.
+    func confirmMaster(_ fresh: UnsafeMutablePointer<redisContext>) throws(RedisError) {
+        guard options.sentinel != nil else { return }
+        let role = try roundTrip(fresh, [[Array("ROLE".utf8)]], dropOnFailure: false)[0]
+        let name = role.array?.first?.text ?? "\(role)"
+        guard name == "master" else {
+            throw RedisError(kind: .notMaster, endpoint: options.endpoint,
+                             message: "the server the sentinels named is not the master (ROLE: \(name)); asking them again")
         }
     }
 

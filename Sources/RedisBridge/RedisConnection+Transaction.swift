@@ -158,7 +158,7 @@ extension RedisConnection {
         if case .string(let value) = current, value == condition.value { return true }
         _ = try roundTrip(context, Self.unwatch)
         if case .error(let text) = current {
-            throw RedisError.fromReply(text, endpoint: options.endpoint, redacting: secret)
+            throw replyError(text)
         }
         return false
     }
@@ -186,7 +186,7 @@ extension RedisConnection {
         case .null:
             return nil
         case .error(let text):
-            throw RedisError.fromReply(text, endpoint: options.endpoint, redacting: secret)
+            throw replyError(text)
         default:
             throw RedisError(kind: .protocolViolation, endpoint: options.endpoint, message: "EXEC answered \(exec)")
         }
@@ -215,18 +215,19 @@ extension RedisConnection {
     }
 
     /// The outcome of a framed transaction from its `count` replies, as `awaitTransaction` gives it, read without
-    /// building any reply: `EXEC`'s is summarized by the shim's reply functions.
+    /// building any reply: all of them are summarized by the shim's reply functions, so the first error is the
+    /// real one (a command refused at queueing, such as `READONLY` on a replica, rather than `EXECABORT`), and
+    /// the type and size are `EXEC`'s, the last.
     private func readExecSummary(_ context: UnsafeMutablePointer<redisContext>, _ count: Int) throws(RedisError) -> Int? {
-        try skipReplies(context, count - 1)
         var summary = cs_reply_summary()
         try withUnsafeMutablePointer(to: &summary) { pointer throws(RedisError) in
             try withReplyFunctions(context, cs_summary_functions(), pointer) { () throws(RedisError) in
-                _ = try nextRawReply(context, dropOnFailure: true)
+                for _ in 0..<count { _ = try nextRawReply(context, dropOnFailure: true) }
             }
         }
         if summary.errors > 0 {
             let text = withUnsafeBytes(of: summary.error) { String(decoding: $0.prefix(summary.errorLength), as: UTF8.self) }
-            throw RedisError.fromReply(text, endpoint: options.endpoint, redacting: secret)
+            throw replyError(text)
         }
         switch Int32(summary.type) {
         case REDIS_REPLY_ARRAY: return Int(summary.elements)

@@ -86,7 +86,7 @@ public final class RedisConnection: @unchecked Sendable {
             return try roundTrip(try connectedContext(keepingGuardAhead: keepingGuardAhead), laidOut)[0]
         }
         if case .error(let text) = reply {
-            throw RedisError.fromReply(text, endpoint: options.endpoint, redacting: secret)
+            throw locked { replyError(text) }
         }
         return reply
     }
@@ -108,7 +108,7 @@ public final class RedisConnection: @unchecked Sendable {
     /// classified (`.authentication` or `.server`) and with the password redacted.
     public func throwFirstError(in replies: [RedisReply]) throws(RedisError) {
         for case .error(let text) in replies {
-            throw RedisError.fromReply(text, endpoint: options.endpoint, redacting: secret)
+            throw locked { replyError(text) }
         }
     }
 
@@ -134,13 +134,15 @@ public final class RedisConnection: @unchecked Sendable {
     }
 
     /// Runs `body` with the connected hiredis context, for calls this wrapper does not offer (the benchmark's raw
-    /// loop; nothing in the product).
+    /// loop; nothing in the product). Plaintext only: hiredis's own I/O would bypass a TLS session.
     ///
     /// The pointer must not escape `body`, nor be freed; the lock is held while `body` runs.
     package func withUnsafeHandle<R>(_ body: (UnsafeMutablePointer<redisContext>) throws -> R) throws -> R {
         lock.lock()
         defer { lock.unlock() }
-        return try body(try connectedContext())
+        let context = try connectedContext()
+        precondition(tlsSession == nil, "withUnsafeHandle on a TLS connection")
+        return try body(context)
     }
 
     /// Ignores SIGPIPE once per process, so a closed socket fails a write with EPIPE instead of killing the process.
@@ -168,6 +170,7 @@ public final class RedisConnection: @unchecked Sendable {
         tlsSession = session
         do {
             try handshake(fresh)
+            try confirmMaster(fresh)
         } catch {
             // The handshake reads with dropOnFailure: false, so the context is still this one; drop it.
             dropContext()
@@ -175,6 +178,15 @@ public final class RedisConnection: @unchecked Sendable {
         }
         connects += 1
         return fresh
+    }
+
+    /// The error for an error reply: classified, with the password redacted. A server that is not the master
+    /// (`READONLY`: a replica, such as a master Sentinel demoted) drops the connection, so the next call
+    /// reconnects to the current master. Call with the lock held.
+    func replyError(_ text: String) -> RedisError {
+        let error = RedisError.fromReply(text, endpoint: options.endpoint, redacting: secret)
+        if error.kind == .notMaster { dropContext() }
+        return error
     }
 
     /// The password in use, which no error message may hold.

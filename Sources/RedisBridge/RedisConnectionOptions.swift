@@ -20,6 +20,8 @@ public struct RedisConnectionOptions: Sendable, Hashable, CustomStringConvertibl
     public var commandTimeout: Duration?
     /// TLS for the connection; `nil` is plaintext.
     public var tls: RedisTLSOptions?
+    /// Find the master through these sentinels at every connect (`host` and `port` are then not used).
+    public var sentinel: RedisSentinelOptions?
 
     /// Options for `host:port` with the given database, credentials and timeouts.
     public init(
@@ -30,9 +32,11 @@ public struct RedisConnectionOptions: Sendable, Hashable, CustomStringConvertibl
         password: String? = nil,
         connectTimeout: Duration = .seconds(5),
         commandTimeout: Duration? = .seconds(30),
-        tls: RedisTLSOptions? = nil
+        tls: RedisTLSOptions? = nil,
+        sentinel: RedisSentinelOptions? = nil
     ) {
         self.tls = tls
+        self.sentinel = sentinel
         self.host = host
         self.port = port
         self.db = db
@@ -59,14 +63,16 @@ public struct RedisConnectionOptions: Sendable, Hashable, CustomStringConvertibl
         self.init(host: host, port: components.port ?? 6379, db: db, user: user, password: components.password)
     }
 
-    /// `host:port`, as used in error messages.
-    public var endpoint: String { "\(host):\(port)" }
+    /// `host:port`, or the master's name behind Sentinel, as used in error messages.
+    public var endpoint: String {
+        sentinel.map { "master \($0.masterName) (via Sentinel)" } ?? "\(host):\(port)"
+    }
 
     /// The options without the password, safe to log.
     public var description: String {
         var text = tls == nil ? "redis://" : "rediss://"
         let hasPassword = password != nil || passwordFile != nil
         if let user { text += user + (hasPassword ? ":***@" : "@") } else if hasPassword { text += ":***@" }
-        return text + "\(endpoint)/\(db)"
+        return text + (sentinel.map { "\($0.masterName)" } ?? endpoint) + "/\(db)"
     }
 }

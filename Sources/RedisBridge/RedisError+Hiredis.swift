@@ -42,6 +42,7 @@ extension RedisError {
             || message.hasPrefix("ERR invalid password")
             || message.hasPrefix("ERR AUTH <password> called without any password configured")
             || message.hasPrefix("ERR Client sent AUTH, but no password is set")
+        if word == "READONLY" { return RedisError(kind: .notMaster, endpoint: endpoint, message: message) }
         return RedisError(kind: isAuth ? .authentication : .server, endpoint: endpoint, message: message)
     }
 

@@ -18,6 +18,9 @@ public struct RedisError: Error, Sendable, Hashable, CustomStringConvertible {
         case server
         /// The command cannot be sent, e.g. it has no arguments; a programming error.
         case invalidCommand
+        /// The server is a replica (`READONLY`), or not the master Sentinel named: the connection is dropped, and
+        /// the next call reconnects to the current master; retry.
+        case notMaster
         /// TLS could not be set up: a certificate that does not verify, a name that does not match, a missing
         /// client certificate, a file that cannot be read. Fix the configuration or the certificates; retrying
         /// helps only once they are fixed.
@@ -43,7 +46,7 @@ public struct RedisError: Error, Sendable, Hashable, CustomStringConvertible {
     /// Whether the connection was lost: the next call reconnects, and retrying the command may succeed.
     public var isRetryable: Bool {
         switch kind {
-        case .connectionRefused, .io, .timeout, .eof: true
+        case .connectionRefused, .io, .timeout, .eof, .notMaster: true
         case .protocolViolation, .authentication, .server, .invalidCommand, .tls, .other: false
         }
     }

@@ -116,7 +116,9 @@ struct RedisTransactionTests {
             #expect(try connection.sendTransaction(refused))
             #expect(try connection.readOnlyCommand(RedisCommandBatch([[bytes("GET"), bytes(key)]])).text == "first")
             let aborted = #expect(throws: RedisError.self) { try connection.awaitTransaction() }
-            #expect(aborted?.serverCode == "EXECABORT")
+            // The reason Redis refused to queue the command, not the EXECABORT it then gave EXEC.
+            #expect(aborted?.serverCode == "ERR")
+            #expect(aborted?.message.contains("wrong number of arguments") == true, "\(String(describing: aborted))")
         }
     }
 
@@ -161,7 +163,9 @@ struct RedisTransactionTests {
             refused.append(["SET", key])
             #expect(try connection.sendTransaction(refused))
             let aborted = #expect(throws: RedisError.self) { try connection.awaitTransaction() }
-            #expect(aborted?.serverCode == "EXECABORT")
+            // The reason Redis refused to queue the command, not the EXECABORT it then gave EXEC.
+            #expect(aborted?.serverCode == "ERR")
+            #expect(aborted?.message.contains("wrong number of arguments") == true, "\(String(describing: aborted))")
             #expect(try connection.command(["EXISTS", key]) == .integer(0))
 
             var failing = RedisCommandBatch()

@@ -55,7 +55,7 @@ struct ConfigErrorTests {
             collections:
               users: { strategy: update }
             """,
-            expected: #"cachesync.yaml:6: redis.flavour: unknown key "flavour" (expected one of url, keyPrefix, passwordFile, tls)"#),
+            expected: #"cachesync.yaml:6: redis.flavour: unknown key "flavour" (expected one of url, keyPrefix, passwordFile, tls, sentinel)"#),
         BadConfig(name: "missing strategy", yaml: head + """
             collections:
               users:
@@ -222,6 +222,27 @@ struct ConfigErrorTests {
               users: { strategy: update }
             """,
             expected: #"cachesync.yaml:4: redis.tls: TLS settings need a rediss:// url (redis.url is redis://, which never uses TLS)"#),
+        BadConfig(name: "sentinel without nodes", yaml: """
+            mongodb: { uri: "mongodb://127.0.0.1:27017", database: shop }
+            redis:
+              url: "redis://:pw@mymaster/0"
+              sentinel:
+                masterName: mymaster
+            collections:
+              users: { strategy: update }
+            """,
+            expected: #"cachesync.yaml:4: redis.sentinel.nodes: missing (the sentinels' addresses, e.g. ["sentinel-0:26379"])"#),
+        BadConfig(name: "a sentinel address with a bad port", yaml: """
+            mongodb: { uri: "mongodb://127.0.0.1:27017", database: shop }
+            redis:
+              url: "redis://:pw@mymaster/0"
+              sentinel:
+                masterName: mymaster
+                nodes: ["sentinel-0:26379", "sentinel-1:99999"]
+            collections:
+              users: { strategy: update }
+            """,
+            expected: #"cachesync.yaml:6: redis.sentinel.nodes[1]: bad port "99999" in "sentinel-1:99999" (expected 1 to 65535)"#),
         BadConfig(name: "a client certificate without its key", yaml: """
             mongodb: { uri: "mongodb://127.0.0.1:27017", database: shop }
             redis:

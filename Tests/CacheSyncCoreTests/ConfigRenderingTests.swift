@@ -102,4 +102,31 @@ struct ConfigRenderingTests {
             """)
         #expect(try ConfigLoader.parse(text: ConfigRenderer.render(config, redactSecrets: false)) == config)
     }
+
+    @Test("TLS, the password file and Sentinel render, parse back to the same config, and hide the sentinels' password")
+    func productionRedis() throws {
+        let config = try ConfigLoader.parse(text: """
+            mongodb: { uri: "mongodb://db:27017", database: shop }
+            redis:
+              url: "rediss://app@mymaster/2"
+              passwordFile: /run/secrets/redis
+              tls: { caFile: /etc/tls/ca.crt, certFile: /etc/tls/tls.crt, keyFile: /etc/tls/tls.key, serverName: redis.internal }
+              sentinel:
+                masterName: mymaster
+                nodes: ["s0:26380", "[::1]:26381", s2]
+                username: watcher
+                password: sentinel-Pw-9
+            collections:
+              users: { strategy: invalidate }
+            """, path: "prod.yaml")
+        #expect(config.redis.effectiveTLS?.serverName == "redis.internal")
+        #expect(config.redis.sentinel?.nodes.map { "\($0.host)|\($0.port)" } == ["s0|26380", "::1|26381", "s2|26379"])
+        let redacted = ConfigRenderer.render(config)
+        #expect(!redacted.contains("sentinel-Pw-9"))
+        #expect(redacted.contains("passwordFile: \"/run/secrets/redis\""))
+        #expect(redacted.contains("nodes: [\"s0:26380\", \"[::1]:26381\", \"s2:26379\"]"))
+        let full = ConfigRenderer.render(config, redactSecrets: false)
+        let reparsed = try ConfigLoader.parse(text: full, path: "again.yaml")
+        #expect(reparsed.redis == config.redis)
+    }
 }

@@ -62,12 +62,12 @@ final class SidecarFixture: @unchecked Sendable {
 
     /// The docs/ARCHITECTURE.md §3 example, pointed at the test servers; `extra` is appended at the top level.
     func config(collections: String? = nil, lease: String = "{ enabled: true, ttl: 3 }", httpPort: Int? = nil,
-                redisCAFile: String? = nil, extra: String = "") -> String {
+                redisCAFile: String? = nil, redisSection: String? = nil, extra: String = "") -> String {
         """
         mongodb:
           uri: "\(mongoServer.uri)"
           database: \(database)
-        \(redisSection(caFile: redisCAFile))
+        \(redisSection ?? self.redisSection(caFile: redisCAFile))
         http:
           listen: "127.0.0.1:\(httpPort ?? self.httpPort)"
         checkpoint:

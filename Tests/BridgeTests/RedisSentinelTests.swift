@@ -1,0 +1,58 @@
+import Foundation
+import RedisBridge
+import TestSupport
+import Testing
+
+/// `RedisConnection` behind Redis Sentinel: one master, one replica and three sentinels on loopback.
+@Suite("Redis behind Sentinel", .serialized, .enabled(if: RedisTestServer.startsOwnServer, "needs its own servers"))
+struct RedisSentinelTests {
+    @Test("commands go to the master the sentinels name; after SIGKILL of the master the connection follows the promoted replica")
+    func followsFailover() throws {
+        let bed = try RedisSentinelBed()
+        let nodes = bed.sentinelPorts.map { RedisSentinelOptions.Node(host: "127.0.0.1", port: $0) }
+        let options = RedisConnectionOptions(connectTimeout: .seconds(1), commandTimeout: .seconds(2),
+                                             sentinel: RedisSentinelOptions(masterName: bed.masterName, nodes: nodes))
+        let connection = try RedisConnection(options: options)
+        #expect(try connection.command(["ROLE"]).array?.first?.text == "master")
+        #expect(try connection.command(["SET", "k", "before"]) == .status("OK"))
+        _ = try connection.command(["WAIT", "1", "2000"])
+        try bed.killMaster()
+        let killed = Date()
+        var followed = false
+        while Date().timeIntervalSince(killed) < 20 {
+            if (try? connection.command(["SET", "k2", "after"])) == .status("OK") {
+                followed = true
+                break
+            }
+            usleep(100_000)
+        }
+        #expect(followed, "no write succeeded within 20 s of the kill\n\(bed.log)")
+        #expect(Date().timeIntervalSince(killed) < 15, "took \(Date().timeIntervalSince(killed)) s")
+        #expect(try bed.currentMasterPort() == bed.replica.port)
+        #expect(try connection.command(["GET", "k"]).text == "before", "the promoted replica has the earlier write")
+        #expect(try bed.replica.connect().command(["GET", "k2"]).text == "after", "the write went to the new master")
+    }
+
+    @Test("a master name no sentinel knows is an error naming each sentinel's answer")
+    func unknownMaster() throws {
+        let bed = try RedisSentinelBed()
+        let nodes = bed.sentinelPorts.map { RedisSentinelOptions.Node(host: "127.0.0.1", port: $0) }
+            + [RedisSentinelOptions.Node(host: "127.0.0.1", port: try FreePort.next())]
+        let options = RedisConnectionOptions(connectTimeout: .seconds(1),
+                                             sentinel: RedisSentinelOptions(masterName: "nosuch", nodes: nodes))
+        let error = #expect(throws: RedisError.self) { try RedisConnection(options: options) }
+        #expect(error?.isRetryable == true)
+        #expect(error?.message.contains("no sentinel names the master") == true)
+        #expect(error?.message.contains("does not know nosuch") == true)
+        #expect(error?.message.contains("\(nodes.last!)") == true, "\(String(describing: error))")
+    }
+
+    @Test("a write to a replica (READONLY) drops the connection, so the next call reconnects")
+    func readOnlyDrops() throws {
+        let bed = try RedisSentinelBed()
+        let connection = try bed.replica.connect()
+        let error = #expect(throws: RedisError.self) { try connection.command(["SET", "k", "v"]) }
+        #expect(error?.kind == .notMaster)
+        #expect(!connection.isConnected)
+    }
+}

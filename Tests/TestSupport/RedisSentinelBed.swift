@@ -1,0 +1,102 @@
+import Foundation
+import RedisBridge
+
+/// Redis behind Sentinel on loopback for one test: a master, a replica in sync with it, and three sentinels
+/// (quorum 2, a master down after 1 s) that know both and each other. `killMaster()` is the failover's start.
+public final class RedisSentinelBed: @unchecked Sendable {
+    /// The name the sentinels monitor the master under.
+    public let masterName = "mymaster"
+    /// The first master and its replica.
+    public let master: RedisTestServer
+    public let replica: RedisTestServer
+    /// The sentinels' ports.
+    public private(set) var sentinelPorts: [Int] = []
+    private var sentinels: [TestProcess] = []
+    private let directory: URL
+
+    /// Starts the master and the replica (replication up), then the sentinels (each seeing the replica and the two
+    /// other sentinels). Throws when a server does not start or the set does not settle within 30 s.
+    public init() throws {
+        let config = ["repl-diskless-sync-delay 0", "appendonly no"]
+        master = try RedisTestServer(.init(extraConfig: config))
+        replica = try RedisTestServer(.init(extraConfig: config + ["replicaof 127.0.0.1 \(master.port)"]))
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("cachesync-sentinel-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        try waitFor("the replica's link to the master", seconds: 30) {
+            try replica.connect().command(["INFO", "replication"]).text?.contains("master_link_status:up") == true
+        }
+        guard let executable = TestProcess.find("redis-server") else {
+            throw TestServerError.executableNotFound(name: "redis-server", hint: "install redis-server")
+        }
+        for index in 0..<3 {
+            let port = try FreePort.next()
+            let dir = directory.appendingPathComponent("s\(index)")
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            let conf = dir.appendingPathComponent("sentinel.conf")
+            try """
+                port \(port)
+                bind 127.0.0.1
+                dir "\(dir.path)"
+                logfile "\(dir.appendingPathComponent("sentinel.log").path)"
+                sentinel monitor \(masterName) 127.0.0.1 \(master.port) 2
+                sentinel down-after-milliseconds \(masterName) 1000
+                sentinel failover-timeout \(masterName) 5000
+                sentinel parallel-syncs \(masterName) 1
+                """.write(to: conf, atomically: true, encoding: .utf8)
+            let process = TestProcess(executable: executable, arguments: [conf.path, "--sentinel"],
+                                      outputURL: dir.appendingPathComponent("sentinel.out"))
+            try process.start()
+            sentinels.append(process)
+            sentinelPorts.append(port)
+        }
+        try waitFor("the sentinels to see the replica and each other", seconds: 30) {
+            try sentinelPorts.allSatisfy { port in
+                let connection = try RedisConnection(options: .init(port: port, connectTimeout: .seconds(1)))
+                let master = try connection.command(["SENTINEL", "master", masterName]).array ?? []
+                let fields = Dictionary(uniqueKeysWithValues: stride(from: 0, to: master.count - 1, by: 2).compactMap { i in
+                    master[i].text.flatMap { key in master[i + 1].text.map { (key, $0) } }
+                })
+                return fields["num-slaves"] == "1" && fields["num-other-sentinels"] == "2"
+            }
+        }
+    }
+
+    deinit {
+        sentinels.forEach { $0.kill() }
+        master.cleanUp()
+        replica.cleanUp()
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    /// The sentinels as `host:port` texts.
+    public var sentinelAddresses: [String] { sentinelPorts.map { "127.0.0.1:\($0)" } }
+
+    /// The master's port as the first sentinel names it now.
+    public func currentMasterPort() throws -> Int? {
+        let connection = try RedisConnection(options: .init(port: sentinelPorts[0], connectTimeout: .seconds(1)))
+        let reply = try connection.command(["SENTINEL", "get-master-addr-by-name", masterName])
+        return reply.array.flatMap { $0.count == 2 ? $0[1].text.flatMap(Int.init) : nil }
+    }
+
+    /// SIGKILLs the first master, as a crash would.
+    public func killMaster() throws {
+        try master.kill()
+    }
+
+    /// The sentinels' logs, for failure messages.
+    public var log: String {
+        (0..<sentinels.count).map { index in
+            let file = directory.appendingPathComponent("s\(index)/sentinel.log")
+            return "--- sentinel \(index) ---\n" + ((try? String(contentsOf: file, encoding: .utf8)) ?? "")
+        }.joined(separator: "\n")
+    }
+
+    private func waitFor(_ what: String, seconds: Double, _ condition: () throws -> Bool) throws {
+        let end = Date().addingTimeInterval(seconds)
+        while Date() < end {
+            if (try? condition()) == true { return }
+            usleep(100_000)
+        }
+        throw TestServerError.notReady(server: what, log: log)
+    }
+}
