@@ -13,8 +13,8 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 build_pkgs=(pkg-config libmongoc-dev libbson-dev libhiredis-dev libssl-dev ca-certificates)
-# openssl: the TLS tests make their certificates with it.
-run_pkgs=(redis-server redis-tools openssl curl python3 python3-venv procps psmisc)
+# openssl: the TLS tests make their certificates with it; stunnel4 puts TLS in front of nx-27017.
+run_pkgs=(redis-server redis-tools openssl stunnel4 curl python3 python3-venv procps psmisc)
 pkgs=("${build_pkgs[@]}")
 $build_only || pkgs+=("${run_pkgs[@]}")
 
