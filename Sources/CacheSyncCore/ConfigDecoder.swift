@@ -90,7 +90,7 @@ struct ConfigDecoder {
             throw nameNode.error("expected a master name without spaces, found \"\(name)\"")
         }
         let nodesNode = try map.required("nodes", "missing (the sentinels' addresses, e.g. [\"sentinel-0:26379\"])")
-        var nodes: [(host: String, port: Int)] = []
+        var nodes: [RedisSentinelSettings.Node] = []
         for entry in try nodesNode.sequence(what: "a list of host:port") {
             nodes.append(try sentinelAddress(entry))
         }
@@ -102,26 +102,17 @@ struct ConfigDecoder {
     }
 
     /// `host:port`, `[v6]:port`, or a host alone (port 26379).
-    private func sentinelAddress(_ node: ConfigNode) throws(ConfigError) -> (host: String, port: Int) {
+    private func sentinelAddress(_ node: ConfigNode) throws(ConfigError) -> RedisSentinelSettings.Node {
         let text = try node.string()
-        var host = Substring(text)
-        var portText: Substring?
-        if text.hasPrefix("["), let close = text.firstIndex(of: "]") {
-            host = text[text.index(after: text.startIndex)..<close]
-            let after = text[text.index(after: close)...]
-            if after.hasPrefix(":") { portText = after.dropFirst() } else if !after.isEmpty { host = "" }
-        } else if let colon = text.lastIndex(of: ":") {
-            host = text[..<colon]
-            portText = text[text.index(after: colon)...]
-        }
-        guard !host.isEmpty, !host.contains(where: { $0 == " " || $0 == "/" }) else {
+        guard let (host, portText) = Self.splitHostPort(text), !host.isEmpty,
+              !host.contains(where: { $0 == " " || $0 == "/" }) else {
             throw node.error("cannot parse \"\(text)\" (expected host:port, e.g. \"sentinel-0:26379\")")
         }
-        guard let portText else { return (String(host), 26379) }
-        guard let port = Int(portText), (1...65535).contains(port) else {
+        guard let portText else { return RedisSentinelSettings.Node(host: String(host)) }
+        guard portText.allSatisfy({ $0.isASCII && $0.isNumber }), let port = Int(portText), (1...65535).contains(port) else {
             throw node.error("bad port \"\(portText)\" in \"\(text)\" (expected 1 to 65535)")
         }
-        return (String(host), port)
+        return RedisSentinelSettings.Node(host: String(host), port: port)
     }
 
     private func redisTLSSettings(_ node: ConfigNode) throws(ConfigError) -> RedisTLSSettings {
@@ -410,16 +401,7 @@ struct ConfigDecoder {
     private func hostAndPort(_ node: ConfigNode) throws(ConfigError) -> (String, Int) {
         let text = try node.string()
         let expected = "(expected \"host:port\", e.g. \"0.0.0.0:9464\" or \"[::1]:9464\")"
-        let host: Substring
-        let portText: Substring
-        if text.hasPrefix("["), let close = text.firstIndex(of: "]"),
-           text[text.index(after: close)...].hasPrefix(":") {
-            host = text[text.index(after: text.startIndex)..<close]
-            portText = text[text.index(close, offsetBy: 2)...]
-        } else if let colon = text.lastIndex(of: ":"), !text[..<colon].contains(":") {
-            host = text[..<colon]
-            portText = text[text.index(after: colon)...]
-        } else {
+        guard let (host, port) = Self.splitHostPort(text), let portText = port else {
             throw node.error("cannot parse \"\(text)\" \(expected)")
         }
         guard !host.isEmpty else {
@@ -430,6 +412,19 @@ struct ConfigDecoder {
             throw node.error("bad port \"\(portText)\" in \"\(text)\" (expected 0 to 65535; 0 picks a free port)")
         }
         return (String(host), port)
+    }
+
+    /// `host:port` or `[v6]:port` split into its parts, the port `nil` when there is none; `nil` when the text
+    /// cannot be read that way (an IPv6 address without brackets, text after `]` that is not a port).
+    private static func splitHostPort(_ text: String) -> (host: Substring, port: Substring?)? {
+        if text.hasPrefix("["), let close = text.firstIndex(of: "]") {
+            let host = text[text.index(after: text.startIndex)..<close]
+            let after = text[text.index(after: close)...]
+            if after.isEmpty { return (host, nil) }
+            return after.hasPrefix(":") ? (host, after.dropFirst()) : nil
+        }
+        guard let colon = text.lastIndex(of: ":") else { return (Substring(text), nil) }
+        return text[..<colon].contains(":") ? nil : (text[..<colon], text[text.index(after: colon)...])
     }
 
     private func checkDatabaseName(_ name: String, _ node: ConfigNode) throws(ConfigError) {

@@ -30,7 +30,7 @@ public enum ConfigRenderer {
         if let sentinel = config.redis.sentinel {
             lines.append("  sentinel:")
             lines.append("    masterName: \(quoted(sentinel.masterName))")
-            let nodes = sentinel.nodes.map { quoted($0.host.contains(":") ? "[\($0.host)]:\($0.port)" : "\($0.host):\($0.port)") }
+            let nodes = sentinel.nodes.map { quoted($0.description) }
             lines.append("    nodes: [\(nodes.joined(separator: ", "))]")
             if let username = sentinel.username { lines.append("    username: \(quoted(username))") }
             if sentinel.password != nil {
