@@ -47,12 +47,20 @@ struct RedisSentinelTests {
         #expect(error?.message.contains("\(nodes.last!)") == true, "\(String(describing: error))")
     }
 
-    @Test("a write to a replica (READONLY) drops the connection, so the next call reconnects")
+    @Test("a write to a replica (READONLY) drops the connection, so the next call reconnects; in a sent transaction too")
     func readOnlyDrops() throws {
         let bed = try RedisSentinelBed()
         let connection = try bed.replica.connect()
         let error = #expect(throws: RedisError.self) { try connection.command(["SET", "k", "v"]) }
         #expect(error?.kind == .notMaster)
+        #expect(!connection.isConnected)
+
+        // Refused at queueing, the transaction's first error is READONLY, not the EXECABORT that follows it.
+        var batch = RedisCommandBatch()
+        batch.append("SET", "k", "v")
+        #expect(try connection.sendTransaction(batch))
+        let sent = #expect(throws: RedisError.self) { try connection.awaitTransaction() }
+        #expect(sent?.kind == .notMaster, "\(String(describing: sent))")
         #expect(!connection.isConnected)
     }
 }
