@@ -68,7 +68,7 @@ let package = Package(
         ], path: "Benchmarks/cachesync-bench"),
 
         // Test support: starts real redis-server and MongoDB wire servers.
-        .target(name: "TestSupport", dependencies: ["RedisBridge", "MongoBridge"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["RedisBridge", "MongoBridge", "CacheSyncCore"], path: "Tests/TestSupport"),
 
         .testTarget(name: "CacheSyncCoreTests", dependencies: ["CacheSyncCore", "BSONModel"],
                     resources: [.copy("Fixtures")]),

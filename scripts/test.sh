@@ -13,5 +13,14 @@ swift build --build-tests
 swift build -c release --static-swift-stdlib --product cachesync
 scripts/check-deploy.sh "$(swift build -c release --show-bin-path)/cachesync"
 python3 Tests/Scripted/selftest.py
+# Every secret the tests hand to cachesync (passwords, private keys) is searched for in everything it printed; a
+# find lands in this file (Tests/TestSupport/TestSecrets.swift), and any find fails the run.
+export CACHESYNC_SECRET_LEAKS="$(mktemp "${TMPDIR:-/tmp}/cachesync-secret-leaks.XXXXXX")"
 swift test --skip-build --no-parallel
+if [[ -s "$CACHESYNC_SECRET_LEAKS" ]]; then
+    echo "test: cachesync printed a secret:" >&2
+    cat "$CACHESYNC_SECRET_LEAKS" >&2
+    exit 1
+fi
+rm -f "$CACHESYNC_SECRET_LEAKS"
 "$(swift build --show-bin-path)/cachesync-bench" --events 2560 --rounds 1 --bulk 1000 --lag-writes 60 --ready-runs 1 >/dev/null

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import Metrics
 import MongoBridge
+import RedisBridge
 import ServiceLifecycle
 
 /// `cachesync run`: bootstraps logging, then runs the sync services until SIGTERM/SIGINT.
@@ -82,6 +83,12 @@ public enum Sidecar {
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger)
         groupConfig.maximumGracefulShutdownDuration = .milliseconds(Int64(config.shutdownTimeout * 1000))
+        // Behind Sentinel, a failover announced on +switch-master moves every connection to the new master.
+        let subscription = config.redis.sentinel.map { _ in
+            RedisSentinelSubscription(options: config.redisConnection().options) { logger.notice("\($0)") }
+        }
+        subscription?.start()
+        defer { subscription?.stop() }
         do {
             try await ServiceGroup(configuration: groupConfig).run()
             logger.info("cachesync stopped cleanly")

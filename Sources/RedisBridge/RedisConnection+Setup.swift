@@ -93,7 +93,8 @@ extension RedisConnection {
             let auth = ["AUTH"] + (options.user.map { [$0] } ?? []) + [password]
             if case .error(let text) = try roundTrip(fresh, [auth.map { Array($0.utf8) }], dropOnFailure: false)[0] {
                 let mapped = RedisError.fromReply(text, endpoint: options.endpoint, redacting: password)
-                throw RedisError(kind: .authentication, endpoint: options.endpoint, message: mapped.message)
+                let source = options.passwordFile.map { "; the password read from \($0)" } ?? ""
+                throw RedisError(kind: .authentication, endpoint: options.endpoint, message: mapped.message + source)
             }
         }
         if options.db != 0 {

@@ -26,11 +26,15 @@ public final class RedisConnection: @unchecked Sendable {
     private var connects = 0
     /// What was sent ahead of the next call: a transaction, its outcome, the guard for the next one.
     var sentAhead = RedisSentAhead.nothing
+    /// Behind Sentinel: the announced master switches, and how many there had been when this context connected.
+    private let masterSwitches: RedisMasterSwitches?
+    private var masterSwitchesSeen = 0
 
     /// Creates a connection; with `connectNow` it connects at once and throws if that fails.
     public init(options: RedisConnectionOptions, connectNow: Bool = true) throws(RedisError) {
         _ = Self.ignoreSIGPIPE
         self.options = options
+        masterSwitches = options.sentinel.map(RedisMasterSwitches.of)
         if connectNow {
             try locked { () throws(RedisError) in _ = try connectedContext() }
         }
@@ -162,9 +166,16 @@ public final class RedisConnection: @unchecked Sendable {
     func connectedContext(keepingGuardAhead: Bool = false) throws(RedisError) -> UnsafeMutablePointer<redisContext> {
         if let context {
             readSentReplies(context)
-            if !keepingGuardAhead { try disarmGuardAhead(context) }
-            return context
+            if let masterSwitches, masterSwitches.current != masterSwitchesSeen {
+                // The sentinels announced another master since this context connected: ask them again.
+                dropContext()
+            } else {
+                if !keepingGuardAhead { try disarmGuardAhead(context) }
+                return context
+            }
         }
+        // Noted before the sentinels are asked, so a switch announced meanwhile means one more reconnect.
+        masterSwitchesSeen = masterSwitches?.current ?? 0
         let (fresh, session) = try openContext()
         context = fresh
         tlsSession = session

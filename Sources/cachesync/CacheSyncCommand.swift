@@ -50,9 +50,17 @@ extension CacheSyncCommand {
 
         @OptionGroup var options: ConfigOptions
 
+        @Flag(name: .long, help: "Print the least-privilege Redis ACL rule for this config instead (README \"Least privilege\").")
+        var acl = false
+
         func run() throws {
             let config = try options.load()
-            print(ConfigRenderer.render(config, redactSecrets: true), terminator: "")
+            if acl {
+                print("# The least-privilege Redis user for \(options.path) (README \"Least privilege\"); replace PASSWORD.")
+                print(RedisACL.setUserCommand(config))
+            } else {
+                print(ConfigRenderer.render(config, redactSecrets: true), terminator: "")
+            }
         }
     }
 

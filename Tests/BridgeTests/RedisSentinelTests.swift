@@ -1,5 +1,6 @@
 import Foundation
 import RedisBridge
+import Synchronization
 import TestSupport
 import Testing
 
@@ -31,6 +32,35 @@ struct RedisSentinelTests {
         #expect(try bed.currentMasterPort() == bed.replica.port)
         #expect(try connection.command(["GET", "k"]).text == "before", "the promoted replica has the earlier write")
         #expect(try bed.replica.connect().command(["GET", "k2"]).text == "after", "the write went to the new master")
+    }
+
+    @Test("a +switch-master announcement moves a connection whose old master still answers to the new master")
+    func switchMasterSubscription() throws {
+        let bed = try RedisSentinelBed()
+        let nodes = bed.sentinelPorts.map { RedisSentinelOptions.Node(host: "127.0.0.1", port: $0) }
+        let options = RedisConnectionOptions(connectTimeout: .seconds(1), commandTimeout: .seconds(2),
+                                             sentinel: RedisSentinelOptions(masterName: bed.masterName, nodes: nodes))
+        let announcements = Mutex<[String]>([])
+        let subscription = RedisSentinelSubscription(options: options) { text in announcements.withLock { $0.append(text) } }
+        subscription.start()
+        defer { subscription.stop() }
+        let connection = try RedisConnection(options: options)
+        func port() throws -> Int? {
+            let info = try connection.command(["INFO", "server"]).text ?? ""
+            return info.split(separator: "\r\n").first { $0.hasPrefix("tcp_port:") }.flatMap { Int($0.dropFirst(9)) }
+        }
+        #expect(try port() == bed.master.port)
+        Thread.sleep(forTimeInterval: 1) // the subscription is in place
+        // A failover with the old master alive: it keeps answering reads (as a replica), so without the announcement
+        // nothing would move this connection.
+        _ = try RedisConnection(options: bed.sentinelOptions(port: bed.sentinelPorts[1]))
+            .command(["SENTINEL", "FAILOVER", bed.masterName])
+        let announced = waitUntil(timeout: .seconds(20)) { !announcements.withLock { $0.isEmpty } }
+        #expect(announced, "no +switch-master announcement\n\(bed.log)")
+        #expect(announcements.withLock { $0.first?.contains("to 127.0.0.1:\(bed.replica.port)") } == true,
+                "\(announcements.withLock { $0 })")
+        #expect(try port() == bed.replica.port, "the next command went to the new master")
+        #expect(try connection.command(["ROLE"]).array?.first?.text == "master")
     }
 
     @Test("a master name no sentinel knows is an error naming each sentinel's answer")

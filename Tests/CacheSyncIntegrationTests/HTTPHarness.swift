@@ -41,19 +41,12 @@ final class HTTPHarness: @unchecked Sendable {
         redis = try RedisTestServer(redisOptions)
         mongo = try MongoTestServer()
         httpPort = try FreePort.next()
-        var redisURL = "redis://"
-        if let user = redisOptions.user {
-            redisURL += "\(user.name):\(user.password)@"
-        } else if let password = redisOptions.password {
-            redisURL += ":\(password)@"
-        }
-        redisURL += "127.0.0.1:\(redis.port)/0"
         let config = """
             mongodb:
               uri: "\(mongoURI?(mongo) ?? mongo.uri)"
               database: \(mongo.database)
             redis:
-              url: "\(redisURL)"
+              url: "\(redis.sidecarURL())"
             http:
               listen: "127.0.0.1:\(httpPort)"
             lease:
@@ -130,7 +123,11 @@ final class HTTPHarness: @unchecked Sendable {
         }
         let length = Int(headers["content-length"] ?? "0") ?? 0
         guard let body = length == 0 ? [] : socket.read(exactly: length) else { return nil }
-        return HTTPReply(status: status, headers: headers, body: String(decoding: body, as: UTF8.self))
+        let text = String(decoding: body, as: UTF8.self)
+        for secret in TestSecrets.found(in: text) {
+            Issue.record("GET \(path) answered with \(secret)")
+        }
+        return HTTPReply(status: status, headers: headers, body: text)
     }
 }
 

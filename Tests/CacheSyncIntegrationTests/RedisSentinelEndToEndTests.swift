@@ -5,20 +5,24 @@ import RedisBridge
 import Testing
 import TestSupport
 
-/// The real binary behind Redis Sentinel: the master SIGKILLed under a steady write load.
+/// The real binary behind Redis Sentinel, plaintext and TLS only (the sentinels too): the master SIGKILLed under a
+/// steady write load.
 @Suite("Redis Sentinel end to end", .serialized, .enabled(if: RedisTestServer.startsOwnServer, "needs its own servers"))
 struct RedisSentinelEndToEndTests {
-    @Test("under steady writes the master is killed: cachesync follows the promoted replica within 15 s, nothing is lost, verify is clean")
-    func followsFailover() throws {
-        let bed = try RedisSentinelBed()
+    @Test("under steady writes the master is killed: cachesync follows the promoted replica within 15 s, nothing is lost, verify is clean",
+          arguments: [false, true])
+    func followsFailover(tls: Bool) throws {
+        let bed = try RedisSentinelBed(tls: tls)
         let f = try SidecarFixture()
+        let caFile = try TestCertificates.shared().caFile
         let section = """
             redis:
-              url: "redis://mymaster/0"
+              url: "\(tls ? "rediss" : "redis")://mymaster/0"
               keyPrefix: "\(f.redisServer.keyPrefix)"
               sentinel:
                 masterName: \(bed.masterName)
                 nodes: [\(bed.sentinelAddresses.map { "\"\($0)\"" }.joined(separator: ", "))]
+            \(tls ? "  tls: { caFile: \"\(caFile)\" }" : "")
             """
         let config = f.config(collections: "  products:\n    strategy: update", redisSection: section)
         let sidecar = try f.startSidecar(config: config, collections: 1)

@@ -43,12 +43,13 @@ final class SidecarFixture: @unchecked Sendable {
     /// The checkpoint prefix, inside the test's key prefix.
     var checkpointPrefix: String { redisServer.keyPrefix + "cachesync:" }
 
-    /// The `redis:` section for the test server: `rediss://` with its CA (and the client certificate when the
+    /// The `redis:` section for the test server, as the least-privilege user (`RedisTestServer.sidecarURL`):
+    /// `rediss://` with its CA (and the client certificate when the
     /// server requires one) for a TLS-only server; `caFile` replaces the CA file.
     func redisSection(caFile: String? = nil) -> String {
         var lines = [
             "redis:",
-            "  url: \"\(redisServer.options.tls == nil ? "redis" : "rediss")://127.0.0.1:\(redisServer.port)/0\"",
+            "  url: \"\(redisServer.sidecarURL())\"",
             "  keyPrefix: \"\(redisServer.keyPrefix)\"",
         ]
         if let tls = redisServer.options.tls, let options = redisServer.connectionOptions().tls {

@@ -9,6 +9,8 @@ public final class CacheSyncProcess: @unchecked Sendable {
     public let configURL: URL
     /// The running (or stopped) binary.
     public let process: TestProcess
+    private let config: String
+    private let environment: [String: String]
 
     /// Writes `config` to a file and prepares `cachesync run` (not started yet).
     public init(config: String, environment: [String: String] = [:], extraArguments: [String] = []) throws {
@@ -16,6 +18,8 @@ public final class CacheSyncProcess: @unchecked Sendable {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         configURL = directory.appendingPathComponent("cachesync.yaml")
         try config.write(to: configURL, atomically: true, encoding: .utf8)
+        self.config = config
+        self.environment = environment
         process = TestProcess(executable: Self.binary,
                               arguments: ["run", "--config", configURL.path] + extraArguments,
                               outputURL: directory.appendingPathComponent("cachesync.log"),
@@ -24,11 +28,14 @@ public final class CacheSyncProcess: @unchecked Sendable {
 
     deinit {
         process.kill()
+        TestSecrets.check(process.output, from: "the log of cachesync run (\(directory.lastPathComponent))")
         try? FileManager.default.removeItem(at: directory)
     }
 
-    /// Starts the binary.
+    /// Starts the binary; a config connecting as `RedisTestServer.leastPrivilegeUser` grants that user exactly the
+    /// config's least-privilege rule first.
     public func start() throws {
+        try RedisTestServer.grantLeastPrivilege(forConfig: config, environment: environment)
         try process.start()
     }
 
@@ -60,11 +67,10 @@ public final class CacheSyncProcess: @unchecked Sendable {
         defer { try? FileManager.default.removeItem(at: out) }
         let process = TestProcess(executable: binary, arguments: arguments, outputURL: out, environment: environment)
         try process.start()
-        if !process.waitForExit(timeout: timeout) {
-            process.kill()
-            return (-1, process.output + "\n(timed out)")
-        }
-        return (process.exitStatus ?? -1, process.output)
+        let finished = process.waitForExit(timeout: timeout)
+        if !finished { process.kill() }
+        TestSecrets.check(process.output, from: "cachesync \(arguments.first ?? "")")
+        return finished ? (process.exitStatus ?? -1, process.output) : (-1, process.output + "\n(timed out)")
     }
 }
 

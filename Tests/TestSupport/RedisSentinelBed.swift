@@ -14,12 +14,18 @@ public final class RedisSentinelBed: @unchecked Sendable {
     private var sentinels: [TestProcess] = []
     private let directory: URL
 
+    /// Whether every server and sentinel speaks TLS only (`TestCertificates.shared()`, no client certificates).
+    public let tls: Bool
+
     /// Starts the master and the replica (replication up), then the sentinels (each seeing the replica and the two
-    /// other sentinels). Throws when a server does not start or the set does not settle within 30 s.
-    public init() throws {
-        let config = ["repl-diskless-sync-delay 0", "appendonly no"]
-        master = try RedisTestServer(.init(extraConfig: config))
-        replica = try RedisTestServer(.init(extraConfig: config + ["replicaof 127.0.0.1 \(master.port)"]))
+    /// other sentinels); with `tls`, replication, the sentinels and their links are all TLS only. Throws when a
+    /// server does not start or the set does not settle within 30 s.
+    public init(tls: Bool = false) throws {
+        self.tls = tls
+        let config = ["repl-diskless-sync-delay 0", "appendonly no"] + (tls ? ["tls-replication yes"] : [])
+        let serverTLS: RedisTestServer.Options.TLS? = tls ? .init() : nil
+        master = try RedisTestServer(.init(extraConfig: config, tls: serverTLS))
+        replica = try RedisTestServer(.init(extraConfig: config + ["replicaof 127.0.0.1 \(master.port)"], tls: serverTLS))
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("cachesync-sentinel-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         try waitFor("the replica's link to the master", seconds: 30) {
@@ -33,8 +39,18 @@ public final class RedisSentinelBed: @unchecked Sendable {
             let dir = directory.appendingPathComponent("s\(index)")
             try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
             let conf = dir.appendingPathComponent("sentinel.conf")
+            let tlsCertificates = try tls ? TestCertificates.shared() : nil
+            let listenLines = tlsCertificates.map { certificates in """
+                port 0
+                tls-port \(port)
+                tls-replication yes
+                tls-auth-clients no
+                tls-cert-file "\(certificates.serverCertFile)"
+                tls-key-file "\(certificates.serverKeyFile)"
+                tls-ca-cert-file "\(certificates.caFile)"
+                """ } ?? "port \(port)"
             try """
-                port \(port)
+                \(listenLines)
                 bind 127.0.0.1
                 dir "\(dir.path)"
                 logfile "\(dir.appendingPathComponent("sentinel.log").path)"
@@ -51,7 +67,7 @@ public final class RedisSentinelBed: @unchecked Sendable {
         }
         try waitFor("the sentinels to see the replica and each other", seconds: 30) {
             try sentinelPorts.allSatisfy { port in
-                let connection = try RedisConnection(options: .init(port: port, connectTimeout: .seconds(1)))
+                let connection = try RedisConnection(options: sentinelOptions(port: port))
                 let master = try connection.command(["SENTINEL", "master", masterName]).array ?? []
                 let fields = Dictionary(uniqueKeysWithValues: stride(from: 0, to: master.count - 1, by: 2).compactMap { i in
                     master[i].text.flatMap { key in master[i + 1].text.map { (key, $0) } }
@@ -71,9 +87,15 @@ public final class RedisSentinelBed: @unchecked Sendable {
     /// The sentinels as `host:port` texts.
     public var sentinelAddresses: [String] { sentinelPorts.map { "127.0.0.1:\($0)" } }
 
+    /// Options to connect to the sentinel at `port` (over TLS with the test CA when the bed is TLS).
+    public func sentinelOptions(port: Int) -> RedisConnectionOptions {
+        let ca = tls ? (try? TestCertificates.shared().caFile) : nil
+        return RedisConnectionOptions(port: port, connectTimeout: .seconds(1), tls: ca.map { RedisTLSOptions(caFile: $0) })
+    }
+
     /// The master's port as the first sentinel names it now.
     public func currentMasterPort() throws -> Int? {
-        let connection = try RedisConnection(options: .init(port: sentinelPorts[0], connectTimeout: .seconds(1)))
+        let connection = try RedisConnection(options: sentinelOptions(port: sentinelPorts[0]))
         let reply = try connection.command(["SENTINEL", "get-master-addr-by-name", masterName])
         return reply.array.flatMap { $0.count == 2 ? $0[1].text.flatMap(Int.init) : nil }
     }

@@ -1,5 +1,7 @@
+import CacheSyncCore
 import Foundation
 import RedisBridge
+import Synchronization
 
 /// A real `redis-server` for one test, on a free loopback port in a temporary directory, or the server in `REDIS_URL`.
 ///
@@ -73,6 +75,7 @@ public final class RedisTestServer: @unchecked Sendable {
     private var currentPort: Int
     private var process: TestProcess?
     private let external: RedisConnectionOptions?
+    private var grantedRule: String?
 
     /// Starts a server (or attaches to `REDIS_URL`) and waits until it answers PING.
     public init(_ options: Options = Options()) throws {
@@ -130,6 +133,54 @@ public final class RedisTestServer: @unchecked Sendable {
         return result
     }
 
+    /// The ACL user cachesync connects as in the integration tests (`sidecarURL`), with only the commands and keys
+    /// `RedisACL` lists: `CacheSyncProcess` grants it exactly `cachesync check-config --acl`'s rule for the config
+    /// it starts with. Its password needs percent-encoding in a URL.
+    public static let leastPrivilegeUser = "cachesync-least"
+    public static let leastPrivilegePassword: String = {
+        let password = "lp-\(UUID().uuidString.prefix(8))?#%@/:"
+        TestSecrets.register(password, as: "the least-privilege user's password")
+        return password
+    }()
+
+    /// The URL cachesync connects with: `REDIS_URL` for an external server; the `options.user` or `options.password`
+    /// of a server started with them (the tests of credentials); else `leastPrivilegeUser`.
+    public func sidecarURL(db: Int = 0) -> String {
+        if let url = Self.externalURL { return url }
+        let (user, password) = options.user.map { ($0.name, $0.password) }
+            ?? options.password.map { ("", $0) } ?? (Self.leastPrivilegeUser, Self.leastPrivilegePassword)
+        let encode = { (text: String) in text.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? text }
+        return "\(options.tls == nil ? "redis" : "rediss")://\(encode(user)):\(encode(password))@\(host):\(port)/\(db)"
+    }
+
+    /// Sets `leastPrivilegeUser`'s ACL to `rule` (`RedisACL.rule`), now and after every restart.
+    public func grantLeastPrivilege(rule: String) throws {
+        lock.withLock { grantedRule = rule }
+        try applyGrantedRule()
+    }
+
+    /// When `config` (a cachesync config's text) connects as `leastPrivilegeUser` to a server a test started, grants
+    /// that user exactly `RedisACL`'s rule for the config. A config that does not parse is left alone (tests of bad
+    /// configs); so is one that does not name a server of this process.
+    public static func grantLeastPrivilege(forConfig config: String, environment: [String: String]) throws {
+        guard let parsed = try? ConfigLoader.parse(text: config, environment: environment),
+              parsed.redis.endpoint.user == leastPrivilegeUser, parsed.redis.sentinel == nil,
+              let server = registry.withLock({ $0[parsed.redis.endpoint.port]?.server })
+        else { return }
+        try server.grantLeastPrivilege(rule: RedisACL.rule(keyPatterns: RedisACL.keyPatterns(parsed)))
+    }
+
+    private func applyGrantedRule() throws {
+        guard isManaged, let rule = lock.withLock({ grantedRule }) else { return }
+        let arguments = ["ACL", "SETUSER", Self.leastPrivilegeUser, "reset", "on", ">" + Self.leastPrivilegePassword]
+            + rule.split(separator: " ").map(String.init)
+        _ = try connect().command(arguments)
+    }
+
+    /// The managed servers of this process by port, for `grantLeastPrivilege(forConfig:environment:)`.
+    private static let registry = Mutex<[Int: WeakServer]>([:])
+    private struct WeakServer { weak var server: RedisTestServer? }
+
     /// A new connection to this server.
     public func connect(db: Int = 0) throws -> RedisConnection {
         try RedisConnection(options: connectionOptions(db: db))
@@ -143,6 +194,7 @@ public final class RedisTestServer: @unchecked Sendable {
         guard isManaged, let process else { throw TestServerError.notManaged(server: "redis-server") }
         try process.start()
         try waitUntilReady(deadline: .seconds(10))
+        try applyGrantedRule()
     }
 
     /// Stops the server with SIGTERM (a clean shutdown), waiting for it to exit.
@@ -204,6 +256,7 @@ public final class RedisTestServer: @unchecked Sendable {
             do {
                 try process.start()
                 try waitUntilReady(deadline: .seconds(10))
+                Self.registry.withLock { $0[port] = WeakServer(server: self) }
                 return
             } catch {
                 lastError = error
@@ -239,6 +292,9 @@ public final class RedisTestServer: @unchecked Sendable {
         if let password = options.password {
             lines.append("requirepass \(Self.quoted(password))")
         }
+        // Until a test grants it a config's exact rule (which start() grants again after a restart).
+        lines.append("user \(Self.leastPrivilegeUser) on \(Self.quoted(">" + Self.leastPrivilegePassword)) "
+                     + RedisACL.rule(keyPatterns: [Self.quoted(CacheKey.escapeGlob(keyPrefix) + "*")]))
         if let tls = options.tls {
             let certificates = try TestCertificates.shared()
             lines += [

@@ -132,19 +132,12 @@ public final class ScriptedMongoServer: @unchecked Sendable {
     /// The HTTP endpoints listen on `127.0.0.1:<httpPort>`.
     public func cachesyncConfig(redis: RedisTestServer, keyPrefix: String, httpPort: Int, strategy: String = "update",
                                 settings: [String] = [], lease: Bool = true) -> String {
-        let options = redis.connectionOptions()
-        var auth = ""
-        if let password = options.password {
-            let allowed = CharacterSet.alphanumerics
-            let user = options.user?.addingPercentEncoding(withAllowedCharacters: allowed) ?? ""
-            auth = user + ":" + (password.addingPercentEncoding(withAllowedCharacters: allowed) ?? "") + "@"
-        }
         var lines = [
             "mongodb:",
             "  uri: \(Self.yamlQuoted(uri))",
             "  database: \(Self.yamlQuoted(database))",
             "redis:",
-            "  url: \(Self.yamlQuoted("redis://\(auth)\(options.host):\(options.port)/\(options.db)"))",
+            "  url: \(Self.yamlQuoted(redis.sidecarURL()))",
             "  keyPrefix: \(Self.yamlQuoted(keyPrefix))",
             "http:",
             "  listen: \(Self.yamlQuoted("127.0.0.1:\(httpPort)"))",

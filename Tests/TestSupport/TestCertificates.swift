@@ -34,6 +34,9 @@ public struct TestCertificates: Sendable {
         }
         try sign("server", subject: "/CN=localhost", extensions: "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth")
         try sign("client", subject: "/CN=cachesync client", extensions: "extendedKeyUsage=clientAuth")
+        for key in ["ca.key", "other-ca.key", "server.key", "client.key"] {
+            TestSecrets.registerPrivateKey(file: path(key))
+        }
     }
 
     private func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
