@@ -186,6 +186,9 @@ httpGet:
       readOnly: true
     - name: cachesync-tmp
       mountPath: /tmp
+    {{- with .Values.extraVolumeMounts }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
 {{- end }}
 
 {{/* The volumes the cachesync container mounts, as items of a volumes list. */}}
@@ -196,4 +199,7 @@ httpGet:
 - name: cachesync-tmp
   emptyDir:
     sizeLimit: 16Mi
+{{- with .Values.extraVolumes }}
+{{ toYaml . }}
+{{- end }}
 {{- end }}
