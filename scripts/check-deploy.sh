@@ -79,10 +79,13 @@ check_tools() {
 
 # helm lint + helm template for the default values and every ci/*-values.yaml,
 # kubernetes-validate on every manifest, the example app chart with the sidecar,
-# and the chart's own invariants (security context, probes, metric names).
+# and the chart's own invariants (security context, probes, metric names, the
+# config's certificate and password files on read-only mounts, schema refusals).
+# Writes each rendered cachesync.yaml with its environment for check-config.
 check_chart() {
     python3 - "$CHART" "$WORK" "$K8S_VERSIONS" <<'PY'
-import json, re, shutil, sys
+import base64, json, re, shutil, sys
+from urllib.parse import unquote
 from pathlib import Path
 
 import helm_python as helm
@@ -191,10 +194,52 @@ def pod_specs(docs):
         if doc["kind"] in ("Deployment", "StatefulSet", "DaemonSet"):
             yield template, doc, doc["spec"]["template"]
 
+def secret_data(docs):
+    """The decoded data of the rendered Secrets, by name."""
+    return {d["metadata"]["name"]: {k: base64.b64decode(v).decode() for k, v in d.get("data", {}).items()}
+            for _, d in docs if d["kind"] == "Secret"}
+
+def config_text(docs):
+    """The rendered cachesync.yaml, or None unless exactly one ConfigMap holds one."""
+    texts = [d["data"]["cachesync.yaml"] for _, d in docs
+             if d["kind"] == "ConfigMap" and "cachesync.yaml" in d.get("data", {})]
+    return texts[0] if len(texts) == 1 else None
+
+def config_files(config, docs):
+    """The files the config names: redis.passwordFile and redis.tls.*File, and tlsCAFile/tlsCertificateKeyFile in
+    the URIs of the chart-made Secret."""
+    redis = yaml.safe_load(config).get("redis") or {}
+    tls = redis.get("tls") or {}
+    files = [redis.get("passwordFile")] + [tls.get(k) for k in ("caFile", "certFile", "keyFile")]
+    for data in secret_data(docs).values():
+        for uri in data.values():
+            files += [unquote(f) for f in re.findall(r"[?&]tls(?:CAFile|CertificateKeyFile)=([^&]+)", uri)]
+    return [f for f in files if f]
+
+def mount_problem(path, container, volumes):
+    """Why `path` is not a file that a read-only Secret or ConfigMap volume gives the container, or None."""
+    mounts = [m for m in container.get("volumeMounts", []) if path.startswith(m["mountPath"].rstrip("/") + "/")]
+    if not mounts:
+        return "no volume is mounted there"
+    mount = max(mounts, key=lambda m: len(m["mountPath"]))
+    volume = volumes.get(mount["name"], {})
+    source = volume.get("secret") or volume.get("configMap")
+    if source is None:
+        return f"volume {mount['name']} is not a Secret or ConfigMap of the pod"
+    if mount.get("readOnly") is not True:
+        return f"{mount['mountPath']} is not mounted read-only"
+    name = path[len(mount["mountPath"].rstrip("/")) + 1:]
+    if "items" in source and name not in [item["path"] for item in source["items"]]:
+        return f"volume {mount['name']} does not project {name}"
+    return None
+
 def check_cachesync_pods(label, docs):
     """Invariants of every pod that runs cachesync."""
+    config = config_text(docs)
+    files = config_files(config, docs) if config else []
     for template, doc, pod in pod_specs(docs):
         spec = pod["spec"]
+        volumes = {v["name"]: v for v in spec.get("volumes", [])}
         containers = spec.get("containers", []) + spec.get("initContainers", [])
         for c in (c for c in containers if c["name"] == "cachesync"):
             where = f"{label}: {doc['kind']}/{doc['metadata']['name']} container cachesync"
@@ -219,11 +264,37 @@ def check_cachesync_pods(label, docs):
             }
             if "readinessProbe" in c:
                 checks["readiness on /readyz"] = c["readinessProbe"].get("httpGet", {}).get("path") == "/readyz"
+            for path in files:
+                problem = mount_problem(path, c, volumes)
+                checks[f"config file {path}: {problem}"] = problem is None
             for what, ok in checks.items():
                 if not ok:
                     fail(f"{where}: {what}")
             if all(checks.values()):
-                print(f"  ok  {where}: non-root, read-only root, no capabilities, seccomp, probes, instance id, secrets")
+                print(f"  ok  {where}: non-root, read-only root, no capabilities, seccomp, probes, instance id, secrets,"
+                      f" {len(files)} config file(s) on read-only mounts")
+
+# Stand-ins for the values of Secrets the chart does not make. Any other than the URLs starts with "*" and holds
+# ": #", as a password may: the config must quote it to read it as given.
+STAND_INS = {"MONGODB_URI": "mongodb://mongodb.example:27017/?replicaSet=rs0", "REDIS_URL": "redis://redis.example:6379/0"}
+OTHER_SECRET = "*stand-in: #secret"
+
+def container_env(docs):
+    """The cachesync container's environment for `cachesync check-config`: its values, the chart-made Secret's
+    values, stand-ins for other Secrets (only the URLs' when no pod is rendered)."""
+    env = dict(STAND_INS)
+    secrets = secret_data(docs)
+    containers = [c for _, _, pod in pod_specs(docs)
+                  for c in pod["spec"].get("containers", []) + pod["spec"].get("initContainers", [])
+                  if c["name"] == "cachesync"]
+    for var in containers[0].get("env", []) if containers else []:
+        ref = var.get("valueFrom", {}).get("secretKeyRef")
+        if "value" in var:
+            env[var["name"]] = var["value"]
+        elif ref:
+            default = STAND_INS.get(var["name"], OTHER_SECRET)
+            env[var["name"]] = secrets.get(ref["name"], {}).get(ref["key"], default)
+    return env
 
 def render_chart(path, values, label):
     report = helm.lint(str(path), values, strict=True)
@@ -244,6 +315,7 @@ value_sets = [("default values", None)] + [
 if len(value_sets) < 2:
     fail("no ci/*-values.yaml files")
 kinds_seen = set()
+config_runs = []
 for label, values in value_sets:
     print(f"-- {label}")
     try:
@@ -257,37 +329,51 @@ for label, values in value_sets:
     for template, doc in docs:
         if doc["kind"] == "PrometheusRule":
             check_metric_names(f"{label}: PrometheusRule", json.dumps(doc))
-    if values is None:
-        configmaps = [d for _, d in docs if d["kind"] == "ConfigMap" and "cachesync.yaml" in d.get("data", {})]
-        if len(configmaps) != 1:
-            fail("default values: expected one ConfigMap with cachesync.yaml")
-        else:
-            (work / "default-cachesync.yaml").write_text(configmaps[0]["data"]["cachesync.yaml"])
-            print("  wrote the default cachesync.yaml for check-config")
+    config = config_text(docs)
+    if config is None:
+        fail(f"{label}: expected one ConfigMap with cachesync.yaml")
+    else:
+        config_runs.append({"label": label, "config": config, "env": container_env(docs)})
+(work / "check-config.json").write_text(json.dumps(config_runs))
+print(f"-- wrote {len(config_runs)} rendered cachesync.yaml for check-config")
 
 for kind in ("Deployment", "ConfigMap", "Secret", "Service", "ServiceMonitor", "PrometheusRule",
              "PodDisruptionBudget", "Pod", "ServiceAccount"):
     if kind not in kinds_seen:
         fail(f"no value set renders a {kind}")
 
-# A values file that breaks the schema must be refused (the schema is live).
-try:
-    with helm.Chart.load(str(chart_dir)) as chart:
-        chart.render({"mode": "daemon"}, name="shop", namespace="shop")
-    fail("values.schema.json accepted mode: daemon")
-except helm.HelmValuesError:
-    print("-- values.schema.json refuses mode: daemon")
+# Values that break the schema must be refused (the schema is live, and holds what the binary would refuse).
+REFUSED = {
+    "mode: daemon": {"mode": "daemon"},
+    "redis.tls with a redis:// url": {"redis": {"tls": {"enabled": True}}},
+    "a client certificate without its key": {"redis": {"url": "rediss://redis:6380/0", "tls": {
+        "enabled": True, "existingSecret": "redis-tls", "secretKeys": {"clientCert": "tls.crt"}}}},
+    "redis.sentinel without nodes": {"redis": {"sentinel": {"enabled": True, "masterName": "mymaster"}}},
+    "a MongoDB TLS Secret the URI does not use": {"mongodb": {"tls": {"existingSecret": "mongodb-ca"}}},
+    "redis.tls and config.redis.tls together": {"redis": {"url": "rediss://redis:6380/0", "tls": {"enabled": True}},
+                                                "config": {"redis": {"tls": {}}}},
+}
+with helm.Chart.load(str(chart_dir)) as chart:
+    for what, values in REFUSED.items():
+        try:
+            chart.render(values, name="shop", namespace="shop")
+            fail(f"values.schema.json accepted {what}")
+        except helm.HelmValuesError:
+            print(f"-- values.schema.json refuses {what}")
 
 # The example application chart with the cachesync sidecar (examples/shop-api),
 # as a plain container and as a native sidecar (initContainers, restartPolicy: Always).
 example = work / "examples" / "shop-api"
 shutil.copytree(chart_dir / "examples" / "shop-api", example)
 shutil.copytree(chart_dir, example / "charts" / "cachesync", ignore=shutil.ignore_patterns("examples", "ci"))
-for native in (False, True):
-    label = f"examples/shop-api (sidecar.native={str(native).lower()})"
+# The Secrets of ci/tls-values.yaml must reach the app's pod too.
+tls_values = helm.values_from_yaml((chart_dir / "ci" / "tls-values.yaml").read_text())
+for native, extra, what in ((False, {}, ""), (True, {}, ""), (True, tls_values, ", ci/tls-values.yaml")):
+    label = f"examples/shop-api (sidecar.native={str(native).lower()}{what})"
     print(f"-- {label}")
+    values = {"cachesync": {**extra, "mode": "sidecar", "sidecar": {"native": native}}}
     try:
-        docs = validate_docs(label, render_chart(example, {"cachesync": {"sidecar": {"native": native}}}, label))
+        docs = validate_docs(label, render_chart(example, values, label))
         check_cachesync_pods(label, docs)
         where = "initContainers" if native else "containers"
         carriers = [c for _, d, pod in pod_specs(docs) for c in pod["spec"].get(where, []) if c["name"] == "cachesync"]
@@ -351,10 +437,34 @@ sys.exit(1 if bad else 0)
 PY
 }
 
+# `cachesync check-config` on the cachesync.yaml of every value set, with the container's environment only (the
+# chart check wrote them); prints each effective redis section. It reads no certificate or password file.
 check_config_with_binary() {
-    MONGODB_URI="mongodb://mongodb.example:27017/?replicaSet=rs0" \
-    REDIS_URL="redis://redis.example:6379/0" \
-        "$BINARY" check-config --config "$WORK/default-cachesync.yaml"
+    python3 - "$BINARY" "$WORK" <<'PY'
+import json, os, subprocess, sys
+from pathlib import Path
+
+binary, work = sys.argv[1], Path(sys.argv[2])
+failed = 0
+for n, run in enumerate(json.loads((work / "check-config.json").read_text())):
+    path = work / f"cachesync-{n}.yaml"
+    path.write_text(run["config"])
+    result = subprocess.run([binary, "check-config", "--config", str(path)], capture_output=True, text=True,
+                            env={"PATH": os.environ.get("PATH", ""), **run["env"]})
+    print(f"-- {run['label']}: exit {result.returncode}")
+    if result.returncode != 0:
+        failed += 1
+        print((result.stdout + result.stderr).rstrip())
+        continue
+    section = []
+    for line in result.stdout.splitlines():
+        if line.startswith("redis:") or (section and line.startswith(" ")):
+            section.append(line)
+        elif section:
+            break
+    print("\n".join("  " + line for line in section))
+sys.exit(1 if failed else 0)
+PY
 }
 
 check_runtime_libs() {
@@ -379,7 +489,7 @@ run "Dockerfile contract" check_dockerfile_contract
 if [[ -z "$BINARY" ]]; then
     echo
     echo "!! NO BINARY GIVEN: the checks that need the built cachesync binary did not run."
-    skip "cachesync check-config on the chart's default ConfigMap" "no binary given"
+    skip "cachesync check-config on every rendered ConfigMap" "no binary given"
     skip "check_runtime_libs (ldd vs the runtime stage's apt-get line)" "no binary given"
     skip "no test-only switch in the binary" "no binary given"
 elif [[ ! -x "$BINARY" ]]; then
@@ -389,11 +499,11 @@ elif [[ ! -x "$BINARY" ]]; then
     FAILED_NAMES+=("binary $BINARY")
 else
     BINARY="$(cd "$(dirname "$BINARY")" && pwd)/$(basename "$BINARY")"
-    if [[ -f "$WORK/default-cachesync.yaml" ]]; then
-        run "cachesync check-config on the chart's default ConfigMap" check_config_with_binary
+    if [[ -f "$WORK/check-config.json" ]]; then
+        run "cachesync check-config on every rendered ConfigMap" check_config_with_binary
     else
-        echo "== cachesync check-config on the chart's default ConfigMap"
-        echo "   FAIL  the chart did not render a default cachesync.yaml"
+        echo "== cachesync check-config on every rendered ConfigMap"
+        echo "   FAIL  the chart check rendered no cachesync.yaml"
         FAILED=$((FAILED + 1))
         FAILED_NAMES+=("check-config")
     fi

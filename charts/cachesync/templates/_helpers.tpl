@@ -83,7 +83,10 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 {{- end }}
 
-{{/* The cachesync.yaml file: values.config plus the connection strings, the listen address and the collections. */}}
+{{/*
+The cachesync.yaml file: values.config plus the connection strings, the listen address, the collections, and the
+redis.* values (file paths of the Secrets that "cachesync.secretMounts" mounts, Sentinel settings).
+*/}}
 {{- define "cachesync.configYaml" -}}
 {{- $collections := dict }}
 {{- range .Values.collections }}
@@ -92,12 +95,92 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 {{- $_ := set $collections .name (omit . "name") }}
 {{- end }}
+{{- $redis := dict "url" "${REDIS_URL}" }}
+{{- if .Values.redis.passwordSecret.name }}
+{{- $_ := set $redis "passwordFile" "/etc/cachesync/redis-password/password" }}
+{{- end }}
+{{- with .Values.redis.tls }}
+{{- if .enabled }}
+{{- $tls := dict }}
+{{- if and .existingSecret .secretKeys.caCert }}
+{{- $_ := set $tls "caFile" "/etc/cachesync/redis-tls/ca.crt" }}
+{{- end }}
+{{- if and .existingSecret .secretKeys.clientCert }}
+{{- $_ := set $tls "certFile" "/etc/cachesync/redis-tls/tls.crt" }}
+{{- $_ := set $tls "keyFile" "/etc/cachesync/redis-tls/tls.key" }}
+{{- end }}
+{{- with .serverName }}
+{{- $_ := set $tls "serverName" . }}
+{{- end }}
+{{- if .insecureSkipVerify }}
+{{- $_ := set $tls "insecureSkipVerify" true }}
+{{- end }}
+{{- $_ := set $redis "tls" $tls }}
+{{- end }}
+{{- end }}
+{{- with .Values.redis.sentinel }}
+{{- if .enabled }}
+{{- $sentinel := dict "masterName" .masterName "nodes" .nodes }}
+{{- with .username }}
+{{- $_ := set $sentinel "username" . }}
+{{- end }}
+{{- if .passwordSecret.name }}
+{{- $_ := set $sentinel "password" "${REDIS_SENTINEL_PASSWORD}" }}
+{{- end }}
+{{- $_ := set $redis "sentinel" $sentinel }}
+{{- end }}
+{{- end }}
 {{- $set := dict
   "mongodb" (dict "uri" "${MONGODB_URI}")
-  "redis" (dict "url" "${REDIS_URL}")
+  "redis" $redis
   "http" (dict "listen" (printf "%s:%d" .Values.listenAddress (int .Values.metrics.port)))
   "collections" $collections }}
-{{- toYaml (mergeOverwrite (deepCopy .Values.config) $set) }}
+{{- /* The binary pastes an environment variable's value into the YAML text as it is: the sentinel password is
+single-quoted so that any character but ' and a line break stays part of it (toYaml leaves ${...} unquoted). */}}
+{{- toYaml (mergeOverwrite (deepCopy .Values.config) $set) | replace ": ${REDIS_SENTINEL_PASSWORD}" ": '${REDIS_SENTINEL_PASSWORD}'" }}
+{{- end }}
+
+{{/*
+The Secrets mounted read-only into the cachesync container for the redis.* and mongodb.tls values, as a YAML list
+of {name, mountPath, secret} (secret: the volume's secret source). "cachesync.configYaml" names the files.
+*/}}
+{{- define "cachesync.secretMounts" -}}
+{{- with .Values.redis.passwordSecret }}
+{{- if .name }}
+- name: cachesync-redis-password
+  mountPath: /etc/cachesync/redis-password
+  secret:
+    secretName: {{ .name | quote }}
+    items:
+      - key: {{ .key | quote }}
+        path: password
+{{- end }}
+{{- end }}
+{{- with .Values.redis.tls }}
+{{- if and .enabled .existingSecret }}
+- name: cachesync-redis-tls
+  mountPath: /etc/cachesync/redis-tls
+  secret:
+    secretName: {{ .existingSecret | quote }}
+    items:
+      {{- with .secretKeys.caCert }}
+      - key: {{ . | quote }}
+        path: ca.crt
+      {{- end }}
+      {{- if .secretKeys.clientCert }}
+      - key: {{ .secretKeys.clientCert | quote }}
+        path: tls.crt
+      - key: {{ .secretKeys.clientKey | quote }}
+        path: tls.key
+      {{- end }}
+{{- end }}
+{{- end }}
+{{- with .Values.mongodb.tls.existingSecret }}
+- name: cachesync-mongodb-tls
+  mountPath: /etc/cachesync/mongodb-tls
+  secret:
+    secretName: {{ . | quote }}
+{{- end }}
 {{- end }}
 
 {{/* Pod annotations that roll the pods when the config or the chart-made Secret changes. */}}
@@ -149,6 +232,15 @@ httpGet:
         secretKeyRef:
           name: {{ include "cachesync.secretName" . }}
           key: {{ .Values.secretKeys.redisUrl }}
+    {{- with .Values.redis.sentinel }}
+    {{- if and .enabled .passwordSecret.name }}
+    - name: REDIS_SENTINEL_PASSWORD
+      valueFrom:
+        secretKeyRef:
+          name: {{ .passwordSecret.name | quote }}
+          key: {{ .passwordSecret.key | quote }}
+    {{- end }}
+    {{- end }}
     {{- with .Values.extraEnv }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
@@ -186,6 +278,14 @@ httpGet:
       readOnly: true
     - name: cachesync-tmp
       mountPath: /tmp
+    {{- range include "cachesync.secretMounts" . | fromYamlArray }}
+    - name: {{ .name }}
+      mountPath: {{ .mountPath }}
+      readOnly: true
+    {{- end }}
+    {{- with .Values.extraVolumeMounts }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
 {{- end }}
 
 {{/* The volumes the cachesync container mounts, as items of a volumes list. */}}
@@ -196,4 +296,12 @@ httpGet:
 - name: cachesync-tmp
   emptyDir:
     sizeLimit: 16Mi
+{{- range include "cachesync.secretMounts" . | fromYamlArray }}
+- name: {{ .name }}
+  secret:
+    {{- toYaml .secret | nindent 4 }}
+{{- end }}
+{{- with .Values.extraVolumes }}
+{{ toYaml . }}
+{{- end }}
 {{- end }}
