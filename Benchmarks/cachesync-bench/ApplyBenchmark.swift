@@ -146,6 +146,56 @@ struct ApplyBenchmark {
         return results
     }
 
+    /// One strategy's apply path over TLS beside the same over plaintext.
+    struct TLSResult {
+        var strategy: String
+        /// Each side's rate in its best round.
+        var tlsRate = 0.0
+        var plainRate = 0.0
+        /// Each round's TLS rate over its plaintext rate, over the same interleaved chunks.
+        var roundRatios: [Double] = []
+    }
+
+    /// The apply path through a connection to a TLS-only server (`tls`) beside the same through a plaintext one
+    /// (this benchmark's server), per strategy and round: the same chunks in turns (TLS first, then plaintext
+    /// first, …), each on a flushed database, unpinned (the two sides are two servers). A round's ratio is the TLS
+    /// rate over the plaintext rate.
+    func runTLS(rounds: Int, tls: RedisConnectionOptions, strategies: [StrategyKind] = []) throws -> [TLSResult] {
+        let config = try config
+        let plain = try RedisConnection(options: RedisConnectionOptions(host: "127.0.0.1", port: redisPort))
+        let secure = try RedisConnection(options: tls)
+        let telemetry = Telemetry(collections: config.collections.map(\.namespace))
+        var logger = Logger(label: "bench")
+        logger.logLevel = .error
+        var results: [TLSResult] = []
+        for collection in config.collections where strategies.isEmpty || strategies.contains(collection.strategy) {
+            let eventBytes = SyntheticChangeSource.events(database: collection.database, collection: collection.collection,
+                                                          distinctIDs: Self.distinctIDs,
+                                                          withFullDocument: collection.strategy != .invalidate)
+            let chunkBatches = Array(try rawBatches(eventBytes, collection: collection, config: config)
+                .prefix(chunkEvents / Self.batchSize))
+            var result = TLSResult(strategy: collection.strategy.rawValue)
+            for _ in 0..<rounds {
+                var tlsSeconds = 0.0, plainSeconds = 0.0
+                for chunk in 0..<(events / chunkEvents) {
+                    for overTLS in chunk % 2 == 0 ? [true, false] : [false, true] {
+                        let redis = overTLS ? secure : plain
+                        try prepare(redis, batches: chunkBatches)
+                        let seconds = try pipelineChunk(collection, config: config, eventBytes: eventBytes, redis: redis,
+                                                        telemetry: telemetry, logger: logger).seconds
+                        if overTLS { tlsSeconds += seconds } else { plainSeconds += seconds }
+                    }
+                }
+                let tlsRate = Double(events) / tlsSeconds, plainRate = Double(events) / plainSeconds
+                result.roundRatios.append(tlsRate / plainRate)
+                result.tlsRate = max(result.tlsRate, tlsRate)
+                result.plainRate = max(result.plainRate, plainRate)
+            }
+            results.append(result)
+        }
+        return results
+    }
+
     /// One chunk through a new pipeline, fenced by the collection's lease as the watcher is by default (this
     /// instance holds it): the time and this thread's CPU time from the first read to the last outcome.
     private func pipelineChunk(_ collection: CollectionConfig, config: CacheSyncConfig, eventBytes: [[UInt8]],

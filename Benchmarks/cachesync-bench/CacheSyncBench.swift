@@ -2,6 +2,8 @@ import ArgumentParser
 import CacheSync
 import CacheSyncCore
 import Foundation
+import RedisBridge
+import MongoBridge
 import TestSupport
 
 /// `cachesync-bench`: measures the apply path, the end-to-end path and the footprint, each beside the limit of
@@ -48,6 +50,9 @@ struct CacheSyncBench: ParsableCommand {
     @Flag(help: "Skip the end-to-end benchmark.")
     var skipEndToEnd = false
 
+    @Flag(help: "Skip the TLS benchmark (the apply path and start-to-ready over TLS beside plaintext).")
+    var skipTLS = false
+
     mutating func run() throws {
         _ = MetricsBootstrap.bootstrap()
         var out = ""
@@ -56,6 +61,9 @@ struct CacheSyncBench: ParsableCommand {
         }
         if !skipEndToEnd {
             out += try endToEndSection()
+        }
+        if !skipTLS {
+            out += try tlsSection()
         }
         print(out, terminator: "")
     }
@@ -118,6 +126,93 @@ struct CacheSyncBench: ParsableCommand {
 
 
             """
+    }
+
+    /// The apply path over TLS beside plaintext, one TLS connection's setup beside a plaintext one's, and the
+    /// binary's start-to-ready against a TLS-only Redis beside a plaintext one (starts alternating).
+    private func tlsSection() throws -> String {
+        let plain = try RedisTestServer()
+        let secure = try RedisTestServer(.init(tls: .init()))
+        let mongo = try MongoTestServer(.init(inMemory: true))
+        defer {
+            plain.cleanUp()
+            secure.cleanUp()
+            mongo.cleanUp()
+        }
+        var limits = ChangePipeline.Limits()
+        if let batchWindowMs { limits.batchWindow = batchWindowMs / 1000 }
+        let benchmark = ApplyBenchmark(redisPort: plain.port, events: events, chunkEvents: chunkEvents, pinned: false,
+                                       limits: limits)
+        FileHandle.standardError.write(Data("bench: apply path over TLS and plaintext, \(rounds) rounds\n".utf8))
+        let results = try benchmark.runTLS(rounds: rounds, tls: secure.connectionOptions(), strategies: strategies)
+
+        FileHandle.standardError.write(Data("bench: connection setup and start to ready, TLS and plaintext\n".utf8))
+        func setupMillis(_ server: RedisTestServer) throws -> Double {
+            let times = try (0..<50).map { _ in
+                let started = Measure.now()
+                _ = try server.connect().command(["PING"])
+                return (Measure.now() - started) * 1000
+            }
+            return Measure.percentile(times, 0.5)
+        }
+        let tlsSetup = try setupMillis(secure), plainSetup = try setupMillis(plain)
+        let pool = try MongoClientPool(uri: mongo.uri)
+        for name in ["products", "users", "sessions"] {
+            try pool.insertOne(MongoNamespace(database: mongo.database, collection: name), ["_id": .string("warmup")])
+        }
+        let caFile = try TestCertificates.shared().caFile
+        var ready: [Bool: [Double]] = [true: [], false: []]
+        for run in 0..<(2 * readyRuns) {
+            let overTLS = run % 2 == 0
+            let server = overTLS ? secure : plain
+            let httpPort = try FreePort.next()
+            let redis = overTLS
+                ? "{ url: \"rediss://127.0.0.1:\(server.port)/0\", tls: { caFile: \"\(caFile)\" } }"
+                : "{ url: \"redis://127.0.0.1:\(server.port)/0\" }"
+            let process = try CacheSyncProcess(config: """
+                mongodb: { uri: "\(mongo.uri)", database: \(mongo.database) }
+                redis: \(redis)
+                http: { listen: "127.0.0.1:\(httpPort)" }
+                collections:
+                  products: { strategy: update }
+                  users: { strategy: invalidate }
+                  sessions: { strategy: preserve-ttl }
+                """, environment: ["CACHESYNC_INSTANCE_ID": "bench-ready-\(run)"])
+            let started = Measure.now()
+            try process.start()
+            guard waitUntil(timeout: .seconds(20), { EndToEndBenchmark.isReady(port: httpPort) }) else {
+                throw BenchError("cachesync did not become ready; its log:\n\(process.log)")
+            }
+            ready[overTLS]!.append(Measure.now() - started)
+            process.process.stop()
+        }
+        let tlsReady = Measure.percentile(ready[true]!, 0.5) * 1000, plainReady = Measure.percentile(ready[false]!, 0.5) * 1000
+        var text = """
+            ### Redis over TLS (TLS-only redis-server beside a plaintext one, same machine)
+
+            \(rounds) rounds; in each, the apply path runs the same \(benchmark.events) events per strategy through a TLS
+            connection and a plaintext one, in turns of \(benchmark.chunkEvents).
+
+            | strategy | TLS over plaintext per round: median (range) (target ≥ 70%) | over TLS, best round | plaintext, best round |
+            |---|---|---|---|
+
+            """
+        for r in results {
+            text += "| \(r.strategy) | \(Self.percent(Measure.percentile(r.roundRatios, 0.5))) (\(Self.percent(r.roundRatios.min() ?? 0))–\(Self.percent(r.roundRatios.max() ?? 0))) | \(Self.rate(r.tlsRate)) events/s | \(Self.rate(r.plainRate)) events/s |\n"
+        }
+        text += """
+
+            | connecting | TLS | plaintext |
+            |---|---|---|
+            | one connection: connect (+ handshake) and PING, median of 50 | \(Self.ms(tlsSetup)) | \(Self.ms(plainSetup)) |
+            | start to ready (`/readyz` 200), median of \(readyRuns) starts each, alternating | \(Self.ms(tlsReady)) | \(Self.ms(plainReady)) |
+
+            The TLS handshake's share of start-to-ready: \(Self.percent(max(0, tlsReady - plainReady) / tlsReady)) \
+            (the difference of the two medians over the TLS one).
+
+
+            """
+        return text
     }
 
     /// A peak as two table cells: resident and private MiB.

@@ -132,7 +132,7 @@ struct EndToEndBenchmark {
     }
 
     /// Whether `GET /readyz` answers 200.
-    private static func isReady(port: Int) -> Bool {
+    static func isReady(port: Int) -> Bool {
         guard let socket = TCPSocket(connectingTo: port, timeout: .seconds(1)),
               socket.write(Array("GET /readyz HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n".utf8)),
               let status = socket.read(exactly: 12)

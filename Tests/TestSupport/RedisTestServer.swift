@@ -163,7 +163,8 @@ public final class RedisTestServer: @unchecked Sendable {
     /// that user exactly `RedisACL`'s rule for the config. A config that does not parse is left alone (tests of bad
     /// configs); so is one that does not name a server of this process.
     public static func grantLeastPrivilege(forConfig config: String, environment: [String: String]) throws {
-        guard let parsed = try? ConfigLoader.parse(text: config, environment: environment),
+        guard config.contains(leastPrivilegeUser),
+              let parsed = try? ConfigLoader.parse(text: config, environment: environment),
               parsed.redis.endpoint.user == leastPrivilegeUser, parsed.redis.sentinel == nil,
               let server = registry.withLock({ $0[parsed.redis.endpoint.port]?.server })
         else { return }
