@@ -69,7 +69,13 @@ public enum Sidecar {
             config.collections.forEach { telemetry.setLeader($0.namespace, until: .infinity) }
         }
         let sync = SyncService(config: config, instanceId: instanceId, pool: pool, telemetry: telemetry, logger: logger)
-        let http = HTTPService(config: config, pool: pool, telemetry: telemetry, registry: registry, logger: logger)
+        let http: HTTPService
+        do {
+            http = try HTTPService(config: config, pool: pool, telemetry: telemetry, registry: registry, logger: logger)
+        } catch {
+            logger.critical("\(config.sourcePath): \(error)")
+            return 2
+        }
         let watchdog = SilenceWatchdog(telemetry: telemetry, threshold: config.http.silenceWarningSeconds, logger: logger)
         // Graceful shutdown runs in reverse order: the sync service drains first, the HTTP API answers until the end.
         var groupConfig = ServiceGroupConfiguration(

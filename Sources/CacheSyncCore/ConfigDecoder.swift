@@ -146,10 +146,22 @@ struct ConfigDecoder {
     }
 
     private func httpSettings(_ node: ConfigNode) throws(ConfigError) -> HTTPSettings {
-        let map = try node.mapping(allowed: ["listen", "silenceWarning"])
+        let map = try node.mapping(allowed: ["listen", "silenceWarning", "api"])
         var settings = HTTPSettings()
         if let listenNode = map["listen"] {
             (settings.host, settings.port) = try hostAndPort(listenNode)
+        }
+        if let apiNode = map["api"] {
+            let api = try apiNode.mapping(allowed: ["listen", "tokenFile"])
+            if let listenNode = api["listen"] {
+                let (host, port) = try hostAndPort(listenNode)
+                guard port != settings.port || (host != settings.host && host != "0.0.0.0" && settings.host != "0.0.0.0")
+                else {
+                    throw listenNode.error("must differ from http.listen (\(settings.listen)): the API gets its own port")
+                }
+                settings.apiAddress = .init(host: host, port: port)
+            }
+            settings.apiTokenFile = try api["tokenFile"].map { node throws(ConfigError) in try nonEmptyPath(node) }
         }
         if let silenceNode = map["silenceWarning"] {
             let seconds = try silenceNode.seconds()

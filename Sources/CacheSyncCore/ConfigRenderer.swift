@@ -40,6 +40,11 @@ public enum ConfigRenderer {
         lines.append("http:")
         lines.append("  listen: \(quoted(config.http.listen))")
         lines.append("  silenceWarning: \(number(config.http.silenceWarningSeconds))")
+        if config.http.apiAddress != nil || config.http.apiTokenFile != nil {
+            lines.append("  api:")
+            if let address = config.http.apiAddress { lines.append("    listen: \(quoted(address.description))") }
+            if let file = config.http.apiTokenFile { lines.append("    tokenFile: \(quoted(file))") }
+        }
         lines.append("checkpoint:")
         lines.append("  keyPrefix: \(quoted(config.checkpoint.keyPrefix))")
         lines.append("lease:")

@@ -192,6 +192,21 @@ struct ConfigErrorTests {
               users: { strategy: update }
             """,
             expected: #"cachesync.yaml:7: defaults.onHistoryLost: unknown onHistoryLost policy "ignore" (expected flush, fail)"#),
+        BadConfig(name: "API on the status port", yaml: head + """
+            http:
+              listen: "0.0.0.0:9464"
+              api: { listen: "127.0.0.1:9464", tokenFile: /run/token }
+            collections:
+              users: { strategy: update }
+            """,
+            expected: #"cachesync.yaml:8: http.api.listen: must differ from http.listen (0.0.0.0:9464): the API gets its own port"#),
+        BadConfig(name: "empty API token file", yaml: head + """
+            http:
+              api: { tokenFile: "" }
+            collections:
+              users: { strategy: update }
+            """,
+            expected: #"cachesync.yaml:7: http.api.tokenFile: expected a file path"#),
         BadConfig(name: "bad http port", yaml: head + """
             http:
               listen: "127.0.0.1:70000"

@@ -94,6 +94,7 @@ struct ConfigLoaderTests {
             http:
               listen: "0.0.0.0:8080"
               silenceWarning: 90.5
+              api: { listen: "127.0.0.1:8081", tokenFile: /run/secrets/api-token }
             checkpoint:
               keyPrefix: "sync:"
             lease:
@@ -121,7 +122,10 @@ struct ConfigLoaderTests {
         #expect(config.mongodb == MongoSettings(uri: "mongodb+srv://cluster.example.net", database: "app"))
         #expect(config.redis.endpoint == RedisURL(host: "::1", port: 6380, db: 3, user: "cache", password: "s@cret"))
         #expect(config.redis.keyPrefix == "c:")
-        #expect(config.http == HTTPSettings(host: "0.0.0.0", port: 8080, silenceWarningSeconds: 90.5))
+        var http = HTTPSettings(host: "0.0.0.0", port: 8080, silenceWarningSeconds: 90.5)
+        http.apiAddress = .init(host: "127.0.0.1", port: 8081)
+        http.apiTokenFile = "/run/secrets/api-token"
+        #expect(config.http == http)
         #expect(config.checkpoint.keyPrefix == "sync:")
         #expect(config.lease == LeaseSettings(enabled: false, ttlSeconds: 2.5, instanceId: "pod-7"))
         #expect(config.shutdownTimeout == 30)

@@ -92,7 +92,7 @@ struct ConfigRenderingTests {
         let config = try ConfigLoader.parse(text: """
             mongodb: { uri: "mongodb://u:p@h", database: shop }
             redis: { url: "redis://:pw@[::1]:6390/2", keyPrefix: "x:" }
-            http: { listen: "[::]:9000", silenceWarning: 1.5 }
+            http: { listen: "[::]:9000", silenceWarning: 1.5, api: { listen: "[::1]:9001", tokenFile: /run/token } }
             lease: { enabled: false, ttl: 3 }
             shutdownTimeout: 2.5
             defaults: { ttl: { base: 10, tiers: [{ minAccesses: 3, ttl: 20 }] } }

@@ -34,10 +34,11 @@ final class HTTPHarness: @unchecked Sendable {
     let sidecar: CacheSyncProcess
 
     /// Starts the servers and the binary with `collections` (YAML under `collections:`, indented two spaces) and
-    /// waits until the HTTP API listens and, with `waitForStreams`, every collection's stream is open.
+    /// waits until the HTTP API listens and, with `waitForStreams`, every collection's stream is open. `httpConfig`
+    /// is added under `http:` (indented two spaces).
     init(collections: String, collectionCount: Int, redisOptions: RedisTestServer.Options = .init(),
          mongoURI: ((MongoTestServer) -> String)? = nil, environment: [String: String] = [:],
-         extraConfig: String = "", waitForStreams: Bool = true) throws {
+         extraConfig: String = "", httpConfig: String = "", waitForStreams: Bool = true) throws {
         redis = try RedisTestServer(redisOptions)
         mongo = try MongoTestServer()
         httpPort = try FreePort.next()
@@ -49,6 +50,7 @@ final class HTTPHarness: @unchecked Sendable {
               url: "\(redis.sidecarURL())"
             http:
               listen: "127.0.0.1:\(httpPort)"
+            \(httpConfig)
             lease:
               ttl: 2
             \(extraConfig)
@@ -102,11 +104,13 @@ final class HTTPHarness: @unchecked Sendable {
         return reply
     }
 
-    /// `GET path` on 127.0.0.1:`port` with a fresh connection; `nil` when the request fails.
-    static func get(port: Int, path: String, timeout: Duration = .seconds(10)) -> HTTPReply? {
+    /// `GET path` on 127.0.0.1:`port` with a fresh connection and `headers`; `nil` when the request fails.
+    static func get(port: Int, path: String, headers: [String: String] = [:],
+                    timeout: Duration = .seconds(10)) -> HTTPReply? {
         guard let socket = TCPSocket(connectingTo: port, timeout: timeout) else { return nil }
         defer { socket.close() }
-        let request = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        let extra = headers.map { "\($0.key): \($0.value)\r\n" }.joined()
+        let request = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\n\(extra)Connection: close\r\n\r\n"
         guard socket.write(Array(request.utf8)) else { return nil }
         var head: [UInt8] = []
         while !head.suffix(4).elementsEqual([13, 10, 13, 10]) {

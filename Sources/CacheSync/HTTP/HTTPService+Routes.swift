@@ -6,9 +6,22 @@ import MongoBridge
 import RedisBridge
 
 extension HTTPService {
-    /// Every route of the API.
-    func makeRouter() -> Router<BasicRequestContext> {
+    /// The routes of one listener: the status routes, the read-through API, or both.
+    func makeRouter(status: Bool, readThrough serveReadThrough: Bool) -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
+        if serveReadThrough {
+            router.get("/v1/cache/:collection/:id") { [self] request, context in
+                // Checked before anything else: a request without the token costs no Redis or MongoDB call.
+                if let apiToken, !apiToken.accepts(request.headers[.authorization]) {
+                    var response = Self.error(.unauthorized, "the read-through API needs \"Authorization: Bearer <token>\"")
+                    response.headers[.wwwAuthenticate] = "Bearer realm=\"cachesync\""
+                    return response
+                }
+                return await readThrough(collection: context.parameters.get("collection") ?? "",
+                                         id: context.parameters.get("id") ?? "")
+            }
+        }
+        guard status else { return router }
         router.get("/healthz") { _, _ in
             Self.json(.ok, #"{"status":"ok"}"#)
         }
@@ -27,9 +40,6 @@ extension HTTPService {
         }
         router.get("/v1/stats") { [telemetry] _, _ in
             Self.json(.ok, StatsReport(telemetry.snapshot()).json())
-        }
-        router.get("/v1/cache/:collection/:id") { [self] _, context in
-            await readThrough(collection: context.parameters.get("collection") ?? "", id: context.parameters.get("id") ?? "")
         }
         return router
     }

@@ -25,10 +25,14 @@ public final class HTTPService: Service, Sendable {
     let logger: Logger
     /// Collections by the names a URL may use: `db.coll`, and `coll` for those in `mongodb.database` (or unique).
     let collections: [String: CollectionConfig]
+    /// The bearer token `/v1/cache` requires (`http.api.tokenFile`), if any.
+    let apiToken: APIToken?
 
     /// The service for `config`; `registry` is the one `MetricsBootstrap` installed.
+    /// Throws when `http.api.tokenFile` cannot be read.
     public init(config: CacheSyncConfig, pool: MongoClientPool, telemetry: Telemetry,
-                registry: PrometheusCollectorRegistry, logger: Logger) {
+                registry: PrometheusCollectorRegistry, logger: Logger) throws {
+        apiToken = try config.http.apiTokenFile.map { file in try APIToken(file: file, logger: logger) }
         self.config = config
         self.telemetry = telemetry
         self.registry = registry
@@ -52,19 +56,46 @@ public final class HTTPService: Service, Sendable {
             readiness.shutdown()
             connections.forEach { $0.close() }
         }
-        let logger = logger
-        let listen = config.http.listen
-        let app = Application(
-            router: makeRouter(),
-            configuration: ApplicationConfiguration(address: .hostname(config.http.host, port: config.http.port),
-                                                    serverName: "cachesync"),
-            onServerRunning: { _ in logger.info("HTTP API listening on \(listen)") },
-            logger: logger)
-        do {
-            try await app.run()
-        } catch {
-            throw HTTPListenError(description: "http.listen \(listen): cannot serve the HTTP API (\(error))")
+        // With http.api.listen the read-through API has a listener of its own, and http.listen serves the rest.
+        let http = config.http
+        var listeners = [Listener(field: "http.listen", address: .init(host: http.host, port: http.port),
+                                  name: "HTTP API", status: true, readThrough: http.apiAddress == nil)]
+        if let api = http.apiAddress {
+            listeners.append(Listener(field: "http.api.listen", address: api, name: "read-through API",
+                                      status: false, readThrough: true))
         }
+        let logger = logger
+        let guarded = apiToken == nil ? "" : " (bearer token required)"
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for listener in listeners {
+                let running = "\(listener.name) listening on \(listener.address)\(listener.readThrough ? guarded : "")"
+                let app = Application(
+                    router: makeRouter(status: listener.status, readThrough: listener.readThrough),
+                    configuration: ApplicationConfiguration(
+                        address: .hostname(listener.address.host, port: listener.address.port), serverName: "cachesync"),
+                    onServerRunning: { _ in logger.info("\(running)") },
+                    logger: logger)
+                group.addTask {
+                    do {
+                        try await app.run()
+                    } catch {
+                        throw HTTPListenError(description: "\(listener.field) \(listener.address): cannot serve the \(listener.name) (\(error))")
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+    }
+
+    /// One listening address and the routes it serves.
+    private struct Listener: Sendable {
+        let field: String
+        let address: HTTPSettings.Address
+        let name: String
+        /// `/healthz`, `/readyz`, `/metrics`, `/v1/stats`.
+        let status: Bool
+        /// `/v1/cache`.
+        let readThrough: Bool
     }
 
     /// The HTTP API could not listen (address in use, no permission, …).
