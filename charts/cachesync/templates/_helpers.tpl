@@ -83,9 +83,24 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 {{- end }}
 
+{{/* "host:port" of (dict "host" <host> "port" <port>), an IPv6 host in brackets. */}}
+{{- define "cachesync.hostPort" -}}
+{{- if contains ":" .host }}[{{ .host }}]{{ else }}{{ .host }}{{ end }}:{{ int .port }}
+{{- end }}
+
+{{/* The read-through API's bind address: api.listenAddress, else loopback in sidecar mode, all interfaces otherwise. */}}
+{{- define "cachesync.apiHost" -}}
+{{- .Values.api.listenAddress | default (ternary "127.0.0.1" "0.0.0.0" (eq .Values.mode "sidecar")) }}
+{{- end }}
+
+{{/* "true" when the read-through API listens on loopback only (nothing outside the pod reaches it), else empty. */}}
+{{- define "cachesync.apiOnLoopback" -}}
+{{- if regexMatch "^(127\\.|::1$|localhost$)" (include "cachesync.apiHost" .) }}true{{ end }}
+{{- end }}
+
 {{/*
-The cachesync.yaml file: values.config plus the connection strings, the listen address, the collections, and the
-redis.* values (file paths of the Secrets that "cachesync.secretMounts" mounts, Sentinel settings).
+The cachesync.yaml file: values.config plus the connection strings, the listen addresses, the collections, and the
+redis.* and api.* values (file paths of the Secrets that "cachesync.secretMounts" mounts, Sentinel settings).
 */}}
 {{- define "cachesync.configYaml" -}}
 {{- $collections := dict }}
@@ -130,10 +145,19 @@ redis.* values (file paths of the Secrets that "cachesync.secretMounts" mounts, 
 {{- $_ := set $redis "sentinel" $sentinel }}
 {{- end }}
 {{- end }}
+{{- if eq (int .Values.api.port) (int .Values.metrics.port) }}
+{{- fail "api.port must differ from metrics.port: the read-through API has a port of its own" }}
+{{- end }}
+{{- $api := dict "listen" (include "cachesync.hostPort" (dict "host" (include "cachesync.apiHost" .) "port" .Values.api.port)) }}
+{{- if .Values.api.token.existingSecret }}
+{{- $_ := set $api "tokenFile" "/etc/cachesync/api-token/token" }}
+{{- else if not (or .Values.api.allowAnonymous (and (eq .Values.mode "sidecar") (include "cachesync.apiOnLoopback" .))) }}
+{{- fail (printf "api.token.existingSecret is empty: the read-through API (/v1/cache) would answer anyone who reaches %s (%s mode). Set api.token.existingSecret to a Secret holding the bearer token, or api.allowAnonymous: true to serve it without one" $api.listen .Values.mode) }}
+{{- end }}
 {{- $set := dict
   "mongodb" (dict "uri" "${MONGODB_URI}")
   "redis" $redis
-  "http" (dict "listen" (printf "%s:%d" .Values.listenAddress (int .Values.metrics.port)))
+  "http" (dict "listen" (include "cachesync.hostPort" (dict "host" .Values.listenAddress "port" .Values.metrics.port)) "api" $api)
   "collections" $collections }}
 {{- /* The binary pastes an environment variable's value into the YAML text as it is: the sentinel password is
 single-quoted so that any character but ' and a line break stays part of it (toYaml leaves ${...} unquoted). */}}
@@ -141,7 +165,7 @@ single-quoted so that any character but ' and a line break stays part of it (toY
 {{- end }}
 
 {{/*
-The Secrets mounted read-only into the cachesync container for the redis.* and mongodb.tls values, as a YAML list
+The Secrets mounted read-only into the cachesync container for the redis.*, mongodb.tls and api.token values, as a YAML list
 of {name, mountPath, secret} (secret: the volume's secret source). "cachesync.configYaml" names the files.
 */}}
 {{- define "cachesync.secretMounts" -}}
@@ -180,6 +204,17 @@ of {name, mountPath, secret} (secret: the volume's secret source). "cachesync.co
   mountPath: /etc/cachesync/mongodb-tls
   secret:
     secretName: {{ . | quote }}
+{{- end }}
+{{- with .Values.api.token }}
+{{- if .existingSecret }}
+- name: cachesync-api-token
+  mountPath: /etc/cachesync/api-token
+  secret:
+    secretName: {{ .existingSecret | quote }}
+    items:
+      - key: {{ .key | quote }}
+        path: token
+{{- end }}
 {{- end }}
 {{- end }}
 
@@ -252,6 +287,11 @@ httpGet:
     - name: cachesync
       containerPort: {{ .Values.metrics.port }}
       protocol: TCP
+    {{- if not (include "cachesync.apiOnLoopback" .) }}
+    - name: cachesync-api
+      containerPort: {{ .Values.api.port }}
+      protocol: TCP
+    {{- end }}
   {{- if .Values.startupProbe.enabled }}
   startupProbe:
     {{- include "cachesync.probe" (dict "probe" .Values.startupProbe "path" "/healthz") | nindent 4 }}
