@@ -80,7 +80,8 @@ check_tools() {
 # helm lint + helm template for the default values and every ci/*-values.yaml,
 # kubernetes-validate on every manifest, the example app chart with the sidecar,
 # and the chart's own invariants (security context, probes, metric names, the
-# config's certificate and password files on read-only mounts, schema refusals).
+# config's certificate, password and token files on read-only mounts, where the
+# read-through API listens and which Service reaches it, schema and render refusals).
 # Writes each rendered cachesync.yaml with its environment for check-config.
 check_chart() {
     python3 - "$CHART" "$WORK" "$K8S_VERSIONS" <<'PY'
@@ -206,11 +207,13 @@ def config_text(docs):
     return texts[0] if len(texts) == 1 else None
 
 def config_files(config, docs):
-    """The files the config names: redis.passwordFile and redis.tls.*File, and tlsCAFile/tlsCertificateKeyFile in
-    the URIs of the chart-made Secret."""
-    redis = yaml.safe_load(config).get("redis") or {}
+    """The files the config names: redis.passwordFile, redis.tls.*File, http.api.tokenFile, and
+    tlsCAFile/tlsCertificateKeyFile in the URIs of the chart-made Secret."""
+    parsed = yaml.safe_load(config)
+    redis = parsed.get("redis") or {}
     tls = redis.get("tls") or {}
-    files = [redis.get("passwordFile")] + [tls.get(k) for k in ("caFile", "certFile", "keyFile")]
+    files = [redis.get("passwordFile"), parsed["http"].get("api", {}).get("tokenFile")]
+    files += [tls.get(k) for k in ("caFile", "certFile", "keyFile")]
     for data in secret_data(docs).values():
         for uri in data.values():
             files += [unquote(f) for f in re.findall(r"[?&]tls(?:CAFile|CertificateKeyFile)=([^&]+)", uri)]
@@ -274,6 +277,52 @@ def check_cachesync_pods(label, docs):
                 print(f"  ok  {where}: non-root, read-only root, no capabilities, seccomp, probes, instance id, secrets,"
                       f" {len(files)} config file(s) on read-only mounts")
 
+def check_api_exposure(label, docs, mode):
+    """The read-through API (/v1/cache) has a port of its own (http.api.listen), never the metrics port; in sidecar
+    mode it listens on loopback and no Service or container port reaches it; in standalone mode only the
+    <fullname>-api Service does. A NetworkPolicy covers the cachesync pods and no other port."""
+    config = config_text(docs)
+    if config is None:
+        return
+    http = yaml.safe_load(config)["http"]
+    api_listen = http.get("api", {}).get("listen")
+    if not api_listen:
+        fail(f"{label}: the config has no http.api.listen: /v1/cache would be served on {http['listen']}")
+        return
+    api_host, api_port = api_listen.rsplit(":", 1)
+    api_port, metrics_port = int(api_port), int(http["listen"].rsplit(":", 1)[1])
+    if api_port == metrics_port:
+        fail(f"{label}: http.api.listen {api_listen} shares the metrics port")
+    if mode == "sidecar" and api_host != "127.0.0.1":
+        fail(f"{label}: sidecar mode: http.api.listen is {api_listen}, not on 127.0.0.1")
+    api_targets = {"cachesync-api", api_port}
+    for _, doc in docs:
+        if doc["kind"] != "Service":
+            continue
+        name, component = doc["metadata"]["name"], doc["metadata"]["labels"].get("app.kubernetes.io/component")
+        targets = {p.get("targetPort", p["port"]) for p in doc["spec"]["ports"]}
+        if component == "metrics" and not targets <= {"cachesync", metrics_port}:
+            fail(f"{label}: Service/{name} targets {sorted(map(str, targets))}, not only the metrics port")
+        if targets & api_targets and (mode == "sidecar" or component != "api"):
+            fail(f"{label}: Service/{name} reaches the API port ({mode} mode)")
+    if mode == "sidecar":
+        for _, doc, pod in pod_specs(docs):
+            for c in pod["spec"].get("containers", []) + pod["spec"].get("initContainers", []):
+                if c["name"] == "cachesync" and any(p["containerPort"] == api_port for p in c.get("ports", [])):
+                    fail(f"{label}: {doc['metadata']['name']}: the sidecar declares the loopback API port")
+    pod_labels = [pod["metadata"]["labels"] for _, _, pod in pod_specs(docs)]
+    for _, doc in docs:
+        if doc["kind"] != "NetworkPolicy":
+            continue
+        where = f"{label}: NetworkPolicy/{doc['metadata']['name']}"
+        selector = doc["spec"]["podSelector"]["matchLabels"]
+        if not any(selector.items() <= labels.items() for labels in pod_labels):
+            fail(f"{where}: selects no rendered cachesync pod")
+        ports = {p["port"] for rule in doc["spec"]["ingress"] for p in rule["ports"]}
+        if not ports <= {api_port, metrics_port} or any(not rule.get("from") for rule in doc["spec"]["ingress"]):
+            fail(f"{where}: an ingress rule admits every source, or a port other than {api_port} and {metrics_port}")
+    print(f"  ok  {label}: /v1/cache on {api_listen} only, metrics on {http['listen']}, Services and policy as {mode} mode wants")
+
 # Stand-ins for the values of Secrets the chart does not make. Any other than the URLs starts with "*" and holds
 # ": #", as a password may: the config must quote it to read it as given.
 STAND_INS = {"MONGODB_URI": "mongodb://mongodb.example:27017/?replicaSet=rs0", "REDIS_URL": "redis://redis.example:6379/0"}
@@ -309,8 +358,8 @@ def render_chart(path, values, label):
     with helm.Chart.load(str(path)) as chart:
         return chart.render(values, name="shop", namespace="shop", is_install=True)
 
-# Default values and each ci/*-values.yaml.
-value_sets = [("default values", None)] + [
+# The default values (with the API token standalone mode requires) and each ci/*-values.yaml.
+value_sets = [("default values with api.token", {"api": {"token": {"existingSecret": "shop-cachesync-api-token"}}})] + [
     (f"ci/{p.name}", helm.values_from_yaml(p.read_text())) for p in sorted((chart_dir / "ci").glob("*-values.yaml"))]
 if len(value_sets) < 2:
     fail("no ci/*-values.yaml files")
@@ -326,6 +375,7 @@ for label, values in value_sets:
     docs = validate_docs(label, rendered)
     kinds_seen |= {d["kind"] for _, d in docs}
     check_cachesync_pods(label, docs)
+    check_api_exposure(label, docs, values.get("mode", "standalone"))
     for template, doc in docs:
         if doc["kind"] == "PrometheusRule":
             check_metric_names(f"{label}: PrometheusRule", json.dumps(doc))
@@ -338,7 +388,7 @@ for label, values in value_sets:
 print(f"-- wrote {len(config_runs)} rendered cachesync.yaml for check-config")
 
 for kind in ("Deployment", "ConfigMap", "Secret", "Service", "ServiceMonitor", "PrometheusRule",
-             "PodDisruptionBudget", "Pod", "ServiceAccount"):
+             "PodDisruptionBudget", "Pod", "ServiceAccount", "NetworkPolicy"):
     if kind not in kinds_seen:
         fail(f"no value set renders a {kind}")
 
@@ -352,6 +402,16 @@ REFUSED = {
     "a MongoDB TLS Secret the URI does not use": {"mongodb": {"tls": {"existingSecret": "mongodb-ca"}}},
     "redis.tls and config.redis.tls together": {"redis": {"url": "rediss://redis:6380/0", "tls": {"enabled": True}},
                                                 "config": {"redis": {"tls": {}}}},
+    "config.http.api (the chart writes it)": {"config": {"http": {"api": {"listen": "0.0.0.0:9465"}}}},
+    "an empty NetworkPolicy peer (it would admit everyone)": {"networkPolicy": {"apiFrom": [{}]}},
+}
+# Values the schema takes but the templates refuse with `fail`, and a fragment of the message.
+TOKEN_NEEDED = "api.token.existingSecret is empty"
+FAILED_RENDER = {
+    "standalone mode without an API token (the default values)": ({}, TOKEN_NEEDED),
+    "sidecar mode with the API off loopback and no token": ({"mode": "sidecar", "api": {"listenAddress": "0.0.0.0"}},
+                                                            TOKEN_NEEDED),
+    "api.port equal to metrics.port": ({"api": {"allowAnonymous": True, "port": 9464}}, "api.port must differ"),
 }
 with helm.Chart.load(str(chart_dir)) as chart:
     for what, values in REFUSED.items():
@@ -360,6 +420,17 @@ with helm.Chart.load(str(chart_dir)) as chart:
             fail(f"values.schema.json accepted {what}")
         except helm.HelmValuesError:
             print(f"-- values.schema.json refuses {what}")
+    for what, (values, message) in FAILED_RENDER.items():
+        try:
+            chart.render(values, name="shop", namespace="shop")
+            fail(f"the chart rendered {what}")
+        except helm.HelmValuesError as error:
+            fail(f"{what}: refused by the schema, not the templates: {error}")
+        except helm.HelmRenderError as error:
+            if message in str(error):
+                print(f"-- the chart refuses to render {what}")
+            else:
+                fail(f"{what}: refused with another message: {error}")
 
 # The example application chart with the cachesync sidecar (examples/shop-api),
 # as a plain container and as a native sidecar (initContainers, restartPolicy: Always).
@@ -375,6 +446,12 @@ for native, extra, what in ((False, {}, ""), (True, {}, ""), (True, tls_values, 
     try:
         docs = validate_docs(label, render_chart(example, values, label))
         check_cachesync_pods(label, docs)
+        check_api_exposure(label, docs, "sidecar")
+        app_env = {e["name"]: e.get("value") for _, _, pod in pod_specs(docs)
+                   for c in pod["spec"]["containers"] if c["name"] == "shop-api" for e in c.get("env", [])}
+        api_listen = yaml.safe_load(config_text(docs))["http"]["api"]["listen"]
+        if app_env.get("CACHE_URL") != f"http://{api_listen}":
+            fail(f"{label}: the app's CACHE_URL {app_env.get('CACHE_URL')} is not http://{api_listen}")
         where = "initContainers" if native else "containers"
         carriers = [c for _, d, pod in pod_specs(docs) for c in pod["spec"].get(where, []) if c["name"] == "cachesync"]
         if not carriers:
