@@ -277,6 +277,13 @@ def check_cachesync_pods(label, docs):
                 print(f"  ok  {where}: non-root, read-only root, no capabilities, seccomp, probes, instance id, secrets,"
                       f" {len(files)} config file(s) on read-only mounts")
 
+def admits(peer, pod):
+    """Whether a NetworkPolicy peer given as matchLabels admits `pod` (of the release's namespace, "shop")."""
+    pods = peer.get("podSelector", {}).get("matchLabels", {})
+    namespaces = peer.get("namespaceSelector", {}).get("matchLabels", {})
+    return ("ipBlock" not in peer and pods.items() <= pod["metadata"]["labels"].items()
+            and namespaces.items() <= {"kubernetes.io/metadata.name": "shop"}.items())
+
 def check_api_exposure(label, docs, mode):
     """The read-through API (/v1/cache) has a port of its own (http.api.listen), never the metrics port; in sidecar
     mode it listens on loopback and no Service or container port reaches it; in standalone mode only the
@@ -321,6 +328,10 @@ def check_api_exposure(label, docs, mode):
         ports = {p["port"] for rule in doc["spec"]["ingress"] for p in rule["ports"]}
         if not ports <= {api_port, metrics_port} or any(not rule.get("from") for rule in doc["spec"]["ingress"]):
             fail(f"{where}: an ingress rule admits every source, or a port other than {api_port} and {metrics_port}")
+        for test in (d for _, d in docs if d["kind"] == "Pod"):
+            if not any(any(p["port"] == metrics_port for p in rule["ports"]) and any(admits(f, test) for f in rule["from"])
+                       for rule in doc["spec"]["ingress"]):
+                fail(f"{where}: the helm test pod {test['metadata']['name']} may not reach the metrics port")
     print(f"  ok  {label}: /v1/cache on {api_listen} only, metrics on {http['listen']}, Services and policy as {mode} mode wants")
 
 # Stand-ins for the values of Secrets the chart does not make. Any other than the URLs starts with "*" and holds
