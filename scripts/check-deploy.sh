@@ -287,7 +287,8 @@ def admits(peer, pod):
 def check_api_exposure(label, docs, mode):
     """The read-through API (/v1/cache) has a port of its own (http.api.listen), never the metrics port; in sidecar
     mode it listens on loopback and no Service or container port reaches it; in standalone mode only the
-    <fullname>-api Service does. A NetworkPolicy covers the cachesync pods and no other port."""
+    <fullname>-api Service does. A NetworkPolicy selects the cachesync pods, names its peers in every rule, opens
+    no other port, and admits the helm test pod to the metrics port."""
     config = config_text(docs)
     if config is None:
         return
