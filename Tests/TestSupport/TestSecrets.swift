@@ -40,7 +40,7 @@ public enum TestSecrets {
         FileHandle.standardError.write(Data(("SECRET LEAK: " + leaks).utf8))
         guard let path = ProcessInfo.processInfo.environment["CACHESYNC_SECRET_LEAKS"], !path.isEmpty else { return }
         lock.withLock {
-            if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }
+            if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
             if let handle = FileHandle(forWritingAtPath: path) {
                 handle.seekToEndOfFile()
                 handle.write(Data(leaks.utf8))
