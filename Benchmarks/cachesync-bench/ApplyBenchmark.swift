@@ -96,15 +96,9 @@ struct ApplyBenchmark {
         let placement = pinned ? try CPUPlacement(redisPID: redisProcessID(redis)) : nil
         defer { placement?.restore() }
         let telemetry = Telemetry(collections: config.collections.map(\.namespace))
-        var logger = Logger(label: "bench")
-        logger.logLevel = .error
         var results: [Result] = []
         for collection in config.collections where strategies.isEmpty || strategies.contains(collection.strategy) {
-            let eventBytes = SyntheticChangeSource.events(database: collection.database, collection: collection.collection,
-                                                          distinctIDs: Self.distinctIDs,
-                                                          withFullDocument: collection.strategy != .invalidate)
-            let batches = try rawBatches(eventBytes, collection: collection, config: config)
-            let chunkBatches = Array(batches.prefix(chunkEvents / Self.batchSize))
+            let (eventBytes, chunkBatches) = try input(collection, config: config)
             var result = Result(strategy: collection.strategy.rawValue)
             for _ in 0..<rounds {
                 var pipelineTally = Tally(), rawTally = Tally()
@@ -115,7 +109,7 @@ struct ApplyBenchmark {
                         let redisCPU0 = try redisCPUMicros(redis)
                         let tally = if pipelineTurn {
                             try pipelineChunk(collection, config: config, eventBytes: eventBytes, redis: redis,
-                                              telemetry: telemetry, logger: logger)
+                                              telemetry: telemetry)
                         } else {
                             try rawLoop(redis, batches: chunkBatches)
                         }
@@ -165,15 +159,9 @@ struct ApplyBenchmark {
         let plain = try RedisConnection(options: RedisConnectionOptions(host: "127.0.0.1", port: redisPort))
         let secure = try RedisConnection(options: tls)
         let telemetry = Telemetry(collections: config.collections.map(\.namespace))
-        var logger = Logger(label: "bench")
-        logger.logLevel = .error
         var results: [TLSResult] = []
         for collection in config.collections where strategies.isEmpty || strategies.contains(collection.strategy) {
-            let eventBytes = SyntheticChangeSource.events(database: collection.database, collection: collection.collection,
-                                                          distinctIDs: Self.distinctIDs,
-                                                          withFullDocument: collection.strategy != .invalidate)
-            let chunkBatches = Array(try rawBatches(eventBytes, collection: collection, config: config)
-                .prefix(chunkEvents / Self.batchSize))
+            let (eventBytes, chunkBatches) = try input(collection, config: config)
             var result = TLSResult(strategy: collection.strategy.rawValue)
             for _ in 0..<rounds {
                 var tlsSeconds = 0.0, plainSeconds = 0.0
@@ -182,7 +170,7 @@ struct ApplyBenchmark {
                         let redis = overTLS ? secure : plain
                         try prepare(redis, batches: chunkBatches)
                         let seconds = try pipelineChunk(collection, config: config, eventBytes: eventBytes, redis: redis,
-                                                        telemetry: telemetry, logger: logger).seconds
+                                                        telemetry: telemetry).seconds
                         if overTLS { tlsSeconds += seconds } else { plainSeconds += seconds }
                     }
                 }
@@ -196,14 +184,31 @@ struct ApplyBenchmark {
         return results
     }
 
+    /// One strategy's input: its events as BSON bytes, and one chunk's batches as the raw loop sends them (and
+    /// `prepare` preloads them).
+    private func input(_ collection: CollectionConfig, config: CacheSyncConfig) throws -> ([[UInt8]], [RawBatch]) {
+        let eventBytes = SyntheticChangeSource.events(database: collection.database, collection: collection.collection,
+                                                      distinctIDs: Self.distinctIDs,
+                                                      withFullDocument: collection.strategy != .invalidate)
+        let batches = try rawBatches(eventBytes, collection: collection, config: config)
+        return (eventBytes, Array(batches.prefix(chunkEvents / Self.batchSize)))
+    }
+
+    /// The pipeline's logger: errors only.
+    private static let logger: Logger = {
+        var logger = Logger(label: "bench")
+        logger.logLevel = .error
+        return logger
+    }()
+
     /// One chunk through a new pipeline, fenced by the collection's lease as the watcher is by default (this
     /// instance holds it): the time and this thread's CPU time from the first read to the last outcome.
     private func pipelineChunk(_ collection: CollectionConfig, config: CacheSyncConfig, eventBytes: [[UInt8]],
-                               redis: RedisConnection, telemetry: Telemetry, logger: Logger) throws -> Tally {
+                               redis: RedisConnection, telemetry: Telemetry) throws -> Tally {
         let lease = SyncKeys(checkpointPrefix: config.checkpoint.keyPrefix, namespace: collection.namespace).leader
         _ = try redis.command(["SET", lease, Self.leaseHolder])
         let pipeline = ChangePipeline(collection: collection, config: config, redis: redis, telemetry: telemetry,
-                                      logger: logger, limits: limits)
+                                      logger: Self.logger, limits: limits)
         pipeline.fence = { Self.leaseHolder }
         let source = SyntheticChangeSource(events: eventBytes, total: chunkEvents)
         var applied = 0

@@ -10,9 +10,7 @@ struct RedisSentinelTests {
     @Test("commands go to the master the sentinels name; after SIGKILL of the master the connection follows the promoted replica")
     func followsFailover() throws {
         let bed = try RedisSentinelBed()
-        let nodes = bed.sentinelPorts.map { RedisSentinelOptions.Node(host: "127.0.0.1", port: $0) }
-        let options = RedisConnectionOptions(connectTimeout: .seconds(1), commandTimeout: .seconds(2),
-                                             sentinel: RedisSentinelOptions(masterName: bed.masterName, nodes: nodes))
+        let options = bed.masterOptions()
         let connection = try RedisConnection(options: options)
         #expect(try connection.command(["ROLE"]).array?.first?.text == "master")
         #expect(try connection.command(["SET", "k", "before"]) == .status("OK"))
@@ -37,9 +35,7 @@ struct RedisSentinelTests {
     @Test("a +switch-master announcement moves a connection whose old master still answers to the new master")
     func switchMasterSubscription() throws {
         let bed = try RedisSentinelBed()
-        let nodes = bed.sentinelPorts.map { RedisSentinelOptions.Node(host: "127.0.0.1", port: $0) }
-        let options = RedisConnectionOptions(connectTimeout: .seconds(1), commandTimeout: .seconds(2),
-                                             sentinel: RedisSentinelOptions(masterName: bed.masterName, nodes: nodes))
+        let options = bed.masterOptions()
         let announcements = Mutex<[String]>([])
         let subscription = RedisSentinelSubscription(options: options) { text in announcements.withLock { $0.append(text) } }
         subscription.start()

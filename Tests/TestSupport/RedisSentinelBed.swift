@@ -87,6 +87,15 @@ public final class RedisSentinelBed: @unchecked Sendable {
     /// The sentinels as `host:port` texts.
     public var sentinelAddresses: [String] { sentinelPorts.map { "127.0.0.1:\($0)" } }
 
+    /// Options for a connection that finds the master through the sentinels (short timeouts, the bed's TLS).
+    public func masterOptions() -> RedisConnectionOptions {
+        let nodes = sentinelPorts.map { RedisSentinelOptions.Node(host: "127.0.0.1", port: $0) }
+        var options = RedisConnectionOptions(connectTimeout: .seconds(1), commandTimeout: .seconds(2),
+                                             sentinel: RedisSentinelOptions(masterName: masterName, nodes: nodes))
+        options.tls = sentinelOptions(port: sentinelPorts[0]).tls
+        return options
+    }
+
     /// Options to connect to the sentinel at `port` (over TLS with the test CA when the bed is TLS).
     public func sentinelOptions(port: Int) -> RedisConnectionOptions {
         let ca = tls ? (try? TestCertificates.shared().caFile) : nil
