@@ -115,11 +115,17 @@ struct BatchApplier {
         FencedWriteError(leaseKey: keys.leader)
     }
 
-    /// Removes every key matching `pattern` (SCAN + fenced UNLINK in batches of 500); returns how many.
+    /// Removes every key matching `pattern` (SCAN + fenced UNLINK in batches of 500) but cachesync's own under
+    /// `checkpoint.keyPrefix` (which a broad template such as `{id}` would match: its leases among them); returns
+    /// how many.
     func flush(pattern: String, fence: String?) throws -> Int {
         var removed = 0
-        try redis.scan(match: pattern) { keys in
-            try apply(keys.map { CacheOp.delete(key: CacheKey(text: $0), reason: .changed) }, checkpoint: .keep, events: 0, fence: fence)
+        try redis.scan(match: pattern) { found in
+            let keys = found.filter { !$0.hasPrefix(self.keys.checkpointPrefix) }
+            if !keys.isEmpty {
+                try apply(keys.map { CacheOp.delete(key: CacheKey(text: $0), reason: .changed) }, checkpoint: .keep,
+                          events: 0, fence: fence)
+            }
             removed += keys.count
             return true
         }

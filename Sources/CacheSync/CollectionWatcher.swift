@@ -117,6 +117,8 @@ final class CollectionWatcher: @unchecked Sendable {
         var historyLost: MongoError?
         /// The error the last failed action threw, for the back-off's log line.
         var failure: Error?
+        /// The lease value of another instance with this id that was last logged (logged once per value).
+        var reportedDuplicate: String?
     }
 
     /// The stored checkpoint's history is gone: the error the stream could not be opened with.
@@ -164,6 +166,13 @@ final class CollectionWatcher: @unchecked Sendable {
         case .claimLease:
             let held = try lease?.acquireOrRenew(redis) ?? true
             if held, let lease { telemetry.setLeader(ns, until: lease.validUntil) }
+            if let duplicate = lease?.duplicate, duplicate != state.reportedDuplicate {
+                state.reportedDuplicate = duplicate
+                telemetry.error(ns, kind: "duplicate_instance_id")
+                logger.error("""
+                    another live instance uses this instance's id: the lease holds \(duplicate), an epoch this one never                     had. Give every replica its own CACHESYNC_INSTANCE_ID (the pod name); standing by until the lease is free
+                    """)
+            }
             return state.machine.leaseClaimed(held)
         case .openStream(let from):
             return state.machine.streamOpened(fromCheckpoint: try open(from, &state))

@@ -7,19 +7,21 @@ import RedisBridge
 /// `MULTI`/`EXEC` transaction under `WATCH` of this key, and only while it holds this instance's value
 /// (`BatchApplier`, `RedisConnection.sendTransaction`), so a paused or partitioned ex-leader writes nothing.
 final class LeaderLease {
+    /// KEYS: lease, epoch. ARGV: instance id, ttl ms, the value held ('' when none), '1' when a lease under this
+    /// id may be taken back. `{1, value}` when held afterwards, else `{0, the current value}`.
     private static let acquireScript = RedisScript("""
         local cur = redis.call('GET', KEYS[1])
         if cur and ARGV[3] ~= '' and cur == ARGV[3] then
           redis.call('PEXPIRE', KEYS[1], ARGV[2])
-          return cur
+          return {1, cur}
         end
-        if (not cur) or string.sub(cur, 1, #ARGV[1] + 1) == ARGV[1] .. '|' then
+        if (not cur) or (ARGV[4] == '1' and string.sub(cur, 1, #ARGV[1] + 1) == ARGV[1] .. '|') then
           local epoch = redis.call('INCR', KEYS[2])
           local value = ARGV[1] .. '|' .. epoch
           redis.call('SET', KEYS[1], value, 'PX', ARGV[2])
-          return value
+          return {1, value}
         end
-        return false
+        return {0, cur}
         """)
 
     private static let releaseScript = RedisScript("""
@@ -32,6 +34,11 @@ final class LeaderLease {
     private let ttl: Double
     /// The value this instance holds (`<instanceId>|<epoch>`), or `nil` when it is not the leader.
     private(set) var held: String?
+    /// The last value this instance held, kept after losing it.
+    private var lastHeld: String?
+    /// A value under this instance's own id that it never held, seen at the last claim: another live instance
+    /// uses the same id (two pods given one `CACHESYNC_INSTANCE_ID`).
+    private(set) var duplicate: String?
     private var renewedAt = Date.distantPast
 
     /// A lease on the collection of `keys`, held as `instanceId`, lasting `ttl` seconds.
@@ -47,14 +54,27 @@ final class LeaderLease {
     }
 
     /// Claims or renews the lease; returns whether this instance holds it afterwards.
-    /// An instance restarted under the same id takes its own lease back at once, with a new epoch.
+    ///
+    /// An instance that never held the lease (a restart under the same id) takes a lease under its own id back at
+    /// once, with a new epoch. One that held it and finds its id with an epoch it never had knows another live
+    /// instance runs under the same id (`duplicate`): it does not take the lease back, but waits for it to be free,
+    /// so the two stop taking it from each other.
     func acquireOrRenew(_ redis: RedisConnection) throws(RedisError) -> Bool {
         let sent = Date()
-        let reply = try Self.acquireScript.run(on: redis, keys: [keys.leader, keys.epoch],
-                                               arguments: [instanceId, String(Int(ttl * 1000)), held ?? ""])
-        held = reply.text
-        if held != nil { renewedAt = sent }
-        return held != nil
+        let reply = try Self.acquireScript.run(
+            on: redis, keys: [keys.leader, keys.epoch],
+            arguments: [instanceId, String(Int(ttl * 1000)), held ?? "", lastHeld == nil ? "1" : "0"]).array ?? []
+        let value = reply.count == 2 ? reply[1].text : nil
+        if reply.first?.integer == 1, let value {
+            held = value
+            lastHeld = value
+            renewedAt = sent
+            duplicate = nil
+            return true
+        }
+        held = nil
+        duplicate = value.flatMap { $0.hasPrefix(instanceId + "|") && $0 != lastHeld ? $0 : nil }
+        return false
     }
 
     /// Until when (Unix seconds) the lease is surely still ours: counted from before the renewal was sent.

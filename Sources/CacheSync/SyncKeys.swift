@@ -10,6 +10,8 @@ public struct SyncKeys: Sendable, Equatable {
     public let epoch: String
     /// `<checkpoint.keyPrefix>applied:<db>.<coll>`: events applied, ever (a hash: `events`, `batches`).
     public let applied: String
+    /// `checkpoint.keyPrefix`: every collection's keys above start with it.
+    public let checkpointPrefix: String
 
     /// The keys of a namespace under a checkpoint prefix.
     public init(checkpointPrefix: String, namespace: String) {
@@ -17,5 +19,6 @@ public struct SyncKeys: Sendable, Equatable {
         leader = "\(checkpointPrefix)leader:\(namespace)"
         epoch = "\(checkpointPrefix)epoch:\(namespace)"
         applied = "\(checkpointPrefix)applied:\(namespace)"
+        self.checkpointPrefix = checkpointPrefix
     }
 }

@@ -24,12 +24,15 @@ public struct CollectionConfig: Sendable, Equatable {
     public var onHistoryLost: HistoryLostPolicy
     /// Documents larger than this (as JSON) are not cached.
     public var maxValueBytes: Int
+    /// Seconds the read-through API remembers that a document does not exist (0: not at all); a write event for it
+    /// forgets at once.
+    public var notFoundTTL: Int
 
     /// A collection config; unspecified fields take the defaults of docs/ARCHITECTURE.md §3.
     public init(database: String, collection: String, strategy: StrategyKind,
                 operations: Set<DocumentOperation>? = nil, ttl: TTLPolicy = TTLPolicy(),
                 accessWindow: Int = 86400, keyTemplate: String = "{coll}:{id}", idType: IDType = .auto,
-                onHistoryLost: HistoryLostPolicy = .flush, maxValueBytes: Int = 1 << 20) {
+                onHistoryLost: HistoryLostPolicy = .flush, maxValueBytes: Int = 1 << 20, notFoundTTL: Int = 5) {
         self.database = database
         self.collection = collection
         self.strategy = strategy
@@ -41,6 +44,7 @@ public struct CollectionConfig: Sendable, Equatable {
         self.idType = idType
         self.onHistoryLost = onHistoryLost
         self.maxValueBytes = maxValueBytes
+        self.notFoundTTL = notFoundTTL
     }
 
     /// `<db>.<coll>`.

@@ -12,6 +12,7 @@ struct ConfigDecoder {
         var ttl = TTLPolicy()
         var accessWindow = 86400
         var maxValueBytes = 1 << 20
+        var notFoundTTL = 5
         var onHistoryLost = HistoryLostPolicy.flush
     }
 
@@ -198,7 +199,7 @@ struct ConfigDecoder {
     }
 
     private func defaultsSettings(_ node: ConfigNode) throws(ConfigError) -> Defaults {
-        let map = try node.mapping(allowed: ["ttl", "accessCounts", "maxValueBytes", "onHistoryLost"])
+        let map = try node.mapping(allowed: ["ttl", "accessCounts", "maxValueBytes", "notFoundTtl", "onHistoryLost"])
         var defaults = Defaults()
         if let ttlNode = map["ttl"] {
             defaults.ttl = try ttlPolicy(ttlNode, inheritedBase: defaults.ttl.base)
@@ -208,6 +209,9 @@ struct ConfigDecoder {
         }
         if let bytesNode = map["maxValueBytes"] {
             defaults.maxValueBytes = try positiveInt(bytesNode, unit: "bytes")
+        }
+        if let notFoundNode = map["notFoundTtl"] {
+            defaults.notFoundTTL = try notFoundTTL(notFoundNode)
         }
         if let historyNode = map["onHistoryLost"] {
             defaults.onHistoryLost = try historyNode.choice(HistoryLostPolicy.self, what: "onHistoryLost policy")
@@ -254,7 +258,7 @@ struct ConfigDecoder {
     /// The names every collection may set.
     private enum CollectionFields {
         static let all = ["strategy", "operations", "ttl", "keyTemplate", "idType", "onHistoryLost",
-                          "maxValueBytes", "accessCounts"]
+                          "maxValueBytes", "notFoundTtl", "accessCounts"]
     }
 
     private func namespace(_ key: String, _ node: ConfigNode,
@@ -293,7 +297,8 @@ struct ConfigDecoder {
             .choice(StrategyKind.self, what: "strategy")
         var config = CollectionConfig(database: database, collection: collection, strategy: strategy,
                                       ttl: defaults.ttl, accessWindow: defaults.accessWindow,
-                                      onHistoryLost: defaults.onHistoryLost, maxValueBytes: defaults.maxValueBytes)
+                                      onHistoryLost: defaults.onHistoryLost, maxValueBytes: defaults.maxValueBytes,
+                                      notFoundTTL: defaults.notFoundTTL)
         if let operationsNode = map["operations"] {
             config.operations = try operations(operationsNode)
         }
@@ -312,10 +317,22 @@ struct ConfigDecoder {
         if let bytesNode = map["maxValueBytes"] {
             config.maxValueBytes = try positiveInt(bytesNode, unit: "bytes")
         }
+        if let notFoundNode = map["notFoundTtl"] {
+            config.notFoundTTL = try notFoundTTL(notFoundNode)
+        }
         if let countsNode = map["accessCounts"] {
             config.accessWindow = try accessWindow(countsNode)
         }
         return config
+    }
+
+    /// `notFoundTtl`: whole seconds, 0 (no negative entries) to one day.
+    private func notFoundTTL(_ node: ConfigNode) throws(ConfigError) -> Int {
+        let seconds = try node.int()
+        guard (0...86400).contains(seconds) else {
+            throw node.error("must be 0 (off) to 86400 seconds, found \(seconds)")
+        }
+        return seconds
     }
 
     private func operations(_ node: ConfigNode) throws(ConfigError) -> Set<DocumentOperation> {

@@ -74,6 +74,7 @@ public enum ConfigRenderer {
             lines.append("    idType: \(collection.idType.rawValue)")
             lines.append("    onHistoryLost: \(collection.onHistoryLost.rawValue)")
             lines.append("    maxValueBytes: \(collection.maxValueBytes)")
+            lines.append("    notFoundTtl: \(collection.notFoundTTL)")
             lines.append("    accessCounts:")
             lines.append("      window: \(collection.accessWindow)")
         }

@@ -192,6 +192,11 @@ struct ConfigErrorTests {
               users: { strategy: update }
             """,
             expected: #"cachesync.yaml:7: defaults.onHistoryLost: unknown onHistoryLost policy "ignore" (expected flush, fail)"#),
+        BadConfig(name: "negative entries for more than a day", yaml: head + """
+            collections:
+              users: { strategy: update, notFoundTtl: 90000 }
+            """,
+            expected: #"cachesync.yaml:7: collections.users.notFoundTtl: must be 0 (off) to 86400 seconds, found 90000"#),
         BadConfig(name: "API on the status port", yaml: head + """
             http:
               listen: "0.0.0.0:9464"

@@ -106,6 +106,7 @@ struct ConfigLoaderTests {
               ttl: { base: 60, tiers: [{ minAccesses: 5, ttl: 120 }] }
               accessCounts: { window: 3600 }
               maxValueBytes: 2048
+              notFoundTtl: 0
               onHistoryLost: fail
             collections:
               users: { strategy: invalidate }
@@ -117,6 +118,7 @@ struct ConfigLoaderTests {
                 idType: objectId
                 onHistoryLost: flush
                 maxValueBytes: 100
+                notFoundTtl: 30
                 accessCounts: { window: 60 }
             """, path: "full.yaml")
         #expect(config.mongodb == MongoSettings(uri: "mongodb+srv://cluster.example.net", database: "app"))
@@ -133,12 +135,12 @@ struct ConfigLoaderTests {
         #expect(config.collections == [
             CollectionConfig(database: "app", collection: "users", strategy: .invalidate,
                              ttl: TTLPolicy(base: 60, tiers: [TTLTier(minAccesses: 5, ttl: 120)]),
-                             accessWindow: 3600, onHistoryLost: .fail, maxValueBytes: 2048),
+                             accessWindow: 3600, onHistoryLost: .fail, maxValueBytes: 2048, notFoundTTL: 0),
             CollectionConfig(database: "other", collection: "carts", strategy: .update, operations: [.insert, .delete],
                              ttl: TTLPolicy(base: 60, tiers: [TTLTier(minAccesses: 50, ttl: 900),
                                                               TTLTier(minAccesses: 2, ttl: 300)]),
                              accessWindow: 60, keyTemplate: "{db}/{coll}/{id}", idType: .objectId,
-                             onHistoryLost: .flush, maxValueBytes: 100),
+                             onHistoryLost: .flush, maxValueBytes: 100, notFoundTTL: 30),
         ])
     }
 

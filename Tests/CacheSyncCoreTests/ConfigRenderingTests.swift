@@ -69,6 +69,7 @@ struct ConfigRenderingTests {
                 idType: auto
                 onHistoryLost: flush
                 maxValueBytes: 1048576
+                notFoundTtl: 5
                 accessCounts:
                   window: 86400
               "shop.sessions":
@@ -81,6 +82,7 @@ struct ConfigRenderingTests {
                 idType: auto
                 onHistoryLost: flush
                 maxValueBytes: 1048576
+                notFoundTtl: 5
                 accessCounts:
                   window: 86400
 

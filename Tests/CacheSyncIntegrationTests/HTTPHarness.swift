@@ -109,14 +109,23 @@ final class HTTPHarness: @unchecked Sendable {
                     timeout: Duration = .seconds(10)) -> HTTPReply? {
         guard let socket = TCPSocket(connectingTo: port, timeout: timeout) else { return nil }
         defer { socket.close() }
+        return get(on: socket, path: path, headers: headers.merging(["Connection": "close"]) { $1 })
+    }
+
+    /// `GET path` with `headers` on an open connection (kept alive unless `headers` say otherwise), and its reply.
+    static func get(on socket: TCPSocket, path: String, headers: [String: String] = [:]) -> HTTPReply? {
         let extra = headers.map { "\($0.key): \($0.value)\r\n" }.joined()
-        let request = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\n\(extra)Connection: close\r\n\r\n"
+        let request = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\n\(extra)\r\n"
         guard socket.write(Array(request.utf8)) else { return nil }
-        var head: [UInt8] = []
-        while !head.suffix(4).elementsEqual([13, 10, 13, 10]) {
-            guard let byte = socket.read(exactly: 1), head.count < 65536 else { return nil }
-            head += byte
+        // One reply answers one request, so what arrives is its head and the start of its body, nothing more.
+        var received: [UInt8] = []
+        var headEnd: Int?
+        while headEnd == nil {
+            guard let chunk = socket.read(upTo: 65536), received.count < 65536 else { return nil }
+            received += chunk
+            headEnd = received.indices.dropLast(3).first { received[$0..<$0 + 4].elementsEqual([13, 10, 13, 10]) }
         }
+        let head = received[..<headEnd!]
         let lines = String(decoding: head, as: UTF8.self).components(separatedBy: "\r\n")
         let statusParts = lines[0].split(separator: " ")
         guard statusParts.count >= 2, let status = Int(statusParts[1]) else { return nil }
@@ -126,7 +135,11 @@ final class HTTPHarness: @unchecked Sendable {
             headers[parts[0].lowercased()] = parts[1].trimmingCharacters(in: .whitespaces)
         }
         let length = Int(headers["content-length"] ?? "0") ?? 0
-        guard let body = length == 0 ? [] : socket.read(exactly: length) else { return nil }
+        var body = Array(received[(headEnd! + 4)...])
+        if body.count < length {
+            guard let rest = socket.read(exactly: length - body.count) else { return nil }
+            body += rest
+        }
         let text = String(decoding: body, as: UTF8.self)
         for secret in TestSecrets.found(in: text) {
             Issue.record("GET \(path) answered with \(secret)")

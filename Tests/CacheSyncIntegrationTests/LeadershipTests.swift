@@ -42,6 +42,38 @@ struct LeadershipTests {
         #expect(try f.redis.command(["GET", leaderKey]).text?.hasPrefix("B|") == true)
     }
 
+    @Test("two live instances with one id: an error naming the id within one lease time, then the lease stops changing hands")
+    func duplicateInstanceID() throws {
+        let f = try SidecarFixture()
+        let lease = "{ enabled: true, ttl: 2 }"
+        let config = f.config(collections: "  products:\n    strategy: update", lease: lease)
+        let leaderKey = f.checkpointPrefix + "leader:\(f.database).products"
+        let a = try f.startSidecar(config: config, instanceId: "pod-x", collections: 1)
+        let b = try CacheSyncProcess(config: f.config(collections: "  products:\n    strategy: update", lease: lease,
+                                                      httpPort: try FreePort.next()),
+                                     environment: ["CACHESYNC_INSTANCE_ID": "pod-x"])
+        let started = Date()
+        try b.start()
+        // B, new, takes the lease under its own id at once (as a restart would); A finds an epoch it never had.
+        try f.eventually("one of them names the duplicate id", nil, timeout: .seconds(2)) {
+            (a.log + b.log).contains("another live instance uses this instance's id")
+        }
+        #expect(Date().timeIntervalSince(started) < 2, "within one lease time")
+        #expect((a.log + b.log).contains("pod-x|"), "the message names the id")
+        // No more flapping: over three lease times the holder's value stays the same.
+        Thread.sleep(forTimeInterval: 0.5)
+        let holder = try f.redis.command(["GET", leaderKey]).text
+        var changes = 0
+        for _ in 0..<30 {
+            Thread.sleep(forTimeInterval: 0.2)
+            if try f.redis.command(["GET", leaderKey]).text != holder { changes += 1 }
+        }
+        #expect(changes == 0, "the lease changed hands \(changes) times after the duplicate was found")
+        try f.pool.insertOne(f.ns("products"), ["_id": .int32(1), "v": .int32(1)])
+        try f.eventually("writes are still applied", a) { try f.cached(f.key("products", "1")) != nil }
+        withExtendedLifetime(b) {}
+    }
+
     @Test("an instance restarted under the same id reclaims its lease at once with a new epoch")
     func sameIdReclaims() throws {
         let f = try SidecarFixture()

@@ -53,6 +53,14 @@ public final class TCPSocket {
         return buffer
     }
 
+    /// Reads what has arrived, at least one byte and at most `count`; `nil` on end of stream, error or timeout.
+    public func read(upTo count: Int) -> [UInt8]? {
+        var buffer = [UInt8](repeating: 0, count: count)
+        let got = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress!, count, 0) }
+        guard got > 0 else { return nil }
+        return Array(buffer.prefix(got))
+    }
+
     /// Closes the socket; later calls fail.
     public func close() {
         if fd >= 0 { Glibc.close(fd) }

@@ -69,8 +69,14 @@ extension HTTPService {
             switch outcome {
             case .hit(let json): return Self.json(.ok, json, cache: "HIT")
             case .miss(let json): return Self.json(.ok, json, cache: "MISS")
-            case .notFound:
-                return Self.error(.notFound, "collection \(collection.namespace) has no document with _id \(ExtendedJSON.relaxed(id))")
+            case .notFound(let remembered):
+                var response = Self.error(.notFound, "collection \(collection.namespace) has no document with _id \(ExtendedJSON.relaxed(id))")
+                response.headers[Self.xCache] = remembered ? "HIT" : "MISS"
+                return response
+            case .tooLarge(let remembered):
+                var response = Self.error(.contentTooLarge, "the document with _id \(ExtendedJSON.relaxed(id)) in \(collection.namespace) is larger than maxValueBytes (\(collection.maxValueBytes)): it is neither cached nor served here; read it from MongoDB")
+                response.headers[Self.xCache] = remembered ? "HIT" : "MISS"
+                return response
             }
         } catch let error as RedisError {
             telemetry.error(collection.namespace, kind: "read_redis")
@@ -85,11 +91,14 @@ extension HTTPService {
         }
     }
 
+    /// `X-Cache`: `HIT` when Redis answered, `MISS` when MongoDB did.
+    static let xCache = HTTPFields.Element.Name("X-Cache")!
+
     /// A JSON response, with `X-Cache` (`HIT` or `MISS`) when `cache` is given.
     static func json(_ status: HTTPResponse.Status, _ body: String, cache: String? = nil) -> Response {
         var headers = HTTPFields()
         headers[.contentType] = "application/json"
-        if let cache { headers[.init("X-Cache")!] = cache }
+        if let cache { headers[xCache] = cache }
         return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: body)))
     }
 

@@ -4,8 +4,11 @@ import Foundation
 import MongoBridge
 import RedisBridge
 
-/// The read path of `GET /v1/cache/{collection}/{id}` (docs/ARCHITECTURE.md §6): count the access, answer from Redis, or
-/// read MongoDB under a lease and cache the document only while the lease is still ours.
+/// The read path of `GET /v1/cache/{collection}/{id}` (docs/ARCHITECTURE.md §6): answer from Redis, or read MongoDB
+/// under a lease and cache the document only while the lease is still ours. The lease key also remembers, for a
+/// while, that the document does not exist or is too large to cache (every write event for the key removes it,
+/// as it removes a lease), so neither costs a MongoDB read per request; accesses are counted only for documents
+/// that exist.
 ///
 /// Every call blocks (hiredis, libmongoc): run it on a `BlockingWorkers` thread.
 struct ReadThrough: Sendable {
@@ -23,15 +26,48 @@ struct ReadThrough: Sendable {
         case hit(String)
         /// The document read from MongoDB, as relaxed Extended JSON.
         case miss(String)
-        /// No such document.
-        case notFound
+        /// No such document; `remembered` when the lease key said so (no MongoDB read).
+        case notFound(remembered: Bool)
+        /// The document's JSON is larger than `maxValueBytes`: not cached, not served.
+        case tooLarge(remembered: Bool)
     }
+
+    /// What the lease key holds, besides a reader's token.
+    enum Marker {
+        static let notFound = "not-found"
+        static let tooLarge = "too-large"
+    }
+
+    /// KEYS: key, access counter, lease. ARGV: window, the start of this document's JSON (`{"_id":<id>`).
+    /// A cached value that is this collection's document: `{1, value, accesses}`, counted. Another value under the
+    /// key (a foreign key the template happens to name): `{2}`. Nothing cached: `{0, lease value or ""}`.
+    static let lookupScript = RedisScript("""
+        local v = redis.call('GET', KEYS[1])
+        if v then
+          local n = #ARGV[2]
+          local after = string.sub(v, n + 1, n + 1)
+          if string.sub(v, 1, n) ~= ARGV[2] or (after ~= ',' and after ~= '}') then return {2} end
+          local count = redis.call('INCR', KEYS[2])
+          redis.call('EXPIRE', KEYS[2], ARGV[1])
+          return {1, v, count}
+        end
+        return {0, redis.call('GET', KEYS[3]) or ''}
+        """)
 
     /// KEYS: key, lease. ARGV: token, value, ttl. Stores the value only while the lease holds our token.
     static let storeScript = RedisScript("""
         if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
         redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
         redis.call('DEL', KEYS[2])
+        return 1
+        """)
+
+    /// KEYS: lease. ARGV: token, marker, milliseconds. Replaces our lease with a marker (or removes it when the
+    /// milliseconds are 0): a write event since we took the lease removed it, and then nothing is remembered.
+    static let markScript = RedisScript("""
+        if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+        if ARGV[3] == '0' then return redis.call('DEL', KEYS[1]) end
+        redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
         return 1
         """)
 
@@ -50,18 +86,32 @@ struct ReadThrough: Sendable {
     func read(_ collection: CollectionConfig, id: BSONValue, redis: RedisConnection) throws -> Outcome {
         let ns = collection.namespace
         let key = CacheKey(collection: collection, keyPrefix: keyPrefix, id: id)
-        let replies = try redis.pipeline([
-            ["INCR", key.accessCountKey],
-            ["EXPIRE", key.accessCountKey, String(collection.accessWindow)],
-            ["GET", key.text],
-        ])
-        try redis.throwFirstError(in: replies)
-        let accesses = Int(replies[0].integer ?? 1)
-        if let cached = replies[2].text {
+        let lookup = try Self.lookupScript.run(
+            on: redis, keys: [key.text, key.accessCountKey, key.leaseKey],
+            arguments: [String(collection.accessWindow), #"{"_id":"# + ExtendedJSON.relaxed(id)]).array ?? []
+        switch lookup.first?.integer {
+        case 1:
             telemetry.read(ns, hit: true)
-            return .hit(cached)
+            return .hit(lookup.count > 1 ? lookup[1].text ?? "" : "")
+        case 2:
+            // Not a document of this collection: answered from MongoDB, and the key is left alone.
+            telemetry.read(ns, hit: false)
+            telemetry.readNotCached(ns, reason: "foreign_value")
+            return try readUncached(collection, id: id)
+        default:
+            break
         }
-        telemetry.read(ns, hit: false)
+        switch lookup.count > 1 ? lookup[1].text : nil {
+        case Marker.notFound?:
+            telemetry.read(ns, hit: true)
+            return .notFound(remembered: true)
+        case Marker.tooLarge?:
+            telemetry.read(ns, hit: true)
+            telemetry.readNotCached(ns, reason: "too_large")
+            return .tooLarge(remembered: true)
+        default:
+            telemetry.read(ns, hit: false)
+        }
 
         let token = Self.randomToken()
         let leased: Bool
@@ -79,22 +129,27 @@ struct ReadThrough: Sendable {
             throw error
         }
         guard let document else {
-            if leased { release(key, token: token, redis: redis) }
-            return .notFound
+            if leased { mark(key, token: token, Marker.notFound, seconds: collection.notFoundTTL, redis: redis) }
+            return .notFound(remembered: false)
         }
         guard let json = ExtendedJSON.relaxed(document, maxBytes: collection.maxValueBytes) else {
-            if leased { release(key, token: token, redis: redis) }
+            // Remembered as long as a cached copy would live: a write event for the document forgets it.
+            if leased { mark(key, token: token, Marker.tooLarge, seconds: collection.ttl.base, redis: redis) }
             telemetry.readNotCached(ns, reason: "too_large")
-            return .miss(ExtendedJSON.relaxed(document))
+            return .tooLarge(remembered: false)
         }
         guard leased else {
             telemetry.readNotCached(ns, reason: "lease_busy")
             return .miss(json)
         }
+        // The document exists: only now is the access counted.
+        let counted = try redis.pipeline([["INCR", key.accessCountKey],
+                                          ["EXPIRE", key.accessCountKey, String(collection.accessWindow)]])
+        try redis.throwFirstError(in: counted)
         if settings.testSwitches.readDelay > 0 {
             Thread.sleep(forTimeInterval: settings.testSwitches.readDelay)
         }
-        let ttl = String(collection.ttl.ttl(forAccesses: accesses))
+        let ttl = String(collection.ttl.ttl(forAccesses: Int(counted[0].integer ?? 1)))
         if settings.testSwitches.readLeaseDisabled {
             _ = try redis.command(["SET", key.text, json, "EX", ttl])
         } else {
@@ -104,6 +159,20 @@ struct ReadThrough: Sendable {
             }
         }
         return .miss(json)
+    }
+
+    /// The document from MongoDB, writing nothing to Redis.
+    private func readUncached(_ collection: CollectionConfig, id: BSONValue) throws -> Outcome {
+        let ns = MongoNamespace(database: collection.database, collection: collection.collection)
+        guard let document = try pool.findOne(ns, id: id) else { return .notFound(remembered: false) }
+        guard let json = ExtendedJSON.relaxed(document, maxBytes: collection.maxValueBytes) else {
+            return .tooLarge(remembered: false)
+        }
+        return .miss(json)
+    }
+
+    private func mark(_ key: CacheKey, token: String, _ marker: String, seconds: Int, redis: RedisConnection) {
+        _ = try? Self.markScript.run(on: redis, keys: [key.leaseKey], arguments: [token, marker, String(seconds * 1000)])
     }
 
     private func release(_ key: CacheKey, token: String, redis: RedisConnection) {
