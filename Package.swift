@@ -43,6 +43,7 @@ let package = Package(
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HummingbirdCore", package: "hummingbird"),
         ], swiftSettings: [
             // The test-only switches (TestSwitches.swift) exist in debug builds only, which the tests run.
             .define("CACHESYNC_TEST_SWITCHES", .when(configuration: .debug)),

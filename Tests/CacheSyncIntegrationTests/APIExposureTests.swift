@@ -63,6 +63,22 @@ struct APIExposureTests {
         #expect(TestSecrets.found(in: harness.sidecar.log).isEmpty, "the log holds a token")
     }
 
+    @Test("a request with oversized headers is refused without reaching a route; the next request is served")
+    func headerLimits() throws {
+        let harness = try HTTPHarness(collections: "  users:\n    strategy: invalidate", collectionCount: 1)
+        defer { harness.stop() }
+        let huge = HTTPHarness.get(port: harness.httpPort, path: "/v1/cache/users/u1",
+                                   headers: ["X-Padding": String(repeating: "a", count: 20 * 1024)])
+        #expect(huge == nil || huge?.status == 431 || huge?.status == 400, "\(String(describing: huge?.status))")
+        let many = HTTPHarness.get(port: harness.httpPort, path: "/readyz",
+                                   headers: Dictionary(uniqueKeysWithValues: (0..<100).map { ("X-H\($0)", "v") }))
+        #expect(many == nil || many?.status == 431 || many?.status == 400, "\(String(describing: many?.status))")
+        let redis = try harness.redis.connect()
+        #expect(try redis.command(["EXISTS", "users:u1:lease", "users:u1:access_count"]).integer == 0,
+                "the refused request reached no route")
+        #expect(try harness.get("/readyz").status == 200)
+    }
+
     @Test("a token file that cannot be read stops the start with exit 2, naming the field and the file")
     func unreadableTokenFile() throws {
         let missing = "/nonexistent/cachesync-token"

@@ -2,6 +2,7 @@ import BSONModel
 import CacheSyncCore
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import Logging
 import MongoBridge
 import Prometheus
@@ -71,6 +72,7 @@ public final class HTTPService: Service, Sendable {
                 let running = "\(listener.name) listening on \(listener.address)\(listener.readThrough ? guarded : "")"
                 let app = Application(
                     router: makeRouter(status: listener.status, readThrough: listener.readThrough),
+                    server: .http1(configuration: Self.limits),
                     configuration: ApplicationConfiguration(
                         address: .hostname(listener.address.host, port: listener.address.port), serverName: "cachesync"),
                     onServerRunning: { _ in logger.info("\(running)") },
@@ -86,6 +88,13 @@ public final class HTTPService: Service, Sendable {
             try await group.waitForAll()
         }
     }
+
+    /// What one connection may cost: every route is a `GET` whose request fits in a few hundred bytes, so headers
+    /// are held to 8 KiB each and 16 KiB in all (64 at most; beyond that the request is refused, 431), and a
+    /// connection idle for 30 s is closed. No route reads a body.
+    static let limits = HTTP1Channel.Configuration(
+        idleTimeout: .seconds(30),
+        httpDecoderConfiguration: .init(maxHeaderFieldSize: 8 * 1024, maxHeaderListSize: 16 * 1024, maxHeaderFieldCount: 64))
 
     /// One listening address and the routes it serves.
     private struct Listener: Sendable {
