@@ -115,6 +115,20 @@ struct BatchApplier {
         FencedWriteError(leaseKey: keys.leader)
     }
 
+    /// Deletes `keys` and their read-through leases outside a transaction: under `OOM` Redis queues nothing in a
+    /// `MULTI`, but still runs `UNLINK`. Unfenced, which is safe for deletes: an ex-leader's delete makes a miss,
+    /// never a stale entry.
+    func deleteUnfenced(_ keys: [CacheKey]) throws {
+        guard !keys.isEmpty else { return }
+        var commands: [[String]] = []
+        for start in stride(from: 0, to: keys.count, by: 500) {
+            let part = keys[start..<min(start + 500, keys.count)]
+            commands.append(["UNLINK"] + part.map(\.text))
+            commands.append(["UNLINK"] + part.map(\.leaseKey))
+        }
+        try redis.throwFirstError(in: try redis.pipeline(commands))
+    }
+
     /// Removes every key matching `pattern` (SCAN + fenced UNLINK in batches of 500) but cachesync's own under
     /// `checkpoint.keyPrefix` (which a broad template such as `{id}` would match: its leases among them); returns
     /// how many.

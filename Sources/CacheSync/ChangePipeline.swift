@@ -75,6 +75,8 @@ public final class ChangePipeline {
     /// A sent batch: what to record once Redis confirms it.
     private struct InFlight {
         var token: BSONDocument?
+        /// Its operations, for deleting their keys instead when Redis refuses the writes.
+        var ops: [CacheOp]
         var writes: TallyByName
         /// Seconds spent planning and writing it; the wait for its outcome is added when it is taken.
         var sendSeconds: Double
@@ -153,7 +155,11 @@ public final class ChangePipeline {
     func saveIdleCheckpoint(_ source: some ChangeEventSource) throws {
         try finishInFlight()
         guard let token = source.resumeToken, token != lastCheckpointToken else { return }
-        try applier.apply([], checkpoint: .set(.resumeAfter(token)), events: 0, fence: fence())
+        do {
+            try applier.apply([], checkpoint: .set(.resumeAfter(token)), events: 0, fence: fence())
+        } catch let error as RedisError where error.isRefusedWrite {
+            return  // Redis takes no writes now (OOM); the next idle pass tries again.
+        }
         lastCheckpointToken = token
     }
 
@@ -293,7 +299,7 @@ public final class ChangePipeline {
         let commands = laidOut ?? applier.commands(ops, checkpoint: change, events: pending.count)
         if try applier.send(commands, fence: fence()) {
             let sentAt = Date()
-            inFlight = InFlight(token: token, writes: writes, sendSeconds: planning + sentAt.timeIntervalSince(sending),
+            inFlight = InFlight(token: token, ops: ops, writes: writes, sendSeconds: planning + sentAt.timeIntervalSince(sending),
                                 sentAt: sentAt, eventTime: eventTime)
         }
     }
@@ -312,11 +318,31 @@ public final class ChangePipeline {
         guard let batch = inFlight else { return }
         inFlight = nil
         let waiting = Date()
-        try applier.awaitSent()
+        do {
+            try applier.awaitSent()
+        } catch let error as RedisError where error.isRefusedWrite {
+            try deleteInstead(batch.ops, refused: error)
+            return
+        }
         if let token = batch.token { lastCheckpointToken = token }
         for (action, count) in batch.writes.tallies { telemetry.cacheWrites(ns, action: action, count: count) }
         telemetry.batchApplied(ns, seconds: batch.sendSeconds + waitedAlready + Date().timeIntervalSince(waiting),
                                eventTime: batch.eventTime, appliedAt: batch.sentAt)
+    }
+
+    /// Redis refused a batch's writes (`OOM` under `maxmemory` with no eviction, `WRONGTYPE`): its keys are
+    /// deleted instead (plain `UNLINK`s, which Redis runs under `OOM`), so none is left stale and the stream goes
+    /// on; the checkpoint and the counters stay (they are writes too), so after a restart these events are applied
+    /// again.
+    private func deleteInstead(_ ops: [CacheOp], refused: RedisError) throws {
+        let keys = ops.compactMap(\.key)
+        try applier.deleteUnfenced(keys)
+        for _ in keys { telemetry.error(ns, kind: "redis_refused") }
+        telemetry.cacheWrites(ns, action: "delete", count: keys.count)
+        logger.error("""
+            redis refused the batch's writes (\(refused.serverCode ?? "error")): deleted its \(keys.count) keys \
+            instead, so none is stale; the checkpoint waits until Redis accepts writes again
+            """)
     }
 
     /// Forgets the batch in flight without waiting for it, after a failure: the stream reopens from the stored

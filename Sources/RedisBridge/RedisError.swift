@@ -51,6 +51,12 @@ public struct RedisError: Error, Sendable, Hashable, CustomStringConvertible {
         }
     }
 
+    /// Whether the server refused a write it would take later or for another key: `OOM` (over `maxmemory` without
+    /// eviction) or `WRONGTYPE` (the key holds another type).
+    public var isRefusedWrite: Bool {
+        kind == .server && (serverCode == "OOM" || serverCode == "WRONGTYPE")
+    }
+
     /// The error code of a server error reply (its first word, e.g. `NOSCRIPT`, `WRONGTYPE`, `ERR`).
     public var serverCode: String? {
         guard kind == .server || kind == .authentication else { return nil }
