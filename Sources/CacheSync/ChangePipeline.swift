@@ -67,6 +67,9 @@ public final class ChangePipeline {
         var event: ChangeEvent?
         /// The token of an event that could not be decoded, when its `_id` could be read.
         var undecodedToken: BSONDocument?
+        /// An event that could not be decoded: its `documentKey._id` when that could be read (the key is then
+        /// deleted), else `nil` (the whole collection is flushed, as nothing tells which key it changed).
+        var undecoded: BSONValue??
 
         /// The resume token, decoded here (a batch checkpoints only its last).
         var token: BSONDocument? { event?.resumeToken ?? undecodedToken }
@@ -164,7 +167,7 @@ public final class ChangePipeline {
     }
 
     /// Decodes what applying one event reads (its `fullDocument` stays encoded); an event that cannot be decoded is
-    /// counted, logged and skipped.
+    /// counted and logged, and the key of the document it names is deleted (or the collection flushed).
     private func decode(_ bytes: [UInt8]) -> Item {
         do {
             let event = try ChangeEvent(bsonBytes: bytes, decoding: .forApplying)
@@ -173,11 +176,13 @@ public final class ChangePipeline {
             telemetry.eventReceived(ns, operation: "undecodable", count: 1)
             telemetry.error(ns, kind: "decode")
             let document = try? BSONDocument(bsonBytes: bytes)
-            let text = document.map { ExtendedJSON.relaxed($0, maxBytes: 2048) ?? "(too large to log)" }
-                ?? "(\(bytes.count) bytes that are not a BSON document)"
-            logger.error("skipping an event that cannot be decoded: \(error)", metadata: ["event": "\(text)"])
             let token: BSONDocument? = if case .document(let t)? = document?["_id"] { t } else { nil }
-            return Item(event: nil, undecodedToken: token)
+            let id: BSONValue? = if case .document(let key)? = document?["documentKey"] { key["_id"] } else { nil }
+            // No document content in the log: the error names fields and types only.
+            let action = id == nil ? "it names no document, so the collection is flushed"
+                : "the key of the document it names is deleted"
+            logger.error("an event that cannot be decoded (\(error); \(bytes.count) bytes): \(action)")
+            return Item(event: nil, undecodedToken: token, undecoded: .some(id))
         }
     }
 
@@ -193,6 +198,14 @@ public final class ChangePipeline {
             }
         }
         for index in batch.indices {
+            if case .some(nil) = batch[index].undecoded {
+                // Which document it changed is unknown: every key of the collection goes.
+                try applyPending(batch[pendingStart..<index])
+                pendingStart = index + 1
+                try finishInFlight()
+                try flushForUndecodable(token: batch[index].undecodedToken)
+                continue
+            }
             guard let type = batch[index].event?.operationType else { continue }
             received.add(type.description)
             switch type {
@@ -232,6 +245,19 @@ public final class ChangePipeline {
         logger.warning("collection \(ns): \(event.operationType) event; flushed \(removed) keys")
     }
 
+    /// An event that could not be decoded and names no document: the collection's keys are flushed, then its
+    /// token (when readable) is the checkpoint.
+    private func flushForUndecodable(token: BSONDocument?) throws {
+        let pattern = CacheKey.collectionPattern(collection: collection, keyPrefix: keys.keyPrefix)
+        let removed = try applier.flush(pattern: pattern, fence: fence())
+        telemetry.resynced(ns, reason: "undecodable_event")
+        if let token {
+            try applier.apply([], checkpoint: .set(.resumeAfter(token)), events: 1, fence: fence())
+            lastCheckpointToken = token
+        }
+        logger.error("collection \(ns): an event that cannot be decoded names no document; flushed \(removed) keys")
+    }
+
     /// Plans and applies the pending document events with the last one's token, in one transaction. Events
     /// without a decoded document operation (undecodable, unknown type) only carry their token.
     ///
@@ -248,6 +274,11 @@ public final class ChangePipeline {
         var countedKeys: [String] = []
         var eventTime: Double?
         for item in pending {
+            if case .some(.some(let id)) = item.undecoded {
+                // Whatever it did to this document, the cached copy may be stale now: delete it.
+                ops.append(.delete(key: keys.key(id: id), reason: .changed))
+                continue
+            }
             guard let event = item.event, event.operationType.documentOperation != nil else { continue }
             let planned = ops.count
             Strategy.plan(event: event, collection: collection, keys: keys, accessCount: 0, into: &ops)

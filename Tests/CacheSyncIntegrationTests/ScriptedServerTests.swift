@@ -165,6 +165,30 @@ struct ScriptedServerTests {
         }
     }
 
+    @Test("an event that cannot be decoded deletes the key of the document it names, or flushes the collection when it names none; the stream goes on")
+    func undecodableEvents() throws {
+        try withRedisServer { redis in
+            try withScriptedMongoServer(scenario: "poison") { server in
+                let connection = try redis.connect()
+                let prefix = redis.key("")
+                let keys = prefix + "items:"
+                let sidecar = try CacheSyncProcess(config: server.cachesyncConfig(redis: redis, keyPrefix: prefix, httpPort: try FreePort.next()))
+                try sidecar.start()
+                defer { sidecar.process.stop() }
+                let done = waitUntil(timeout: .seconds(30)) { (try? value(connection, keys + "p5")) != nil }
+                #expect(done, context(sidecar, server))
+                // The undecodable insert naming no document flushed p2; p1's cached copy went with the undecodable
+                // event naming it; p3 and p5 stay.
+                #expect(try cacheKeys(connection, prefix: prefix) == [keys + "p3", keys + "p5"], context(sidecar, server))
+                #expect(sidecar.log.components(separatedBy: "an event that cannot be decoded (").count - 1 == 2, context(sidecar, server))
+                #expect(sidecar.log.contains("the key of the document it names is deleted"))
+                #expect(sidecar.log.contains("it names no document, so the collection is flushed"))
+                #expect(!sidecar.log.contains("not a document\""), "no event content in the log")
+                #expect(sidecar.process.isRunning, context(sidecar, server))
+            }
+        }
+    }
+
     @Test("history lost (286) with onHistoryLost: fail: the process exits 1 within seconds with a clear message")
     func historyLostFail() throws {
         try withRedisServer { redis in

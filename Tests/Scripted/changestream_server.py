@@ -404,6 +404,18 @@ def scenario_hostile(s):
     s.batch(delete(BIG_ID))
 
 
+def scenario_poison(s):
+    """Events cachesync cannot decode: one that names no document (the collection is flushed), then one that names
+    its document (its key must go); the stream goes on after each."""
+    s.batch(insert(SON([("_id", "p2"), ("v", 1)])))
+    s.batch(other("insert", fullDocument=SON([("_id", "p9"), ("v", 1)]), documentKey="not a document"))
+    s.batch(insert(SON([("_id", "p1"), ("v", 1)])),
+            insert(SON([("_id", "p3"), ("v", 1)])))
+    s.batch(other(7, documentKey=SON([("_id", "p1")]),
+                  fullDocument=SON([("_id", "p1"), ("v", "an operationType that is not a string")])))
+    s.batch(insert(SON([("_id", "p5"), ("v", 1)])))
+
+
 def build_script(name, db, coll, resumable_code):
     s = Script(db, coll)
     if name == "basic":
@@ -420,12 +432,14 @@ def build_script(name, db, coll, resumable_code):
         scenario_drop_database(s)
     elif name == "hostile":
         scenario_hostile(s)
+    elif name == "poison":
+        scenario_poison(s)
     else:
         raise ValueError(name)
     return s
 
 
-SCENARIOS = ["basic", "history_lost", "resumable", "drop", "rename", "dropDatabase", "hostile"]
+SCENARIOS = ["basic", "history_lost", "resumable", "drop", "rename", "dropDatabase", "hostile", "poison"]
 DEFAULT_COLL = {"hostile": "ünï cödé ☃ 集合 coll"}
 
 
