@@ -12,16 +12,9 @@ public enum Sidecar {
     public static func run(config: CacheSyncConfig, logFormat: LogFormat, logLevel: String) async -> Int32 {
         let level = Logger.Level(rawValue: logLevel) ?? .info
         LoggingSystem.bootstrap { label in
-            switch logFormat {
-            case .json:
-                var handler = JSONLogHandler(label: label)
-                handler.logLevel = level
-                return handler
-            case .text:
-                var handler = StreamLogHandler.standardOutput(label: label)
-                handler.logLevel = level
-                return handler
-            }
+            var handler = RedactingLogHandler(label: label, format: logFormat)
+            handler.logLevel = level
+            return handler
         }
         let logger = Logger(label: "cachesync")
         let mongocLogger = Logger(label: "libmongoc")

@@ -178,10 +178,17 @@ struct ConfigNode {
             if isNull(scalar) {
                 return "nothing"
             }
-            let text = scalar.string.count > 40 ? String(scalar.string.prefix(40)) + "..." : scalar.string
-            return "\"\(text)\""
+            // A value in the wrong place may be a secret pasted there: only short plain words are repeated
+            // ("lots", "5m", "maybe"); anything with capitals, symbols or length is described, not shown.
+            let text = scalar.string
+            let plain = text.count <= 16 && !Self.secretFields.contains(path.last ?? "")
+                && text.allSatisfy { ($0.isLetter && $0.isLowercase) || $0.isNumber || "._-".contains($0) }
+            return plain ? "\"\(text)\"" : "a text of \(text.count) characters (not repeated: it may be a secret)"
         }
     }
+
+    /// Fields that hold secrets or URLs with credentials: their values are never repeated in an error.
+    static let secretFields: Set<String> = ["password", "url", "uri", "username"]
 
     /// Joins field names with dots, list indexes (`[1]`) without.
     static func join(_ path: [String]) -> String {

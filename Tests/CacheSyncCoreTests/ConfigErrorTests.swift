@@ -197,6 +197,12 @@ struct ConfigErrorTests {
               users: { strategy: update, notFoundTtl: 90000 }
             """,
             expected: #"cachesync.yaml:7: collections.users.notFoundTtl: must be 0 (off) to 86400 seconds, found 90000"#),
+        BadConfig(name: "a secret pasted into a number field is not repeated", yaml: head + """
+            lease: { ttl: "Sup3r$ecret!" }
+            collections:
+              users: { strategy: update }
+            """,
+            expected: #"cachesync.yaml:6: lease.ttl: expected a number of seconds, found a text of 12 characters (not repeated: it may be a secret)"#),
         BadConfig(name: "API on the status port", yaml: head + """
             http:
               listen: "0.0.0.0:9464"

@@ -38,7 +38,8 @@ final class HTTPHarness: @unchecked Sendable {
     /// is added under `http:` (indented two spaces).
     init(collections: String, collectionCount: Int, redisOptions: RedisTestServer.Options = .init(),
          mongoURI: ((MongoTestServer) -> String)? = nil, environment: [String: String] = [:],
-         extraConfig: String = "", httpConfig: String = "", waitForStreams: Bool = true) throws {
+         extraConfig: String = "", httpConfig: String = "", extraArguments: [String] = [],
+         waitForStreams: Bool = true) throws {
         redis = try RedisTestServer(redisOptions)
         mongo = try MongoTestServer()
         httpPort = try FreePort.next()
@@ -57,7 +58,7 @@ final class HTTPHarness: @unchecked Sendable {
             collections:
             \(collections)
             """
-        sidecar = try CacheSyncProcess(config: config, environment: environment)
+        sidecar = try CacheSyncProcess(config: config, environment: environment, extraArguments: extraArguments)
         try sidecar.start()
         let ready = waitUntil(timeout: .seconds(20)) {
             (!waitForStreams || self.sidecar.log.components(separatedBy: "watching from now").count - 1 >= collectionCount)

@@ -10,20 +10,24 @@ public enum LogFormat: String, Sendable, CaseIterable {
     case text
 }
 
-/// Writes one JSON object per log line to stdout, with any `user:password@` in the text redacted.
-public struct JSONLogHandler: LogHandler {
+/// Writes one line per log event to stdout, a JSON object or text, with any `user:password@` in the message and
+/// the metadata redacted in both formats.
+public struct RedactingLogHandler: LogHandler {
     private static let lock = NSLock()
 
     /// The logger's label.
     public let label: String
+    /// JSON or text.
+    public let format: LogFormat
     /// Metadata attached to every line of this logger.
     public var metadata: Logger.Metadata = [:]
     /// The lowest level written.
     public var logLevel: Logger.Level = .info
 
-    /// A handler for the logger `label`.
-    public init(label: String) {
+    /// A handler for the logger `label`, writing `format`.
+    public init(label: String, format: LogFormat) {
         self.label = label
+        self.format = format
     }
 
     /// Metadata lookup by key.
@@ -46,7 +50,14 @@ public struct JSONLogHandler: LogHandler {
         for (key, value) in merged.sorted(by: { $0.key < $1.key }) {
             fields.append((key, Self.redact("\(value)")))
         }
-        let line = "{" + fields.map { "\(ExtendedJSON.quoted($0.0)):\(ExtendedJSON.quoted($0.1))" }.joined(separator: ",") + "}\n"
+        let line = switch format {
+        case .json:
+            "{" + fields.map { "\(ExtendedJSON.quoted($0.0)):\(ExtendedJSON.quoted($0.1))" }.joined(separator: ",") + "}\n"
+        case .text:
+            // ts level logger: msg key=value ...
+            "\(fields[0].1) \(fields[1].1) \(fields[2].1): \(fields[3].1)"
+                + fields.dropFirst(4).map { " \($0.0)=\($0.1)" }.joined() + "\n"
+        }
         Self.lock.withLock { FileHandle.standardOutput.write(Data(line.utf8)) }
     }
 
