@@ -119,6 +119,12 @@ final class CollectionWatcher: @unchecked Sendable {
         var failure: Error?
         /// The lease value of another instance with this id that was last logged (logged once per value).
         var reportedDuplicate: String?
+        /// After an event over 16 MiB (10334): the stream is opened without documents (no lookup, `fullDocument`,
+        /// `fullDocumentBeforeChange` and `updateDescription` projected away), so every event deletes its key, until
+        /// it catches up with the server; then it reopens as configured.
+        var slimEvents = false
+        /// The reopen after catching up in slim mode is under way (for its log line).
+        var leavingSlimEvents = false
     }
 
     /// The stored checkpoint's history is gone: the error the stream could not be opened with.
@@ -181,10 +187,17 @@ final class CollectionWatcher: @unchecked Sendable {
             return state.machine.resynced()
         case .pump:
             guard let stream = state.stream else { preconditionFailure("pump without a stream") }
-            let outcome: WatcherStateMachine.PumpOutcome = switch try pipeline.pump(stream) {
+            var outcome: WatcherStateMachine.PumpOutcome = switch try pipeline.pump(stream) {
             case .applied: .applied
             case .reopen: .invalidated
             case .idle(let waited): .idle(waited: waited)
+            }
+            if case .idle = outcome, state.slimEvents {
+                // Caught up past the oversized event: reopen from the checkpoint with documents again, the way an
+                // invalidate reopens.
+                state.slimEvents = false
+                state.leavingSlimEvents = true
+                outcome = .invalidated
             }
             return state.machine.pumped(outcome, now: Self.now)
         case .saveIdleCheckpoint:
@@ -198,8 +211,14 @@ final class CollectionWatcher: @unchecked Sendable {
             if sleep > 0 { pause(sleep) }
         case .closeInvalidatedStream:
             closeStream(&state)
-            telemetry.streamRestarted(ns, reason: "invalidate")
-            logger.notice("change stream invalidated; reopening with startAfter")
+            if state.leavingSlimEvents {
+                state.leavingSlimEvents = false
+                telemetry.streamRestarted(ns, reason: "event_too_large")
+                logger.notice("caught up past the event over 16 MiB; reopening the change stream with documents")
+            } else {
+                telemetry.streamRestarted(ns, reason: "invalidate")
+                logger.notice("change stream invalidated; reopening with startAfter")
+            }
         case .standBy(let seconds, let leaseLost):
             if leaseLost {
                 logger.warning("lost the collection lease to another instance; standing by")
@@ -212,6 +231,13 @@ final class CollectionWatcher: @unchecked Sendable {
         case .backOff(let failure, let delay, let attempt):
             pipeline.abandonInFlight()
             closeStream(&state)
+            if let error = state.failure as? MongoError, error.kind == .eventTooLarge, !state.slimEvents {
+                state.slimEvents = true
+                telemetry.error(ns, kind: "event_too_large")
+                logger.error("""
+                    an event is over MongoDB's 16 MiB limit (code 10334); reopening without documents, so each event                     deletes its key, until the stream catches up
+                    """)
+            }
             // After a Redis failure the next pass starts on a fresh connection (behind Sentinel: to the master the
             // sentinels name then).
             if case .redis = failure { redis.close() }
@@ -246,16 +272,22 @@ final class CollectionWatcher: @unchecked Sendable {
         }
     }
 
-    private var streamOptions: ChangeStreamOptions {
-        ChangeStreamOptions(fullDocument: collection.strategy == .invalidate ? nil : "updateLookup",
-                            batchSize: settings.streamBatchSize, maxAwaitTimeMS: settings.maxAwaitTimeMS)
+    /// The stream's options; `slim` (after an event over 16 MiB) without any document in the events.
+    private func streamOptions(slim: Bool) -> ChangeStreamOptions {
+        var options = ChangeStreamOptions(fullDocument: collection.strategy == .invalidate || slim ? nil : "updateLookup",
+                                          batchSize: settings.streamBatchSize, maxAwaitTimeMS: settings.maxAwaitTimeMS)
+        if slim {
+            options.pipeline = [["$project": .document(["fullDocument": .int32(0), "fullDocumentBeforeChange": .int32(0),
+                                                         "updateDescription": .int32(0)])]]
+        }
+        return options
     }
 
     /// Opens the stream; returns whether it continues from a stored checkpoint. From `.storedCheckpoint` without
     /// one it opens from now. A stored checkpoint whose history the server no longer has throws
     /// `StoredHistoryLost`.
     private func open(_ from: WatcherStateMachine.OpenFrom, _ state: inout LoopState) throws -> Bool {
-        var options = streamOptions
+        var options = streamOptions(slim: state.slimEvents)
         let checkpoint = from == .storedCheckpoint ? try pipeline.loadCheckpoint() : nil
         checkpoint?.apply(to: &options)
         do {

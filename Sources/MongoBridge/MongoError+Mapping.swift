@@ -37,6 +37,8 @@ extension MongoError {
                 kind = .authentication
             } else if code == 260 {
                 kind = .invalidated
+            } else if code == 10334 {
+                kind = .eventTooLarge
             } else if Self.resumableCodes.contains(code) {
                 kind = .resumable
             } else {

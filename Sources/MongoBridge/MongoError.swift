@@ -14,6 +14,9 @@ public struct MongoError: Error, Sendable, CustomStringConvertible {
         case configuration
         /// The change stream was invalidated; reopen with `startAfter`.
         case invalidated
+        /// An event is over the 16 MiB BSON limit (`BSONObjectTooLarge`, 10334): reopening the same stream fails
+        /// the same way; reopen with a pipeline that makes the events smaller.
+        case eventTooLarge
         /// Anything else: reported, and retried with backoff by long-running callers.
         case other
     }

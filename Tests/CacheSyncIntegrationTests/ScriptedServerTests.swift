@@ -189,6 +189,31 @@ struct ScriptedServerTests {
         }
     }
 
+    @Test("an event over 16 MiB (10334 on getMore): the stream reopens without documents, the document's key is deleted rather than left stale, and once caught up it reopens with documents")
+    func eventTooLarge() throws {
+        try withRedisServer { redis in
+            try withScriptedMongoServer(scenario: "large_event") { server in
+                let connection = try redis.connect()
+                let prefix = redis.key("")
+                let keys = prefix + "items:"
+                let sidecar = try CacheSyncProcess(config: server.cachesyncConfig(redis: redis, keyPrefix: prefix, httpPort: try FreePort.next()))
+                try sidecar.start()
+                defer { sidecar.process.stop() }
+                let reopened = waitUntil(timeout: .seconds(30)) {
+                    let slim = server.aggregates.map { $0["slim"] as? Bool ?? false }
+                    return slim.contains(true) && slim.last == false && sidecar.log.contains("reopening the change stream with documents")
+                }
+                #expect(reopened, context(sidecar, server))
+                #expect(server.commands("getMore").contains { errorCode($0) == 10334 }, "the 10334 was served")
+                // l1's cached {v:1} went with its oversized update (never left stale); l3 came while slim, so it was
+                // deleted rather than written; l2 stays.
+                #expect(try cacheKeys(connection, prefix: prefix) == [keys + "l2"], context(sidecar, server))
+                #expect(sidecar.log.contains("code 10334"), context(sidecar, server))
+                #expect(sidecar.process.isRunning, context(sidecar, server))
+            }
+        }
+    }
+
     @Test("history lost (286) with onHistoryLost: fail: the process exits 1 within seconds with a clear message")
     func historyLostFail() throws {
         try withRedisServer { redis in

@@ -228,13 +228,21 @@ class Script(object):
                 lost = i
         return lost
 
-    def collect(self, pos, limit):
-        """Events from `pos` up to the end of a batch: (entries, new_pos, closes, error)."""
+    def collect(self, pos, limit, slim=False):
+        """Events from `pos` up to the end of a batch: (entries, new_pos, closes, error).
+
+        An event marked too large fails the batch that would carry it with 10334 (BSONObjectTooLarge), as
+        a real server does for an event over 16 MiB, unless the cursor is slim (its pipeline projects the
+        documents away); the error does not move the cursor past it."""
         out = []
         closes = False
         n = len(self.entries)
         while pos < n:
             e = self.entries[pos]
+            if e.kind == "event" and getattr(e, "too_large", False) and not slim:
+                if out:
+                    break
+                return out, pos, False, TOO_LARGE_ERROR
             if e.kind == "break":
                 pos += 1
                 if out:
@@ -257,9 +265,31 @@ class Script(object):
         return out, pos, closes, None
 
 
-def render(entry, full_document_mode):
+TOO_LARGE_ERROR = Entry("error", code=10334, code_name="BSONObjectTooLarge",
+                        errmsg="Executor error during getMore :: caused by :: BSONObj size: 17825792 (0x1100000) "
+                               "is invalid. Size must be between 0 and 16793600(16MB)",
+                        labels=[], loses_history=False, fired=False, repeats=True)
+
+SLIM_FIELDS = ("fullDocument", "fullDocumentBeforeChange", "updateDescription")
+
+
+def is_slim(pipeline):
+    """Whether a change-stream pipeline projects every document field away (cachesync's slim stream)."""
+    for stage in pipeline[1:]:
+        if isinstance(stage, dict) and isinstance(stage.get("$project"), dict):
+            proj = stage["$project"]
+            if all(proj.get(f) in (0, False) for f in SLIM_FIELDS):
+                return True
+    return False
+
+
+def render(entry, full_document_mode, slim=False):
     """The event document as the server sends it for a stream's fullDocument mode."""
     ev = SON(entry.event)
+    if slim:
+        for field in SLIM_FIELDS:
+            ev.pop(field, None)
+        return ev
     if entry.op == "update" and full_document_mode in LOOKUP_MODES:
         ev["fullDocument"] = None if entry.lookup is _MISSING else entry.lookup
     return ev
@@ -416,6 +446,16 @@ def scenario_poison(s):
     s.batch(insert(SON([("_id", "p5"), ("v", 1)])))
 
 
+def scenario_large_event(s):
+    """An update whose event (with its looked-up document) is over 16 MiB: a stream with documents fails on it
+    with 10334 every time; a slim one gets it without documents. Events around it are ordinary."""
+    s.batch(insert(SON([("_id", "l1"), ("v", 1)])),
+            insert(SON([("_id", "l2"), ("v", 1)])))
+    s.batch(update("l1", SON([("v", 2)]), lookup=SON([("_id", "l1"), ("v", 2)])))
+    s.entries[-2].too_large = True
+    s.batch(insert(SON([("_id", "l3"), ("v", 1)])))
+
+
 def build_script(name, db, coll, resumable_code):
     s = Script(db, coll)
     if name == "basic":
@@ -434,12 +474,14 @@ def build_script(name, db, coll, resumable_code):
         scenario_hostile(s)
     elif name == "poison":
         scenario_poison(s)
+    elif name == "large_event":
+        scenario_large_event(s)
     else:
         raise ValueError(name)
     return s
 
 
-SCENARIOS = ["basic", "history_lost", "resumable", "drop", "rename", "dropDatabase", "hostile", "poison"]
+SCENARIOS = ["basic", "history_lost", "resumable", "drop", "rename", "dropDatabase", "hostile", "poison", "large_event"]
 DEFAULT_COLL = {"hostile": "ünï cödé ☃ 集合 coll"}
 
 
@@ -506,7 +548,8 @@ def matches(doc, flt):
 # ---------------------------------------------------------------------------
 
 class Cursor(object):
-    def __init__(self, cid, db, coll, pos, full_document, idle):
+    def __init__(self, cid, db, coll, pos, full_document, idle, slim=False):
+        self.slim = slim
         self.id = cid
         self.db = db
         self.coll = coll
@@ -801,12 +844,13 @@ class ScriptedServer(object):
                 rec["tokenKind"] = "none (from now)"
             rec["position"] = pos
             cid = self.new_cursor_id()
-            cur = Cursor(cid, db, target, pos, full_document, idle=False)
+            cur = Cursor(cid, db, target, pos, full_document, idle=False, slim=is_slim(pipeline))
+            rec["slim"] = cur.slim
             self.cursors[cid] = cur
             events, closes = [], False
             if (token is not None or isinstance(start_at, Timestamp)) and explicit_batch != 0:
                 # Resuming with history available: what is there comes in firstBatch.
-                events, cur.pos, closes, _ = self.script.collect(cur.pos, batch_size)
+                events, cur.pos, closes, _ = self.script.collect(cur.pos, batch_size, cur.slim)
             return self.deliver(cur, "firstBatch", ns, events, rec, closes=closes)
 
     def resumable_error_entry(self):
@@ -852,7 +896,7 @@ class ScriptedServer(object):
 
     def deliver(self, cur, batch_field, ns, events, rec, closes=False):
         """Reply with `events` for cursor `cur` (already advanced); lock held."""
-        docs = [render(e, cur.full_document) for e in events]
+        docs = [render(e, cur.full_document, cur.slim) for e in events]
         pbrt = events[-1].token if events else self.script.hwm(cur.pos)
         self.high_water = max(self.high_water, cur.pos)
         self.last_pbrt = pbrt
@@ -880,8 +924,13 @@ class ScriptedServer(object):
                 raise CommandError(43, "CursorNotFound", "cursor id %d not found" % cid)
             ns = "%s.%s" % (cur.db, cur.coll)
             if not cur.idle:
-                events, new_pos, closes, err = self.script.collect(cur.pos, batch_size)
+                events, new_pos, closes, err = self.script.collect(cur.pos, batch_size, cur.slim)
                 cur.pos = new_pos
+                if err is not None and getattr(err, "repeats", False):
+                    # Not a scripted one-shot: the cursor dies where it stands, and fails again there.
+                    self.cursors.pop(cid, None)
+                    rec["scriptedError"] = True
+                    raise CommandError(err.code, err.code_name, err.errmsg, err.labels)
                 if err is not None:
                     err.fired = True
                     cur.pos += 1
