@@ -242,8 +242,16 @@ struct ConfigDecoder {
             let shape = redis.keyPrefix + config.keyTemplate
                 .replacingOccurrences(of: "{db}", with: database)
                 .replacingOccurrences(of: "{coll}", with: collection)
+            let templateNode = (try? value.mapping(allowed: CollectionFields.all))?["keyTemplate"]
+            if shape.hasPrefix("{id}") {
+                // A flush (first start, history lost, drop) deletes what the pattern matches: here, every key.
+                throw ConfigError(
+                    file: file, line: templateNode?.line ?? value.keyLine,
+                    field: ConfigNode.join(value.path + ["keyTemplate"]),
+                    message: "keys that start with {id} and no redis.keyPrefix match every key in the database, which "
+                        + "a flush of the collection would delete: set redis.keyPrefix or start keyTemplate with a text")
+            }
             if let other = keyShapes[shape] {
-                let templateNode = (try? value.mapping(allowed: CollectionFields.all))?["keyTemplate"]
                 throw ConfigError(
                     file: file, line: templateNode?.line ?? value.keyLine,
                     field: ConfigNode.join(value.path + ["keyTemplate"]),

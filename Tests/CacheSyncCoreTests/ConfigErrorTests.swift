@@ -197,6 +197,11 @@ struct ConfigErrorTests {
               users: { strategy: update, notFoundTtl: 90000 }
             """,
             expected: #"cachesync.yaml:7: collections.users.notFoundTtl: must be 0 (off) to 86400 seconds, found 90000"#),
+        BadConfig(name: "keys that would match the whole database", yaml: head + """
+            collections:
+              users: { strategy: update, keyTemplate: "{id}" }
+            """,
+            expected: #"cachesync.yaml:7: collections.users.keyTemplate: keys that start with {id} and no redis.keyPrefix match every key in the database, which a flush of the collection would delete: set redis.keyPrefix or start keyTemplate with a text"#),
         BadConfig(name: "a secret pasted into a number field is not repeated", yaml: head + """
             lease: { ttl: "Sup3r$ecret!" }
             collections:
@@ -343,12 +348,12 @@ struct ConfigErrorTests {
             expected: #"cachesync.yaml:6: lease.enabled: expected true or false, found "maybe""#),
         BadConfig(name: "colliding key templates", yaml: head + """
             collections:
-              users: { strategy: update, keyTemplate: "{id}" }
+              users: { strategy: update, keyTemplate: "u:{id}" }
               admins:
                 strategy: update
-                keyTemplate: "{id}"
+                keyTemplate: "u:{id}"
             """,
-            expected: #"cachesync.yaml:10: collections.admins.keyTemplate: keys "{id}" would collide with the keys of shop.users (put {coll} or a distinct text in keyTemplate)"#),
+            expected: #"cachesync.yaml:10: collections.admins.keyTemplate: keys "u:{id}" would collide with the keys of shop.users (put {coll} or a distinct text in keyTemplate)"#),
         BadConfig(name: "broken YAML syntax", yaml: head + """
             collections:
               users: { strategy: update

@@ -97,21 +97,21 @@ struct ReadThroughAbuseTests {
         let harness = try HTTPHarness(collections: """
               raw:
                 strategy: invalidate
-                keyTemplate: "{id}"
+                keyTemplate: "raw-{id}"
                 operations: [delete]
             """, collectionCount: 1)
         defer { harness.stop() }
         let redis = try harness.redis.connect()
-        _ = try redis.command(["SET", "session-token", "someone else's secret"])
-        _ = try redis.command(["SET", "doc", #"{"_id":"doc2","x":1}"#])
+        _ = try redis.command(["SET", "raw-session-token", "someone else's secret"])
+        _ = try redis.command(["SET", "raw-doc", #"{"_id":"doc2","x":1}"#])
         let absent = try harness.get("/v1/cache/raw/session-token")
         #expect(absent.status == 404 && !absent.body.contains("secret"), "\(absent.body)")
         try harness.mongoPool().insertOne(harness.namespace("raw"), ["_id": .string("doc"), "x": .int32(2)])
         let present = try harness.get("/v1/cache/raw/doc")
         #expect(present.status == 200 && present.headers["x-cache"] == "MISS" && present.body == #"{"_id":"doc","x":2}"#,
                 "\(present.body)")
-        #expect(try redis.command(["GET", "session-token"]).text == "someone else's secret", "left alone")
-        #expect(try redis.command(["GET", "doc"]).text == #"{"_id":"doc2","x":1}"#, "not overwritten")
-        #expect(try redis.command(["EXISTS", "doc:access_count", "session-token:access_count"]).integer == 0)
+        #expect(try redis.command(["GET", "raw-session-token"]).text == "someone else's secret", "left alone")
+        #expect(try redis.command(["GET", "raw-doc"]).text == #"{"_id":"doc2","x":1}"#, "not overwritten")
+        #expect(try redis.command(["EXISTS", "raw-doc:access_count", "raw-session-token:access_count"]).integer == 0)
     }
 }

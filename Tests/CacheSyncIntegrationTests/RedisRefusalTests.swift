@@ -43,4 +43,18 @@ struct RedisRefusalTests {
         }
         #expect(sidecar.process.isRunning)
     }
+
+    @Test("a key of another type (a hash, a list under the access counter) neither stops the stream nor survives an update")
+    func otherTypes() throws {
+        let f = try SidecarFixture()
+        let sidecar = try f.startSidecar(config: f.config(collections: "  products:\n    strategy: update"), collections: 1)
+        let key = f.key("products", "1")
+        _ = try f.redis.command(["HSET", key, "planted", "hash"])
+        _ = try f.redis.command(["RPUSH", key + ":access_count", "a list"])
+        try f.pool.insertOne(f.ns("products"), ["_id": .int32(1), "v": .int32(1)])
+        try f.eventually("the document replaces the hash", sidecar) { try f.cached(key) == #"{"_id":1,"v":1}"# }
+        try f.pool.insertOne(f.ns("products"), ["_id": .int32(2), "v": .int32(1)])
+        try f.eventually("later events applied", sidecar) { try f.cached(f.key("products", "2")) != nil }
+        #expect(sidecar.process.isRunning)
+    }
 }
