@@ -169,6 +169,60 @@ public final class ChangePipeline {
     /// Decodes what applying one event reads (its `fullDocument` stays encoded); an event that cannot be decoded is
     /// counted and logged, and the key of the document it names is deleted (or the collection flushed).
     private func decode(_ bytes: [UInt8]) -> Item {
+        if expectsSplitEvents, let item = reassemble(bytes) { return item }
+        return decodeWhole(bytes)
+    }
+
+    /// The fragments of a split event so far (`$changeStreamSplitLargeEvent`).
+    private var fragments: [BSONDocument] = []
+
+    /// `bytes` as a fragment of a split event (it has `splitEvent: {fragment, of}`): `nil` when it is not one. A
+    /// fragment before the last is held (an item with no event and no token, so the checkpoint never stops inside
+    /// an event: after a restart the event is read again whole); the last gives the event with every fragment's
+    /// fields, under the last fragment's resume token.
+    private func reassemble(_ bytes: [UInt8]) -> Item? {
+        guard bytes.count >= 4, Self.contains(bytes, Self.splitEventKey),
+              let document = try? BSONDocument(bsonBytes: bytes),
+              case .document(let split)? = document["splitEvent"],
+              let fragment = Self.int(split["fragment"]), let count = Self.int(split["of"])
+        else { return nil }
+        if fragment == 1 { fragments = [] }
+        fragments.append(document)
+        guard fragment == count, fragments.count == count else { return Item(event: nil) }
+        var merged = BSONDocument()
+        for part in fragments {
+            for field in part.fields where field.key != "splitEvent" && field.key != "_id" {
+                merged.fields.append(field)
+            }
+        }
+        merged.fields.insert((key: "_id", value: document["_id"] ?? .null), at: 0)
+        fragments = []
+        return decodeWhole(merged.bsonBytes())
+    }
+
+    private static func int(_ value: BSONValue?) -> Int? {
+        switch value {
+        case .int32(let n)?: Int(n)
+        case .int64(let n)?: Int(n)
+        default: nil
+        }
+    }
+
+    /// `splitEvent` as a BSON document field's name, as it appears in the bytes.
+    private static let splitEventKey: [UInt8] = [0x03] + Array("splitEvent".utf8) + [0]
+
+    private static func contains(_ bytes: [UInt8], _ needle: [UInt8]) -> Bool {
+        guard bytes.count >= needle.count else { return false }
+        return (0...(bytes.count - needle.count)).contains { start in
+            bytes[start] == needle[0] && bytes[start..<start + needle.count].elementsEqual(needle)
+        }
+    }
+
+    /// Whether the stream may carry split events (it was opened with `$changeStreamSplitLargeEvent`): only then
+    /// is an event looked at for `splitEvent`.
+    var expectsSplitEvents = false
+
+    private func decodeWhole(_ bytes: [UInt8]) -> Item {
         do {
             let event = try ChangeEvent(bsonBytes: bytes, decoding: .forApplying)
             return Item(event: event)

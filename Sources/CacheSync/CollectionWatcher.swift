@@ -125,6 +125,9 @@ final class CollectionWatcher: @unchecked Sendable {
         var slimEvents = false
         /// The reopen after catching up in slim mode is under way (for its log line).
         var leavingSlimEvents = false
+        /// After an event over 16 MiB on a server that splits them (7.0, 6.0.9+): the stream ends its pipeline
+        /// with `$changeStreamSplitLargeEvent` from then on, and the pipeline reassembles the fragments.
+        var splitEvents = false
     }
 
     /// The stored checkpoint's history is gone: the error the stream could not be opened with.
@@ -232,11 +235,16 @@ final class CollectionWatcher: @unchecked Sendable {
             pipeline.abandonInFlight()
             closeStream(&state)
             if let error = state.failure as? MongoError, error.kind == .eventTooLarge, !state.slimEvents {
-                state.slimEvents = true
                 telemetry.error(ns, kind: "event_too_large")
-                logger.error("""
-                    an event is over MongoDB's 16 MiB limit (code 10334); reopening without documents, so each event                     deletes its key, until the stream catches up
-                    """)
+                if !state.splitEvents, serverSplitsLargeEvents() {
+                    state.splitEvents = true
+                    pipeline.expectsSplitEvents = true
+                    logger.error("an event is over MongoDB's 16 MiB limit (code 10334); reopening with $changeStreamSplitLargeEvent, whose fragments are put back together")
+                } else {
+                    // Too large even when split (one field over 16 MiB), or a server that cannot split.
+                    state.slimEvents = true
+                    logger.error("an event is over MongoDB's 16 MiB limit (code 10334); reopening without documents, so each event deletes its key, until the stream catches up")
+                }
             }
             // After a Redis failure the next pass starts on a fresh connection (behind Sentinel: to the master the
             // sentinels name then).
@@ -272,22 +280,41 @@ final class CollectionWatcher: @unchecked Sendable {
         }
     }
 
-    /// The stream's options; `slim` (after an event over 16 MiB) without any document in the events.
-    private func streamOptions(slim: Bool) -> ChangeStreamOptions {
+    /// The stream's options: `slim` without any document in the events, `split` with events over 16 MiB split
+    /// into fragments (its stage must be the pipeline's last).
+    private func streamOptions(slim: Bool, split: Bool) -> ChangeStreamOptions {
         var options = ChangeStreamOptions(fullDocument: collection.strategy == .invalidate || slim ? nil : "updateLookup",
                                           batchSize: settings.streamBatchSize, maxAwaitTimeMS: settings.maxAwaitTimeMS)
         if slim {
-            options.pipeline = [["$project": .document(["fullDocument": .int32(0), "fullDocumentBeforeChange": .int32(0),
-                                                         "updateDescription": .int32(0)])]]
+            options.pipeline.append(["$project": .document(["fullDocument": .int32(0), "fullDocumentBeforeChange": .int32(0),
+                                                             "updateDescription": .int32(0)])])
+        }
+        if split {
+            options.pipeline.append(["$changeStreamSplitLargeEvent": .document([:])])
         }
         return options
+    }
+
+    /// Whether the server splits large change events (`$changeStreamSplitLargeEvent`: MongoDB 7.0, and 6.0.9 on),
+    /// from `buildInfo`; `false` when it cannot tell.
+    private func serverSplitsLargeEvents() -> Bool {
+        guard let reply = try? pool.runCommand(database: "admin", command: ["buildInfo": .int32(1)]),
+              case .array(let parts)? = reply["versionArray"], parts.count >= 3 else { return false }
+        let version = parts.prefix(3).map { part -> Int in
+            switch part {
+            case .int32(let n): Int(n)
+            case .int64(let n): Int(n)
+            default: 0
+            }
+        }
+        return version[0] > 6 || (version[0] == 6 && (version[1] > 0 || version[2] >= 9))
     }
 
     /// Opens the stream; returns whether it continues from a stored checkpoint. From `.storedCheckpoint` without
     /// one it opens from now. A stored checkpoint whose history the server no longer has throws
     /// `StoredHistoryLost`.
     private func open(_ from: WatcherStateMachine.OpenFrom, _ state: inout LoopState) throws -> Bool {
-        var options = streamOptions(slim: state.slimEvents)
+        var options = streamOptions(slim: state.slimEvents, split: state.splitEvents)
         let checkpoint = from == .storedCheckpoint ? try pipeline.loadCheckpoint() : nil
         checkpoint?.apply(to: &options)
         do {

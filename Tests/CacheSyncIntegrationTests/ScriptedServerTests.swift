@@ -189,10 +189,10 @@ struct ScriptedServerTests {
         }
     }
 
-    @Test("an event over 16 MiB (10334 on getMore): the stream reopens without documents, the document's key is deleted rather than left stale, and once caught up it reopens with documents")
-    func eventTooLarge() throws {
+    @Test("an event over 16 MiB (10334 on getMore) on a server that cannot split it: the stream reopens without documents, the document's key is deleted rather than left stale, and once caught up it reopens with documents")
+    func eventTooLargeWithoutSplitting() throws {
         try withRedisServer { redis in
-            try withScriptedMongoServer(scenario: "large_event") { server in
+            try withScriptedMongoServer(scenario: "large_event", extraArguments: ["--server-version", "6.0.8"]) { server in
                 let connection = try redis.connect()
                 let prefix = redis.key("")
                 let keys = prefix + "items:"
@@ -205,10 +205,33 @@ struct ScriptedServerTests {
                 }
                 #expect(reopened, context(sidecar, server))
                 #expect(server.commands("getMore").contains { errorCode($0) == 10334 }, "the 10334 was served")
+                #expect(!server.aggregates.contains { $0["split"] as? Bool == true }, "6.0.8 cannot split events")
                 // l1's cached {v:1} went with its oversized update (never left stale); l3 came while slim, so it was
                 // deleted rather than written; l2 stays.
                 #expect(try cacheKeys(connection, prefix: prefix) == [keys + "l2"], context(sidecar, server))
                 #expect(sidecar.log.contains("code 10334"), context(sidecar, server))
+                #expect(sidecar.process.isRunning, context(sidecar, server))
+            }
+        }
+    }
+
+    @Test("an event over 16 MiB on a server that splits events: the stream reopens with $changeStreamSplitLargeEvent and the fragments are put back together")
+    func eventTooLargeSplit() throws {
+        try withRedisServer { redis in
+            try withScriptedMongoServer(scenario: "large_event") { server in
+                let connection = try redis.connect()
+                let prefix = redis.key("")
+                let keys = prefix + "items:"
+                let sidecar = try CacheSyncProcess(config: server.cachesyncConfig(redis: redis, keyPrefix: prefix, httpPort: try FreePort.next()))
+                try sidecar.start()
+                defer { sidecar.process.stop() }
+                let done = waitUntil(timeout: .seconds(30)) { (try? value(connection, keys + "l3")) != nil }
+                #expect(done, context(sidecar, server))
+                #expect(server.commands("getMore").contains { errorCode($0) == 10334 }, "the 10334 was served")
+                #expect(server.aggregates.last?["split"] as? Bool == true, "reopened with $changeStreamSplitLargeEvent")
+                #expect(try object(connection, keys + "l1")?["v"] as? Int == 2, "the split update, put back together, was applied")
+                #expect(try cacheKeys(connection, prefix: prefix) == [keys + "l1", keys + "l2", keys + "l3"], context(sidecar, server))
+                #expect(!sidecar.log.contains("cannot be decoded"), context(sidecar, server))
                 #expect(sidecar.process.isRunning, context(sidecar, server))
             }
         }

@@ -228,18 +228,18 @@ class Script(object):
                 lost = i
         return lost
 
-    def collect(self, pos, limit, slim=False):
+    def collect(self, pos, limit, slim=False, split=False):
         """Events from `pos` up to the end of a batch: (entries, new_pos, closes, error).
 
         An event marked too large fails the batch that would carry it with 10334 (BSONObjectTooLarge), as
         a real server does for an event over 16 MiB, unless the cursor is slim (its pipeline projects the
-        documents away); the error does not move the cursor past it."""
+        documents away) or splits large events; the error does not move the cursor past it."""
         out = []
         closes = False
         n = len(self.entries)
         while pos < n:
             e = self.entries[pos]
-            if e.kind == "event" and getattr(e, "too_large", False) and not slim:
+            if e.kind == "event" and getattr(e, "too_large", False) and not slim and not split:
                 if out:
                     break
                 return out, pos, False, TOO_LARGE_ERROR
@@ -271,6 +271,24 @@ TOO_LARGE_ERROR = Entry("error", code=10334, code_name="BSONObjectTooLarge",
                         labels=[], loses_history=False, fired=False, repeats=True)
 
 SLIM_FIELDS = ("fullDocument", "fullDocumentBeforeChange", "updateDescription")
+
+
+def is_split(pipeline):
+    """Whether a change-stream pipeline ends with $changeStreamSplitLargeEvent."""
+    return bool(pipeline) and isinstance(pipeline[-1], dict) and "$changeStreamSplitLargeEvent" in pipeline[-1]
+
+
+def fragments(ev, entry):
+    """A too-large event as $changeStreamSplitLargeEvent sends it: every field but fullDocument in the first
+    fragment, fullDocument in the second; each with its own resume token, the last with the event's."""
+    first = SON([("_id", SON([("_data", entry.token + "F1")]))])
+    for k, v in ev.items():
+        if k not in ("_id", "fullDocument"):
+            first[k] = v
+    first["splitEvent"] = SON([("fragment", 1), ("of", 2)])
+    second = SON([("_id", ev["_id"]), ("fullDocument", ev.get("fullDocument")),
+                  ("splitEvent", SON([("fragment", 2), ("of", 2)]))])
+    return [first, second]
 
 
 def is_slim(pipeline):
@@ -548,8 +566,9 @@ def matches(doc, flt):
 # ---------------------------------------------------------------------------
 
 class Cursor(object):
-    def __init__(self, cid, db, coll, pos, full_document, idle, slim=False):
+    def __init__(self, cid, db, coll, pos, full_document, idle, slim=False, split=False):
         self.slim = slim
+        self.split = split
         self.id = cid
         self.db = db
         self.coll = coll
@@ -706,7 +725,8 @@ class ScriptedServer(object):
 
     def cmd_build_info(self, doc, rec):
         rec["reply"] = {"ok": 1}
-        return SON([("version", "6.0.14"), ("versionArray", [6, 0, 14, 0]),
+        version = [int(x) for x in self.args.server_version.split(".")]
+        return SON([("version", self.args.server_version), ("versionArray", version + [0]),
                     ("gitVersion", "scripted"), ("bits", 64), ("maxBsonObjectSize", MAX_BSON),
                     ("ok", 1.0)])
 
@@ -844,13 +864,15 @@ class ScriptedServer(object):
                 rec["tokenKind"] = "none (from now)"
             rec["position"] = pos
             cid = self.new_cursor_id()
-            cur = Cursor(cid, db, target, pos, full_document, idle=False, slim=is_slim(pipeline))
+            cur = Cursor(cid, db, target, pos, full_document, idle=False, slim=is_slim(pipeline),
+                         split=is_split(pipeline))
             rec["slim"] = cur.slim
+            rec["split"] = cur.split
             self.cursors[cid] = cur
             events, closes = [], False
             if (token is not None or isinstance(start_at, Timestamp)) and explicit_batch != 0:
                 # Resuming with history available: what is there comes in firstBatch.
-                events, cur.pos, closes, _ = self.script.collect(cur.pos, batch_size, cur.slim)
+                events, cur.pos, closes, _ = self.script.collect(cur.pos, batch_size, cur.slim, cur.split)
             return self.deliver(cur, "firstBatch", ns, events, rec, closes=closes)
 
     def resumable_error_entry(self):
@@ -896,7 +918,10 @@ class ScriptedServer(object):
 
     def deliver(self, cur, batch_field, ns, events, rec, closes=False):
         """Reply with `events` for cursor `cur` (already advanced); lock held."""
-        docs = [render(e, cur.full_document, cur.slim) for e in events]
+        docs = []
+        for e in events:
+            ev = render(e, cur.full_document, cur.slim)
+            docs.extend(fragments(ev, e) if cur.split and getattr(e, "too_large", False) else [ev])
         pbrt = events[-1].token if events else self.script.hwm(cur.pos)
         self.high_water = max(self.high_water, cur.pos)
         self.last_pbrt = pbrt
@@ -924,7 +949,7 @@ class ScriptedServer(object):
                 raise CommandError(43, "CursorNotFound", "cursor id %d not found" % cid)
             ns = "%s.%s" % (cur.db, cur.coll)
             if not cur.idle:
-                events, new_pos, closes, err = self.script.collect(cur.pos, batch_size, cur.slim)
+                events, new_pos, closes, err = self.script.collect(cur.pos, batch_size, cur.slim, cur.split)
                 cur.pos = new_pos
                 if err is not None and getattr(err, "repeats", False):
                     # Not a scripted one-shot: the cursor dies where it stands, and fails again there.
@@ -970,6 +995,8 @@ def parse_args(argv):
                    help="collection name (default: items; hostile: a unicode name)")
     p.add_argument("--record", default=None, help="append one JSON line per command to FILE")
     p.add_argument("--set-name", default="rs0", help="replica set name in hello")
+    p.add_argument("--server-version", default="6.0.14",
+                   help="the version buildInfo reports (6.0.9 and later split large events)")
     p.add_argument("--resumable-code", type=int, default=91, choices=[91, 10107, 11600, 189],
                    help="error code of the resumable error (scenario resumable)")
     p.add_argument("--fail-resumes", type=int, default=0,
