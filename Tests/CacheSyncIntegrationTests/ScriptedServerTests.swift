@@ -64,6 +64,21 @@ private func errorCode(_ command: [String: Any]) -> Int? {
 }
 
 /// What went on, for a failed expectation: the sidecar's log and the server's record.
+/// A started `cachesync run` (update strategy, lease on) against the scripted `scenario` and a fresh redis-server,
+/// for `body`: the server, an admin connection, the test's key prefix and the process, stopped when `body` returns.
+private func withSidecar<R>(scenario: String, extraArguments: [String] = [],
+                            _ body: (ScriptedMongoServer, RedisConnection, String, CacheSyncProcess) throws -> R) throws -> R {
+    try withRedisServer { redis in
+        try withScriptedMongoServer(scenario: scenario, extraArguments: extraArguments) { server in
+            let prefix = redis.key("")
+            let sidecar = try CacheSyncProcess(config: server.cachesyncConfig(redis: redis, keyPrefix: prefix, httpPort: try FreePort.next()))
+            try sidecar.start()
+            defer { sidecar.process.stop() }
+            return try body(server, try redis.connect(), prefix, sidecar)
+        }
+    }
+}
+
 private func context(_ sidecar: CacheSyncProcess, _ server: ScriptedMongoServer) -> Comment {
     Comment(rawValue: "cachesync log:\n\(sidecar.log)\n--- scripted server record ---\n\(server.recordText)")
 }
@@ -167,73 +182,52 @@ struct ScriptedServerTests {
 
     @Test("an event that cannot be decoded deletes the key of the document it names, or flushes the collection when it names none; the stream goes on")
     func undecodableEvents() throws {
-        try withRedisServer { redis in
-            try withScriptedMongoServer(scenario: "poison") { server in
-                let connection = try redis.connect()
-                let prefix = redis.key("")
-                let keys = prefix + "items:"
-                let sidecar = try CacheSyncProcess(config: server.cachesyncConfig(redis: redis, keyPrefix: prefix, httpPort: try FreePort.next()))
-                try sidecar.start()
-                defer { sidecar.process.stop() }
-                let done = waitUntil(timeout: .seconds(30)) { (try? value(connection, keys + "p5")) != nil }
-                #expect(done, context(sidecar, server))
-                // The undecodable insert naming no document flushed p2; p1's cached copy went with the undecodable
-                // event naming it; p3 and p5 stay.
-                #expect(try cacheKeys(connection, prefix: prefix) == [keys + "p3", keys + "p5"], context(sidecar, server))
-                #expect(sidecar.log.components(separatedBy: "an event that cannot be decoded (").count - 1 == 2, context(sidecar, server))
-                #expect(sidecar.log.contains("the key of the document it names is deleted"))
-                #expect(sidecar.log.contains("it names no document, so the collection is flushed"))
-                #expect(!sidecar.log.contains("not a document\""), "no event content in the log")
-                #expect(sidecar.process.isRunning, context(sidecar, server))
-            }
+        try withSidecar(scenario: "poison") { server, connection, prefix, sidecar throws in
+            let keys = prefix + "items:"
+            let done = waitUntil(timeout: .seconds(30)) { (try? value(connection, keys + "p5")) != nil }
+            #expect(done, context(sidecar, server))
+            // The undecodable insert naming no document flushed p2; p1's cached copy went with the undecodable
+            // event naming it; p3 and p5 stay.
+            #expect(try cacheKeys(connection, prefix: prefix) == [keys + "p3", keys + "p5"], context(sidecar, server))
+            #expect(sidecar.log.components(separatedBy: "an event that cannot be decoded (").count - 1 == 2, context(sidecar, server))
+            #expect(sidecar.log.contains("the key of the document it names is deleted"))
+            #expect(sidecar.log.contains("it names no document, so the collection is flushed"))
+            #expect(!sidecar.log.contains("not a document\""), "no event content in the log")
+            #expect(sidecar.process.isRunning, context(sidecar, server))
         }
     }
 
     @Test("an event over 16 MiB (10334 on getMore) on a server that cannot split it: the stream reopens without documents, the document's key is deleted rather than left stale, and once caught up it reopens with documents")
     func eventTooLargeWithoutSplitting() throws {
-        try withRedisServer { redis in
-            try withScriptedMongoServer(scenario: "large_event", extraArguments: ["--server-version", "6.0.8"]) { server in
-                let connection = try redis.connect()
-                let prefix = redis.key("")
-                let keys = prefix + "items:"
-                let sidecar = try CacheSyncProcess(config: server.cachesyncConfig(redis: redis, keyPrefix: prefix, httpPort: try FreePort.next()))
-                try sidecar.start()
-                defer { sidecar.process.stop() }
-                let reopened = waitUntil(timeout: .seconds(30)) {
-                    let slim = server.aggregates.map { $0["slim"] as? Bool ?? false }
-                    return slim.contains(true) && slim.last == false && sidecar.log.contains("reopening the change stream with documents")
-                }
-                #expect(reopened, context(sidecar, server))
-                #expect(server.commands("getMore").contains { errorCode($0) == 10334 }, "the 10334 was served")
-                #expect(!server.aggregates.contains { $0["split"] as? Bool == true }, "6.0.8 cannot split events")
-                // l1's cached {v:1} went with its oversized update (never left stale); l3 came while slim, so it was
-                // deleted rather than written; l2 stays.
-                #expect(try cacheKeys(connection, prefix: prefix) == [keys + "l2"], context(sidecar, server))
-                #expect(sidecar.log.contains("code 10334"), context(sidecar, server))
-                #expect(sidecar.process.isRunning, context(sidecar, server))
+        try withSidecar(scenario: "large_event", extraArguments: ["--server-version", "6.0.8"]) { server, connection, prefix, sidecar throws in
+            let keys = prefix + "items:"
+            let reopened = waitUntil(timeout: .seconds(30)) {
+                let slim = server.aggregates.map { $0["slim"] as? Bool ?? false }
+                return slim.contains(true) && slim.last == false && sidecar.log.contains("reopening the change stream with documents")
             }
+            #expect(reopened, context(sidecar, server))
+            #expect(server.commands("getMore").contains { errorCode($0) == 10334 }, "the 10334 was served")
+            #expect(!server.aggregates.contains { $0["split"] as? Bool == true }, "6.0.8 cannot split events")
+            // l1's cached {v:1} went with its oversized update (never left stale); l3 came while slim, so it was
+            // deleted rather than written; l2 stays.
+            #expect(try cacheKeys(connection, prefix: prefix) == [keys + "l2"], context(sidecar, server))
+            #expect(sidecar.log.contains("code 10334"), context(sidecar, server))
+            #expect(sidecar.process.isRunning, context(sidecar, server))
         }
     }
 
     @Test("an event over 16 MiB on a server that splits events: the stream reopens with $changeStreamSplitLargeEvent and the fragments are put back together")
     func eventTooLargeSplit() throws {
-        try withRedisServer { redis in
-            try withScriptedMongoServer(scenario: "large_event") { server in
-                let connection = try redis.connect()
-                let prefix = redis.key("")
-                let keys = prefix + "items:"
-                let sidecar = try CacheSyncProcess(config: server.cachesyncConfig(redis: redis, keyPrefix: prefix, httpPort: try FreePort.next()))
-                try sidecar.start()
-                defer { sidecar.process.stop() }
-                let done = waitUntil(timeout: .seconds(30)) { (try? value(connection, keys + "l3")) != nil }
-                #expect(done, context(sidecar, server))
-                #expect(server.commands("getMore").contains { errorCode($0) == 10334 }, "the 10334 was served")
-                #expect(server.aggregates.last?["split"] as? Bool == true, "reopened with $changeStreamSplitLargeEvent")
-                #expect(try object(connection, keys + "l1")?["v"] as? Int == 2, "the split update, put back together, was applied")
-                #expect(try cacheKeys(connection, prefix: prefix) == [keys + "l1", keys + "l2", keys + "l3"], context(sidecar, server))
-                #expect(!sidecar.log.contains("cannot be decoded"), context(sidecar, server))
-                #expect(sidecar.process.isRunning, context(sidecar, server))
-            }
+        try withSidecar(scenario: "large_event") { server, connection, prefix, sidecar throws in
+            let keys = prefix + "items:"
+            let done = waitUntil(timeout: .seconds(30)) { (try? value(connection, keys + "l3")) != nil }
+            #expect(done, context(sidecar, server))
+            #expect(server.commands("getMore").contains { errorCode($0) == 10334 }, "the 10334 was served")
+            #expect(server.aggregates.last?["split"] as? Bool == true, "reopened with $changeStreamSplitLargeEvent")
+            #expect(try object(connection, keys + "l1")?["v"] as? Int == 2, "the split update, put back together, was applied")
+            #expect(try cacheKeys(connection, prefix: prefix) == [keys + "l1", keys + "l2", keys + "l3"], context(sidecar, server))
+            #expect(!sidecar.log.contains("cannot be decoded"), context(sidecar, server))
+            #expect(sidecar.process.isRunning, context(sidecar, server))
         }
     }
 
