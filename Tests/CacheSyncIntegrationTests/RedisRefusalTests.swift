@@ -44,6 +44,20 @@ struct RedisRefusalTests {
         #expect(sidecar.process.isRunning)
     }
 
+    @Test("WRONGTYPE in a batch (a string where cachesync keeps its applied-events hash): the batch's keys are deleted, the error counted, the stream goes on")
+    func wrongType() throws {
+        let f = try SidecarFixture()
+        let sidecar = try f.startSidecar(config: f.config(collections: "  products:\n    strategy: update"), collections: 1)
+        _ = try f.redis.command(["SET", f.checkpointPrefix + "applied:\(f.database).products", "not a hash"])
+        try f.pool.insertOne(f.ns("products"), ["_id": .int32(1), "v": .int32(1)])
+        try f.eventually("the refusal logged", sidecar) { sidecar.log.contains("redis refused the batch's writes (WRONGTYPE)") }
+        #expect(try f.cached(f.key("products", "1")) == nil, "the batch's key deleted, not left as the transaction wrote it")
+        _ = try f.redis.command(["DEL", f.checkpointPrefix + "applied:\(f.database).products"])
+        try f.pool.insertOne(f.ns("products"), ["_id": .int32(2), "v": .int32(1)])
+        try f.eventually("later events applied once the key is fixed", sidecar) { try f.cached(f.key("products", "2")) != nil }
+        #expect(sidecar.process.isRunning)
+    }
+
     @Test("a key of another type (a hash, a list under the access counter) neither stops the stream nor survives an update")
     func otherTypes() throws {
         let f = try SidecarFixture()
