@@ -82,3 +82,12 @@ let package = Package(
         .testTarget(name: "CacheSyncIntegrationTests", dependencies: ["CacheSync", "CacheSyncCore", "MongoBridge", "RedisBridge", "BSONModel", "TestSupport"]),
     ]
 )
+
+// The libFuzzer targets (scripts/fuzz.sh, SECURITY.md). They link only when built with `-sanitize=fuzzer`, which
+// `swift build --build-tests` does not pass, so the target exists only when CACHESYNC_FUZZ is set.
+if Context.environment["CACHESYNC_FUZZ"] != nil {
+    package.targets.append(.executableTarget(name: "cachesync-fuzz", dependencies: ["CacheSyncCore", "BSONModel"], linkerSettings: [
+        // gold stops with an internal DWARF error on the sanitized objects.
+        .unsafeFlags(["-use-ld=lld"]),
+    ]))
+}

@@ -80,7 +80,10 @@ public enum DocumentID {
     }
 
     private static func escapedString(_ s: String) -> String {
-        let needsEscape = s.hasPrefix("%") || s.utf8.contains(where: { $0 == 0x0A || $0 == 0x0D || $0 == 0x00 })
+        // The first byte, not `hasPrefix("%")`: a `%` that a combining mark follows is one `Character` with it, and
+        // left as it is it could be the key of an escaped string (`%\u{35D}%0A` of `\u{35D}\n`).
+        let needsEscape = s.utf8.first == UInt8(ascii: "%")
+            || s.utf8.contains(where: { $0 == 0x0A || $0 == 0x0D || $0 == 0x00 })
         guard needsEscape else { return s }
         var out = "%"
         for scalar in s.unicodeScalars {

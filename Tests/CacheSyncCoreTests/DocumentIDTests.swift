@@ -70,6 +70,8 @@ struct DocumentIDTests {
         ("%41", "%%2541"),
         ("%", "%%25"),
         ("x%\n", "%x%25%0A"),
+        // Found by the document-id fuzz target: a % that a combining mark follows is one Character with it.
+        ("%\u{35D}%", "%%25\u{35D}%25"),
     ])
     func escapes(id: String, text: String) {
         #expect(DocumentID.keyText(.string(id)) == text)
@@ -78,7 +80,7 @@ struct DocumentIDTests {
     @Test("distinct string ids never share a key, and no key holds a newline, CR or NUL")
     func injective() {
         let ids = ["a\nb", "%a%0Ab", "%%a%0Ab", "a%0Ab", "%", "%%25", "%25", "", "\n", "%0A", "\u{0}", "%00", "a\rb", "a\r\nb",
-                   "x y", "x\ty", "{\"a\":1}", "é", "e\u{301}"]
+                   "x y", "x\ty", "{\"a\":1}", "é", "e\u{301}", "\u{35D}x\n", "%\u{35D}x%0A"]
         let keys = ids.map { DocumentID.keyText(.string($0)) }
         #expect(Set(keys.map { Array($0.utf8) }).count == ids.count)
         #expect(Set(keys.map { CacheKey(text: $0) }).count == ids.count)

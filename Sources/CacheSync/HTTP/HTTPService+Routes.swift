@@ -46,17 +46,17 @@ extension HTTPService {
 
     /// `GET /v1/cache/{collection}/{id}`: 400 for an unknown collection or a bad id, else the read-through answer.
     func readThrough(collection name: String, id rawID: String) async -> Response {
-        let collectionName = name.removingPercentEncoding ?? name
+        let collectionName = ReadThroughPath.collection(name)
         guard let collection = collections[collectionName] else {
             let known = Set(collections.keys).sorted().joined(separator: ", ")
             return Self.error(.badRequest, "unknown collection \"\(collectionName)\" (configured: \(known))")
         }
-        guard let idText = rawID.removingPercentEncoding else {
-            return Self.error(.badRequest, "id \"\(rawID)\" is not valid percent-encoding")
-        }
         let id: BSONValue
         do {
-            id = try DocumentID.parse(idText, idType: collection.idType)
+            guard let parsed = try ReadThroughPath.id(rawID, idType: collection.idType) else {
+                return Self.error(.badRequest, "id \"\(rawID)\" is not valid percent-encoding")
+            }
+            id = parsed
         } catch {
             return Self.error(.badRequest, "collection \(collection.namespace): \(error)")
         }
