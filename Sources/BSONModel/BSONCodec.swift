@@ -32,6 +32,12 @@ public struct BSONReader {
     public let bytes: [UInt8]
     /// Where the next read starts.
     public var offset = 0
+    /// How many documents (or arrays) the reader is inside.
+    @usableFromInline var depth = 0
+
+    /// The deepest nesting read. MongoDB checks BSON to 200 levels (and documents to 100), so a deeper document is
+    /// not from a server; without a limit it would overflow the stack, which reading recurses on.
+    public static let maxDepth = 1000
 
     /// A reader at `offset` in `bytes`.
     public init(bytes: [UInt8], offset: Int = 0) {
@@ -203,6 +209,9 @@ public struct BSONReader {
     /// Reads a document's (or array's) length, then hands each element's type to `element`, positioned at its name.
     @inlinable
     public mutating func readElements(_ element: (inout BSONReader, UInt8) throws -> Void) throws {
+        guard depth < Self.maxDepth else { throw fail("documents nested deeper than \(Self.maxDepth) levels") }
+        depth += 1
+        defer { depth -= 1 }
         let start = offset
         let len = Int(try le(Int32.self))
         guard len >= 5, start + len <= bytes.count else { throw fail("bad document length \(len)") }

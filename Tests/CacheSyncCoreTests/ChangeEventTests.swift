@@ -282,6 +282,40 @@ struct ChangeEventTests {
         try #require((0...bytes.count - pattern.count).first { bytes[$0..<$0 + pattern.count].elementsEqual(pattern) })
     }
 
+    /// `{"a": {"a": … {}}}`, `depth` documents deep, as BSON bytes (built without recursion).
+    static func nested(depth: Int) -> [UInt8] {
+        var bytes: [UInt8] = []
+        for level in 0..<depth {
+            withUnsafeBytes(of: Int32(5 + 8 * (depth - 1 - level)).littleEndian) { bytes += $0 }
+            if level < depth - 1 { bytes += [0x03, UInt8(ascii: "a"), 0] }
+        }
+        return bytes + [UInt8](repeating: 0, count: depth)
+    }
+
+    @Test("a document nested deeper than BSONReader.maxDepth is invalid, not read until the stack overflows")
+    func nestedTooDeep() throws {
+        #expect(try BSONDocument(bsonBytes: Self.nested(depth: BSONReader.maxDepth)).keys == ["a"])
+        #expect(throws: BSONDecodingError.self) { try BSONDocument(bsonBytes: Self.nested(depth: BSONReader.maxDepth + 1)) }
+        // 10,000 levels overflowed the stack of the bson fuzz target, in decoding and in writing JSON.
+        let deep = Self.nested(depth: 100_000)
+        #expect(throws: BSONDecodingError.self) { try BSONDocument(bsonBytes: deep) }
+        // As an insert's fullDocument: decoding for applying keeps it unread, and the update strategy deletes the key.
+        var event = try EventFixture.document("insert")
+        event["fullDocument"] = .document([:])
+        var bytes = event.bsonBytes()
+        let at = try Self.offset(of: Array("fullDocument".utf8) + [0, 5, 0, 0, 0, 0], in: bytes) + 13
+        bytes.replaceSubrange(at..<at + 5, with: deep)
+        withUnsafeBytes(of: Int32(bytes.count).littleEndian) { bytes.replaceSubrange(0..<4, with: $0) }
+        #expect(throws: BSONDecodingError.self) { try ChangeEvent(bsonBytes: bytes) }
+        let applied = try ChangeEvent(bsonBytes: bytes, decoding: .forApplying)
+        let ops = Strategy.plan(event: applied, collection: CollectionConfig(database: "shop", collection: "products", strategy: .update),
+                                keyPrefix: "", accessCount: 0)
+        guard ops.count == 1, case .delete(_, .invalidDocument) = ops[0] else {
+            Issue.record("planned \(ops)")
+            return
+        }
+    }
+
     @Test("from bytes, fields the model does not read are skipped and the first of a repeated field wins")
     func fromBytesSkipsAndKeepsFirst() throws {
         var event = try EventFixture.document("update")
