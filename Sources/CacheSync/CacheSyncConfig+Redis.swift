@@ -4,6 +4,14 @@ import RedisBridge
 extension CacheSyncConfig {
     /// A lazily connecting connection to the configured Redis (the first command connects).
     func redisConnection(connectTimeout: Duration = .seconds(2), commandTimeout: Duration = .seconds(5)) -> RedisConnection {
+        // connectNow: false never throws.
+        try! RedisConnection(options: redisConnectionOptions(connectTimeout: connectTimeout, commandTimeout: commandTimeout),
+                             connectNow: false)
+    }
+
+    /// How to connect to the configured Redis: endpoint or sentinels, credentials, TLS, timeouts.
+    func redisConnectionOptions(connectTimeout: Duration = .seconds(2),
+                                commandTimeout: Duration = .seconds(5)) -> RedisConnectionOptions {
         let endpoint = redis.endpoint
         var options = RedisConnectionOptions(host: endpoint.host, port: endpoint.port, db: endpoint.db,
                                              user: endpoint.user, password: endpoint.password,
@@ -17,7 +25,6 @@ extension CacheSyncConfig {
             RedisTLSOptions(caFile: $0.caFile, certFile: $0.certFile, keyFile: $0.keyFile, serverName: $0.serverName,
                             insecureSkipVerify: $0.insecureSkipVerify)
         }
-        // connectNow: false never throws.
-        return try! RedisConnection(options: options, connectNow: false)
+        return options
     }
 }

@@ -84,7 +84,7 @@ public enum Sidecar {
         groupConfig.maximumGracefulShutdownDuration = .milliseconds(Int64(config.shutdownTimeout * 1000))
         // Behind Sentinel, a failover announced on +switch-master moves every connection to the new master.
         let subscription = config.redis.sentinel.map { _ in
-            RedisSentinelSubscription(options: config.redisConnection().options) { logger.notice("\($0)") }
+            RedisSentinelSubscription(options: config.redisConnectionOptions()) { logger.notice("\($0)") }
         }
         subscription?.start()
         defer { subscription?.stop() }

@@ -50,18 +50,12 @@ extension RedisConnection {
     func askSentinels(_ sentinel: RedisSentinelOptions) throws(RedisError) -> (String, Int) {
         var answers: [String] = []
         for node in sentinel.nodes {
-            var nodeOptions = RedisConnectionOptions(host: node.host, port: node.port, user: sentinel.user,
-                                                     password: sentinel.password, connectTimeout: options.connectTimeout,
-                                                     commandTimeout: options.connectTimeout, tls: options.tls)
-            nodeOptions.tls?.serverName = nil
             do {
-                let connection = try RedisConnection(options: nodeOptions)
+                let connection = try RedisConnection(
+                    options: options.sentinelNode(node, of: sentinel, commandTimeout: options.connectTimeout))
                 defer { connection.close() }
                 let reply = try connection.command(["SENTINEL", "get-master-addr-by-name", sentinel.masterName])
-                if let address = reply.array, address.count == 2, let host = address[0].text,
-                   let portText = address[1].text, let port = Int(portText) {
-                    return (host, port)
-                }
+                if let address = RedisSentinelOptions.masterAddress(in: reply) { return address }
                 answers.append("\(node): does not know \(sentinel.masterName)")
             } catch {
                 answers.append("\(node): \(error.message)")

@@ -63,6 +63,17 @@ public struct RedisConnectionOptions: Sendable, Hashable, CustomStringConvertibl
         self.init(host: host, port: components.port ?? 6379, db: db, user: user, password: components.password)
     }
 
+    /// Options for a connection to the sentinel `node` of `sentinel`: its own credentials, the data connection's TLS
+    /// (the certificate checked against the sentinel's own host name) and connect timeout.
+    func sentinelNode(_ node: RedisSentinelOptions.Node, of sentinel: RedisSentinelOptions,
+                      commandTimeout: Duration) -> RedisConnectionOptions {
+        var nodeOptions = RedisConnectionOptions(host: node.host, port: node.port, user: sentinel.user,
+                                                 password: sentinel.password, connectTimeout: connectTimeout,
+                                                 commandTimeout: commandTimeout, tls: tls)
+        nodeOptions.tls?.serverName = nil
+        return nodeOptions
+    }
+
     /// `host:port`, or the master's name behind Sentinel, as used in error messages.
     public var endpoint: String {
         sentinel.map { "master \($0.masterName) (via Sentinel)" } ?? "\(host):\(port)"

@@ -27,6 +27,14 @@ public struct RedisSentinelOptions: Sendable, Hashable {
     /// The sentinels' password, if any (never logged).
     public var password: String?
 
+    /// The master's address in a `SENTINEL get-master-addr-by-name` reply, or `nil` when the sentinel does not
+    /// know the master.
+    static func masterAddress(in reply: RedisReply) -> (host: String, port: Int)? {
+        guard let address = reply.array, address.count == 2, let host = address[0].text,
+              let portText = address[1].text, let port = Int(portText) else { return nil }
+        return (host, port)
+    }
+
     /// Sentinel discovery of `masterName` through `nodes`.
     public init(masterName: String, nodes: [Node], user: String? = nil, password: String? = nil) {
         self.masterName = masterName

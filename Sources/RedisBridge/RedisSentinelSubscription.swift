@@ -77,17 +77,13 @@ public final class RedisSentinelSubscription: @unchecked Sendable {
     /// Subscribes on `node` and handles its announcements until a read times out (it returns, and the caller
     /// subscribes again) or fails (it throws).
     private func listen(to node: RedisSentinelOptions.Node, lastMaster: inout String?) throws(RedisError) {
-        var nodeOptions = RedisConnectionOptions(host: node.host, port: node.port, user: sentinel.user,
-                                                 password: sentinel.password, connectTimeout: options.connectTimeout,
-                                                 commandTimeout: .seconds(10), tls: options.tls)
-        nodeOptions.tls?.serverName = nil
-        let connection = try RedisConnection(options: nodeOptions)
+        let connection = try RedisConnection(options: options.sentinelNode(node, of: sentinel, commandTimeout: .seconds(10)))
         defer { connection.close() }
         let replies = try connection.pipeline([["SENTINEL", "get-master-addr-by-name", sentinel.masterName],
                                                ["SUBSCRIBE", "+switch-master"]])
         try connection.throwFirstError(in: replies)
-        if let address = replies[0].array, address.count == 2, let host = address[0].text, let port = address[1].text {
-            let master = "\(host):\(port)"
+        if let address = RedisSentinelOptions.masterAddress(in: replies[0]) {
+            let master = "\(address.host):\(address.port)"
             if let lastMaster, lastMaster != master {
                 switches.record()
                 onSwitch("the sentinels name \(master) as master \(sentinel.masterName) (was \(lastMaster))")

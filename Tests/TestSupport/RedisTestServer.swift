@@ -149,8 +149,7 @@ public final class RedisTestServer: @unchecked Sendable {
         if let url = Self.externalURL { return url }
         let (user, password) = options.user.map { ($0.name, $0.password) }
             ?? options.password.map { ("", $0) } ?? (Self.leastPrivilegeUser, Self.leastPrivilegePassword)
-        let unreserved = CharacterSet.alphanumerics.union(CharacterSet(charactersIn: "-._~"))
-        let encode = { (text: String) in text.addingPercentEncoding(withAllowedCharacters: unreserved) ?? text }
+        let encode = TestSecrets.percentEncoded
         return "\(options.tls == nil ? "redis" : "rediss")://\(encode(user)):\(encode(password))@\(host):\(port)/\(db)"
     }
 

@@ -13,11 +13,18 @@ public enum TestSecrets {
     /// percent-encoded form (as it appears in URLs).
     public static func register(_ secret: String, as description: String) {
         guard secret.count >= 6 else { return }
-        let encoded = secret.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? secret
+        let encoded = percentEncoded(secret)
         lock.withLock {
             secrets[secret] = description
             secrets[encoded] = description + " (percent-encoded)"
         }
+    }
+
+    /// `text` percent-encoded as a URL's user or password part: everything but the unreserved characters
+    /// (`RedisTestServer.sidecarURL` writes its password so, and a leak of that form must be found too).
+    public static func percentEncoded(_ text: String) -> String {
+        let unreserved = CharacterSet.alphanumerics.union(CharacterSet(charactersIn: "-._~"))
+        return text.addingPercentEncoding(withAllowedCharacters: unreserved) ?? text
     }
 
     /// Registers the body of a PEM private key file (its longest base64 line).
