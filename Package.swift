@@ -27,17 +27,20 @@ let package = Package(
 
         // Bridges: owning Swift wrappers over the C libraries.
         .target(name: "MongoBridge", dependencies: ["CMongoc", "BSONModel"]),
-        .target(name: "RedisBridge", dependencies: ["CHiredis", "COpenSSL"]),
+        // Redis Cluster's key-to-slot mapping (CRC16, hash tags), pure: the bridge routes with it, the core names keys.
+        .target(name: "RedisSlot"),
+        .target(name: "RedisBridge", dependencies: ["CHiredis", "COpenSSL", "RedisSlot"]),
 
         // Pure core: config, events, keys, strategies, TTL. No C, no I/O.
         .target(name: "CacheSyncCore", dependencies: [
             "BSONModel",
+            "RedisSlot",
             .product(name: "Yams", package: "Yams"),
         ]),
 
         // Services: watchers, applier, checkpoints, leases, HTTP API, metrics, supervisor.
         .target(name: "CacheSync", dependencies: [
-            "CacheSyncCore", "MongoBridge", "RedisBridge", "BSONModel",
+            "CacheSyncCore", "MongoBridge", "RedisBridge", "RedisSlot", "BSONModel",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),
@@ -71,7 +74,7 @@ let package = Package(
         // Test support: starts real redis-server and MongoDB wire servers.
         .target(name: "TestSupport", dependencies: ["RedisBridge", "MongoBridge", "CacheSyncCore"], path: "Tests/TestSupport"),
 
-        .testTarget(name: "CacheSyncCoreTests", dependencies: ["CacheSyncCore", "BSONModel"],
+        .testTarget(name: "CacheSyncCoreTests", dependencies: ["CacheSyncCore", "BSONModel", "RedisSlot"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "BridgeTests", dependencies: ["CMongoc", "CHiredis", "MongoBridge", "RedisBridge", "BSONModel", "CacheSyncCore", "TestSupport"]),
         // The services layer on its own: pure tests, and tests against one real redis-server.
@@ -79,7 +82,7 @@ let package = Package(
             "CacheSync", "CacheSyncCore", "RedisBridge", "BSONModel", "TestSupport",
             .product(name: "Logging", package: "swift-log"),
         ]),
-        .testTarget(name: "CacheSyncIntegrationTests", dependencies: ["CacheSync", "CacheSyncCore", "MongoBridge", "RedisBridge", "BSONModel", "TestSupport"]),
+        .testTarget(name: "CacheSyncIntegrationTests", dependencies: ["CacheSync", "CacheSyncCore", "MongoBridge", "RedisBridge", "RedisSlot", "BSONModel", "TestSupport"]),
     ]
 )
 

@@ -8,6 +8,8 @@ import RedisBridge
 ///
 /// Every op also removes the key's read-through lease (`<key>:lease`), so a reader that started before the
 /// change cannot store an older document.
+///
+/// On a Redis Cluster a batch cannot be one transaction: `ClusterBatchWriter` writes it slot by slot, fenced in each.
 struct BatchApplier {
     /// What the checkpoint becomes with a write.
     enum CheckpointChange {
@@ -16,8 +18,28 @@ struct BatchApplier {
         case delete
     }
 
-    let redis: RedisConnection
+    /// A batch laid out for sending: the transaction's commands, or for a cluster the ops themselves.
+    enum Prepared {
+        case transaction(RedisCommandBatch)
+        case slotted([CacheOp], CheckpointChange, events: Int)
+    }
+
+    let redis: any RedisClient
     let keys: SyncKeys
+    /// The writer of a Redis Cluster; `nil` for one server.
+    private let clusterWriter: ClusterBatchWriter?
+
+    /// An applier writing `keys`' collection through `redis`, one server or a `RedisCluster`.
+    init(redis: any RedisClient, keys: SyncKeys) {
+        self.redis = redis
+        self.keys = keys
+        clusterWriter = (redis as? RedisCluster).map { ClusterBatchWriter(cluster: $0, keys: keys) }
+    }
+
+    /// The one server; only called when there is no cluster writer.
+    private var server: RedisConnection {
+        redis as! RedisConnection
+    }
 
     /// The stored checkpoint, if any.
     func loadCheckpoint() throws(RedisError) -> Checkpoint? {
@@ -28,40 +50,66 @@ struct BatchApplier {
     /// The access counts of the cache keys `keyTexts` (their `<key>:access_count` counters) in one round trip
     /// (`MGET`, which leaves the guard of the next transaction sent ahead, and is sent behind a transaction in
     /// flight rather than after its outcome); a missing counter is 0.
-    func accessCounts(ofKeys keyTexts: [String]) throws(RedisError) -> [Int] {
-        guard !keyTexts.isEmpty else { return [] }
-        var mget = RedisCommandBatch()
-        mget.append("MGET", keyTexts, suffix: CacheKey.accessCountSuffix)
-        let reply = try redis.readOnlyCommand(mget)
-        return (reply.array ?? []).map { counter in counter.bytes.flatMap { Int(String(decoding: $0, as: UTF8.self)) } ?? 0 }
+    func accessCounts(of cacheKeys: [CacheKey]) throws(RedisError) -> [Int] {
+        guard !cacheKeys.isEmpty else { return [] }
+        let counters: [RedisReply]
+        if clusterWriter != nil {
+            // The counters live in as many slots as their keys: one GET each, routed.
+            counters = try redis.pipeline(cacheKeys.map { ["GET", $0.accessCountKey] })
+            try redis.throwFirstError(in: counters)
+        } else {
+            var mget = RedisCommandBatch()
+            mget.append("MGET", cacheKeys.map(\.text), suffix: CacheKey.accessCountSuffix)
+            counters = try server.readOnlyCommand(mget).array ?? []
+        }
+        return counters.map { counter in counter.bytes.flatMap { Int(String(decoding: $0, as: UTF8.self)) } ?? 0 }
     }
 
     /// Applies `ops` (set, refresh, delete; others are ignored) and the checkpoint change atomically.
     /// Throws `FencedWriteError` when this instance no longer holds the lease, `RedisError` when Redis fails.
     func apply(_ ops: [CacheOp], checkpoint: CheckpointChange, events: Int, fence: String?) throws {
+        if let clusterWriter {
+            try clusterWriter.apply(ops, checkpoint: checkpoint, events: events, fence: fence)
+            return
+        }
         let commands = commands(ops, checkpoint: checkpoint, events: events)
         guard commands.count > 0 else { return }
-        guard let replies = try redis.transaction(commands, onlyIf: condition(fence)) else { throw fenced }
+        guard let replies = try server.transaction(commands, onlyIf: condition(fence)) else { throw fenced }
         try redis.throwFirstError(in: replies)
     }
 
-    /// `apply` of the `commands(_:checkpoint:events:)` of a batch without waiting for Redis: returns once the
-    /// transaction is written (`false` when there was nothing to write); `awaitSent()` takes its outcome. A fence
-    /// that fails already throws here.
-    func send(_ commands: RedisCommandBatch, fence: String?) throws -> Bool {
-        guard commands.count > 0 else { return false }
-        guard try redis.sendTransaction(commands, onlyIf: condition(fence)) else { throw fenced }
-        return true
+    /// A batch laid out for `send`: its transaction's commands (`commands(_:checkpoint:events:)`), or on a cluster
+    /// the ops as they are.
+    func prepare(_ ops: [CacheOp], checkpoint: CheckpointChange, events: Int) -> Prepared {
+        clusterWriter == nil ? .transaction(commands(ops, checkpoint: checkpoint, events: events))
+            : .slotted(ops, checkpoint, events: events)
+    }
+
+    /// `apply` of a prepared batch without waiting for Redis: returns once the transaction is written (`false` when
+    /// there was nothing to write); `awaitSent()` takes its outcome. A fence that fails already throws here. On a
+    /// cluster the batch is applied before this returns.
+    func send(_ prepared: Prepared, fence: String?) throws -> Bool {
+        switch prepared {
+        case .slotted(let ops, let checkpoint, let events):
+            try apply(ops, checkpoint: checkpoint, events: events, fence: fence)
+            return true
+        case .transaction(let commands):
+            guard commands.count > 0 else { return false }
+            guard try server.sendTransaction(commands, onlyIf: condition(fence)) else { throw fenced }
+            return true
+        }
     }
 
     /// Waits for the transaction `send` wrote and throws what `apply` would have thrown.
     func awaitSent() throws {
-        guard try redis.awaitTransaction() != nil else { throw fenced }
+        guard clusterWriter == nil else { return }
+        guard try server.awaitTransaction() != nil else { throw fenced }
     }
 
     /// Forgets the transaction `send` wrote without waiting for its outcome (after a failure elsewhere).
     func abandonSent() {
-        redis.discardSentTransaction()
+        guard clusterWriter == nil else { return }
+        server.discardSentTransaction()
     }
 
     /// The transaction's commands: each op's write in order, one `UNLINK` of their read-through leases (removing
@@ -121,10 +169,15 @@ struct BatchApplier {
     func deleteUnfenced(_ keys: [CacheKey]) throws {
         guard !keys.isEmpty else { return }
         var commands: [[String]] = []
-        for start in stride(from: 0, to: keys.count, by: 500) {
+        if clusterWriter != nil {
+            // Keys in many slots: one UNLINK each.
+            for key in keys { commands += [["UNLINK", key.text], ["UNLINK", key.leaseKey]] }
+        } else {
+            for start in stride(from: 0, to: keys.count, by: 500) {
             let part = keys[start..<min(start + 500, keys.count)]
-            commands.append(["UNLINK"] + part.map(\.text))
-            commands.append(["UNLINK"] + part.map(\.leaseKey))
+                commands.append(["UNLINK"] + part.map(\.text))
+                commands.append(["UNLINK"] + part.map(\.leaseKey))
+            }
         }
         try redis.throwFirstError(in: try redis.pipeline(commands))
     }
@@ -132,16 +185,23 @@ struct BatchApplier {
     /// Removes every key matching `pattern` (SCAN + fenced UNLINK in batches of 500) but cachesync's own under
     /// `checkpoint.keyPrefix` (which a broad template such as `{id}` would match: its leases among them); returns
     /// how many.
+    ///
+    /// On a cluster every master is scanned, for the keys and for their derived keys (`{<key>}:lease`).
     func flush(pattern: String, fence: String?) throws -> Int {
         var removed = 0
-        try redis.scan(match: pattern) { found in
-            let keys = found.filter { !$0.hasPrefix(self.keys.checkpointPrefix) }
-            if !keys.isEmpty {
-                try apply(keys.map { CacheOp.delete(key: CacheKey(text: $0), reason: .changed) }, checkpoint: .keep,
-                          events: 0, fence: fence)
+        let cluster = clusterWriter != nil
+        for glob in cluster ? [pattern, CacheKey.colocatedDerivedPattern(pattern)] : [pattern] {
+            try redis.scan(match: glob) { found in
+                let keys = found.filter { !$0.hasPrefix(self.keys.checkpointPrefix) }
+                if !keys.isEmpty {
+                    let ops = keys.map {
+                        CacheOp.delete(key: CacheKey(text: $0, colocatesDerivedKeys: cluster), reason: .changed)
+                    }
+                    try apply(ops, checkpoint: .keep, events: 0, fence: fence)
+                }
+                removed += keys.count
+                return true
             }
-            removed += keys.count
-            return true
         }
         return removed
     }

@@ -50,13 +50,12 @@ public final class ChangePipeline {
     private let logger: Logger
 
     /// A pipeline for `collection` writing through `redis`, unfenced.
-    public init(collection: CollectionConfig, config: CacheSyncConfig, redis: RedisConnection, telemetry: Telemetry,
+    public init(collection: CollectionConfig, config: CacheSyncConfig, redis: any RedisClient, telemetry: Telemetry,
                 logger: Logger, limits: Limits = Limits()) {
         self.collection = collection
         ns = collection.namespace
-        keys = CacheKey.Layout(collection: collection, keyPrefix: config.redis.keyPrefix)
-        applier = BatchApplier(redis: redis, keys: SyncKeys(checkpointPrefix: config.checkpoint.keyPrefix,
-                                                            namespace: collection.namespace))
+        keys = config.keyLayout(collection)
+        applier = BatchApplier(redis: redis, keys: config.syncKeys(collection))
         self.telemetry = telemetry
         self.logger = logger
         self.limits = limits
@@ -325,7 +324,7 @@ public final class ChangePipeline {
         ops.reserveCapacity(pending.count)
         // The ops whose TTL follows their key's access counter, and their keys, in the same order.
         var countedOps: [Int] = []
-        var countedKeys: [String] = []
+        var countedKeys: [CacheKey] = []
         var eventTime: Double?
         for item in pending {
             if case .some(.some(let id)) = item.undecoded {
@@ -343,7 +342,7 @@ public final class ChangePipeline {
             for index in planned..<ops.count where Strategy.ttlFollowsAccessCount(ops[index], collection: collection) {
                 if let key = ops[index].key {
                     countedOps.append(index)
-                    countedKeys.append(key.text)
+                    countedKeys.append(key)
                 }
             }
             eventTime = event.eventTimeSeconds
@@ -361,7 +360,7 @@ public final class ChangePipeline {
             default: break
             }
         }
-        let laidOut = countedOps.isEmpty ? applier.commands(ops, checkpoint: change, events: pending.count) : nil
+        let laidOut = countedOps.isEmpty ? applier.prepare(ops, checkpoint: change, events: pending.count) : nil
         let planning = Date().timeIntervalSince(started)
         var waitedForCounts = 0.0
         if !countedOps.isEmpty {
@@ -369,7 +368,7 @@ public final class ChangePipeline {
             let reading = Date()
             let counts: [Int]
             do {
-                counts = try applier.accessCounts(ofKeys: countedKeys)
+                counts = try applier.accessCounts(of: countedKeys)
             } catch {
                 try finishInFlight()
                 throw error
@@ -381,8 +380,8 @@ public final class ChangePipeline {
         }
         try finishInFlight(waitedAlready: waitedForCounts)
         let sending = Date()
-        let commands = laidOut ?? applier.commands(ops, checkpoint: change, events: pending.count)
-        if try applier.send(commands, fence: fence()) {
+        let prepared = laidOut ?? applier.prepare(ops, checkpoint: change, events: pending.count)
+        if try applier.send(prepared, fence: fence()) {
             let sentAt = Date()
             inFlight = InFlight(token: token, ops: ops, writes: writes, sendSeconds: planning + sentAt.timeIntervalSince(sending),
                                 sentAt: sentAt, eventTime: eventTime)

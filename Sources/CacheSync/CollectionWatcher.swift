@@ -35,7 +35,7 @@ final class CollectionWatcher: @unchecked Sendable {
     private let ns: String
     private let keyPrefix: String
     private let pool: MongoClientPool
-    private let redis: RedisConnection
+    private let redis: any RedisClient
     private let pipeline: ChangePipeline
     private let lease: LeaderLease?
     private let telemetry: Telemetry
@@ -54,8 +54,8 @@ final class CollectionWatcher: @unchecked Sendable {
         ns = collection.namespace
         keyPrefix = config.redis.keyPrefix
         self.pool = pool
-        redis = config.redisConnection()
-        let keys = SyncKeys(checkpointPrefix: config.checkpoint.keyPrefix, namespace: collection.namespace)
+        redis = config.redisConnection(telemetry: telemetry)
+        let keys = config.syncKeys(collection)
         let lease = config.lease.enabled ? LeaderLease(keys: keys, instanceId: instanceId, ttl: config.lease.ttlSeconds) : nil
         self.lease = lease
         self.telemetry = telemetry

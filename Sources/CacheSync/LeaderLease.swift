@@ -59,7 +59,7 @@ final class LeaderLease {
     /// once, with a new epoch. One that held it and finds its id with an epoch it never had knows another live
     /// instance runs under the same id (`duplicate`): it does not take the lease back, but waits for it to be free,
     /// so the two stop taking it from each other.
-    func acquireOrRenew(_ redis: RedisConnection) throws(RedisError) -> Bool {
+    func acquireOrRenew(_ redis: any RedisClient) throws(RedisError) -> Bool {
         let sent = Date()
         let reply = try Self.acquireScript.run(
             on: redis, keys: [keys.leader, keys.epoch],
@@ -83,7 +83,7 @@ final class LeaderLease {
     }
 
     /// Gives the lease up (clean shutdown), so a standby takes over at once.
-    func release(_ redis: RedisConnection) {
+    func release(_ redis: any RedisClient) {
         guard let held else { return }
         _ = try? Self.releaseScript.run(on: redis, keys: [keys.leader], arguments: [held])
         self.held = nil

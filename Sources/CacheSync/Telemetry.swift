@@ -181,4 +181,10 @@ public final class Telemetry: @unchecked Sendable {
         Counter(label: "cachesync_reads_total", dimensions: [("collection", ns), ("result", hit ? "hit" : "miss")]).increment()
         Gauge(label: "cachesync_hit_ratio", dimensions: [("collection", ns)]).record(ratio)
     }
+
+    /// A Redis Cluster redirected or refused a command: `moved`, `ask`, `tryagain`, `clusterdown`
+    /// (`cachesync_redis_redirects_total`, which appears with the first).
+    public func redisRedirected(_ kind: String) {
+        Counter(label: "cachesync_redis_redirects_total", dimensions: [("kind", kind)]).increment()
+    }
 }

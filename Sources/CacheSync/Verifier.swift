@@ -57,7 +57,7 @@ public enum Verifier {
 
     /// Checks the cached keys of one collection (at most `sample`); returns how many were checked and the findings.
     public static func check(_ coll: CollectionConfig, config: CacheSyncConfig, pool: MongoClientPool,
-                             redis: RedisConnection, sample: Int?) throws -> (Int, [Finding]) {
+                             redis: any RedisClient, sample: Int?) throws -> (Int, [Finding]) {
         let pattern = CacheKey.collectionPattern(collection: coll, keyPrefix: config.redis.keyPrefix)
         let namespace = MongoNamespace(database: coll.database, collection: coll.collection)
         var findings: [Finding] = []

@@ -1,13 +1,18 @@
 import BSONModel
+import RedisSlot
 
 /// A Redis key of one cached document: `redis.keyPrefix` + the collection's `keyTemplate` rendered.
 public struct CacheKey: Sendable, Hashable, CustomStringConvertible {
     /// The full key text.
     public let text: String
+    /// Whether the derived keys (`leaseKey`, `accessCountKey`) carry a hash tag that puts them in this key's Redis
+    /// Cluster slot (`{products:42}:lease`), so one script or transaction may use the key and them together.
+    public let colocatesDerivedKeys: Bool
 
     /// Wraps a key text as it is.
-    public init(text: String) {
+    public init(text: String, colocatesDerivedKeys: Bool = false) {
         self.text = text
+        self.colocatesDerivedKeys = colocatesDerivedKeys
     }
 
     /// Renders `template` (`{db}`, `{coll}`, `{id}`) behind `keyPrefix`; placeholder values are not re-scanned.
@@ -17,22 +22,26 @@ public struct CacheKey: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// The key of the document with this `_id` in a collection.
-    public init(collection: CollectionConfig, keyPrefix: String, id: BSONValue) {
-        self = Layout(collection: collection, keyPrefix: keyPrefix).key(id: id)
+    public init(collection: CollectionConfig, keyPrefix: String, id: BSONValue, colocatingDerivedKeys: Bool = false) {
+        self = Layout(collection: collection, keyPrefix: keyPrefix, colocatingDerivedKeys: colocatingDerivedKeys).key(id: id)
     }
 
     /// A collection's keys with everything but `{id}` rendered once: the literal runs between its `{id}`s.
     public struct Layout: Sendable {
         /// The prefix every key starts with (`redis.keyPrefix`).
         public let keyPrefix: String
+        /// Whether the keys' derived keys share their cluster slot (`CacheKey.colocatesDerivedKeys`).
+        public let colocatesDerivedKeys: Bool
         /// `keyPrefix` and the template rendered, split at each `{id}`, as UTF-8.
         private var runs: [[UInt8]] = []
         /// The bytes of all runs together.
         private var runsLength = 0
 
         /// The layout of `template` behind `keyPrefix` in one collection.
-        public init(template: String, keyPrefix: String, database: String, collection: String) {
+        public init(template: String, keyPrefix: String, database: String, collection: String,
+                    colocatingDerivedKeys: Bool = false) {
             self.keyPrefix = keyPrefix
+            colocatesDerivedKeys = colocatingDerivedKeys
             var texts = [keyPrefix]
             CacheKey.scan(template, literal: { texts[texts.count - 1] += $0 }) { placeholder in
                 switch placeholder {
@@ -46,9 +55,9 @@ public struct CacheKey: Sendable, Hashable, CustomStringConvertible {
         }
 
         /// The layout of a collection's keys.
-        public init(collection: CollectionConfig, keyPrefix: String) {
+        public init(collection: CollectionConfig, keyPrefix: String, colocatingDerivedKeys: Bool = false) {
             self.init(template: collection.keyTemplate, keyPrefix: keyPrefix, database: collection.database,
-                      collection: collection.collection)
+                      collection: collection.collection, colocatingDerivedKeys: colocatingDerivedKeys)
         }
 
         /// The key of the document with this `_id`.
@@ -65,7 +74,7 @@ public struct CacheKey: Sendable, Hashable, CustomStringConvertible {
         /// The runs with `id` between each two, written into the key's storage in one pass.
         private func key(idUTF8 id: UnsafeBufferPointer<UInt8>) -> CacheKey {
             let length = runsLength + (runs.count - 1) * id.count
-            return CacheKey(text: String(unsafeUninitializedCapacity: length) { out in
+            let text = String(unsafeUninitializedCapacity: length) { out in
                 var end = 0
                 for (index, run) in runs.enumerated() {
                     if index > 0 {
@@ -74,18 +83,35 @@ public struct CacheKey: Sendable, Hashable, CustomStringConvertible {
                     end += UnsafeMutableBufferPointer(rebasing: out[end...]).initialize(fromContentsOf: run)
                 }
                 return end
-            })
+            }
+            return CacheKey(text: text, colocatesDerivedKeys: colocatesDerivedKeys)
         }
     }
 
-    /// `<key>:access_count`, the read counter that drives the adaptive TTL.
-    public var accessCountKey: String { text + Self.accessCountSuffix }
+    /// `<key>:access_count`, the read counter that drives the adaptive TTL (`derivedKey`).
+    public var accessCountKey: String { derivedKey(Self.accessCountSuffix) }
 
     /// What `accessCountKey` adds to the key.
     public static let accessCountSuffix = ":access_count"
 
-    /// `<key>:lease`, the read-through lease every cache write and delete clears.
-    public var leaseKey: String { text + Self.leaseSuffix }
+    /// `<key>:lease`, the read-through lease every cache write and delete clears (`derivedKey`).
+    public var leaseKey: String { derivedKey(Self.leaseSuffix) }
+
+    /// The key plus `suffix`; with `colocatesDerivedKeys`, named so that Redis Cluster puts it in this key's slot:
+    /// a key with a hash tag keeps it (`{user:1}:a:lease`), one without a `}` is the tag (`{products:42}:lease`),
+    /// and any other (a `}` but no valid tag) is led by a short tag of its slot (`{3lx}a}b:lease`).
+    public func derivedKey(_ suffix: String) -> String {
+        guard colocatesDerivedKeys, !RedisSlot.hasHashTag(text) else { return text + suffix }
+        if !text.utf8.contains(UInt8(ascii: "}")) { return "{" + text + "}" + suffix }
+        return "{" + RedisSlot.tag(forSlot: RedisSlot.of(text)) + "}" + text + suffix
+    }
+
+    /// A `SCAN MATCH` glob for the derived keys that `colocatesDerivedKeys` names `{<key>}<suffix>`, of every key
+    /// `keyPattern` (a `collectionPattern`) matches; derived keys of keys with a `}` but no hash tag are not matched
+    /// (they expire on their own).
+    public static func colocatedDerivedPattern(_ keyPattern: String) -> String {
+        "{" + keyPattern + "}:*"
+    }
 
     /// What `leaseKey` adds to the key.
     public static let leaseSuffix = ":lease"

@@ -58,7 +58,7 @@ struct ConfigDecoder {
     }
 
     private func redisSettings(_ node: ConfigNode) throws(ConfigError) -> RedisSettings {
-        let map = try node.mapping(allowed: ["url", "keyPrefix", "passwordFile", "tls", "sentinel"])
+        let map = try node.mapping(allowed: ["url", "keyPrefix", "passwordFile", "tls", "sentinel", "cluster"])
         var url = "redis://127.0.0.1:6379/0"
         var endpoint = RedisURL()
         if let urlNode = map["url"] {
@@ -79,8 +79,32 @@ struct ConfigDecoder {
             tls = try redisTLSSettings(tlsNode)
         }
         let sentinel = try map["sentinel"].map { node throws(ConfigError) in try redisSentinelSettings(node) }
+        var cluster: RedisClusterSettings?
+        if let clusterNode = map["cluster"] {
+            if sentinel != nil {
+                throw clusterNode.error("cannot be used with redis.sentinel (a cluster fails over by itself)")
+            }
+            if endpoint.db != 0 {
+                throw (map["url"] ?? clusterNode).error("""
+                    a Redis Cluster has only database 0, but redis.url selects database \(endpoint.db)
+                    """)
+            }
+            cluster = try redisClusterSettings(clusterNode)
+        }
         return RedisSettings(url: url, endpoint: endpoint, keyPrefix: keyPrefix, passwordFile: passwordFile, tls: tls,
-                             sentinel: sentinel)
+                             sentinel: sentinel, cluster: cluster)
+    }
+
+    /// `cluster: {}` or `cluster: { nodes: [host:port, …] }`.
+    private func redisClusterSettings(_ node: ConfigNode) throws(ConfigError) -> RedisClusterSettings {
+        let map = try node.mapping(allowed: ["nodes"])
+        var nodes: [RedisSentinelSettings.Node] = []
+        if let nodesNode = map["nodes"] {
+            for entry in try nodesNode.sequence(what: "a list of host:port") {
+                nodes.append(try nodeAddress(entry, defaultPort: 6379, example: "redis-0:6379"))
+            }
+        }
+        return RedisClusterSettings(nodes: nodes)
     }
 
     private func redisSentinelSettings(_ node: ConfigNode) throws(ConfigError) -> RedisSentinelSettings {
@@ -93,7 +117,7 @@ struct ConfigDecoder {
         let nodesNode = try map.required("nodes", "missing (the sentinels' addresses, e.g. [\"sentinel-0:26379\"])")
         var nodes: [RedisSentinelSettings.Node] = []
         for entry in try nodesNode.sequence(what: "a list of host:port") {
-            nodes.append(try sentinelAddress(entry))
+            nodes.append(try nodeAddress(entry, defaultPort: 26379, example: "sentinel-0:26379"))
         }
         guard !nodes.isEmpty else { throw nodesNode.error("needs at least one sentinel address") }
         let username = try map["username"]?.string()
@@ -102,14 +126,14 @@ struct ConfigDecoder {
                                      password: password?.isEmpty == true ? nil : password)
     }
 
-    /// `host:port`, `[v6]:port`, or a host alone (port 26379).
-    private func sentinelAddress(_ node: ConfigNode) throws(ConfigError) -> RedisSentinelSettings.Node {
+    /// `host:port`, `[v6]:port`, or a host alone (`defaultPort`).
+    private func nodeAddress(_ node: ConfigNode, defaultPort: Int, example: String) throws(ConfigError) -> RedisSentinelSettings.Node {
         let text = try node.string()
         guard let (host, portText) = Self.splitHostPort(text), !host.isEmpty,
               !host.contains(where: { $0 == " " || $0 == "/" }) else {
-            throw node.error("cannot parse \"\(text)\" (expected host:port, e.g. \"sentinel-0:26379\")")
+            throw node.error("cannot parse \"\(text)\" (expected host:port, e.g. \"\(example)\")")
         }
-        guard let portText else { return RedisSentinelSettings.Node(host: String(host)) }
+        guard let portText else { return RedisSentinelSettings.Node(host: String(host), port: defaultPort) }
         guard portText.allSatisfy({ $0.isASCII && $0.isNumber }), let port = Int(portText), (1...65535).contains(port) else {
             throw node.error("bad port \"\(portText)\" in \"\(text)\" (expected 1 to 65535)")
         }

@@ -37,6 +37,10 @@ public enum ConfigRenderer {
                 lines.append("    password: \(quoted(redactSecrets ? "***" : sentinel.password ?? ""))")
             }
         }
+        if let cluster = config.redis.cluster {
+            lines.append("  cluster:")
+            lines.append("    nodes: [\(cluster.nodes.map { quoted($0.description) }.joined(separator: ", "))]")
+        }
         lines.append("http:")
         lines.append("  listen: \(quoted(config.http.listen))")
         lines.append("  silenceWarning: \(number(config.http.silenceWarningSeconds))")

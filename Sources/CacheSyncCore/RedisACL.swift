@@ -1,13 +1,23 @@
 /// The least privilege cachesync needs on Redis (README "Least privilege"): the commands it sends, itself or from
 /// its Lua scripts, and the key patterns of one config's keys. `cachesync check-config --acl` prints the rule.
 public enum RedisACL {
-    /// Every command cachesync sends. `select` only with a database other than 0, `role` only behind Sentinel;
-    /// `pexpire` and `incr` run inside the lease scripts (`eval`/`evalsha`), which Redis checks like any command.
+    /// Every command cachesync sends to one server. `select` only with a database other than 0, `role` only behind
+    /// Sentinel, `info` for `/readyz` (which checks that the server is not a cluster node); `pexpire` and `incr` run
+    /// inside the lease scripts (`eval`/`evalsha`), which Redis checks like any command.
     public static let commands = [
-        "ping", "select", "role",
+        "ping", "info", "select", "role",
         "get", "mget", "set", "del", "unlink", "expire", "pexpire", "incr", "hincrby",
         "eval", "evalsha", "watch", "unwatch", "multi", "exec", "scan",
     ]
+
+    /// What a Redis Cluster needs besides `commands`: the slot map, `ASKING` before a command sent where `ASK`
+    /// pointed, `WAIT` for a replica before a checkpoint, and the fence hashes the cluster scripts read and raise.
+    public static let clusterCommands = ["cluster|slots", "asking", "wait", "hget", "hset"]
+
+    /// The commands of `config`: `commands`, and `clusterCommands` on a cluster.
+    public static func commands(_ config: CacheSyncConfig) -> [String] {
+        config.redis.cluster == nil ? commands : commands + clusterCommands
+    }
 
     /// The globs of every key `config` touches: each collection's keys with their `:lease` and `:access_count`
     /// companions, and the checkpoint keys. A pattern another covers is left out. Redis refuses white space in an
@@ -17,6 +27,7 @@ public enum RedisACL {
         for collection in config.collections {
             let keys = CacheKey.collectionPattern(collection: collection, keyPrefix: config.redis.keyPrefix)
             patterns.append(keys.hasSuffix("*") ? keys : keys + "*")
+            if config.redis.cluster != nil { patterns.append(CacheKey.colocatedDerivedPattern(keys)) }
         }
         patterns = patterns.map { String($0.map { " \t\n\r\u{0B}\u{0C}".contains($0) ? "?" : $0 }) }
         // A pattern that is a literal prefix + "*" covers every pattern starting with that prefix.
@@ -29,7 +40,7 @@ public enum RedisACL {
     }
 
     /// The ACL rule for `keyPatterns`: only those keys, no Pub/Sub channel, only `commands`.
-    public static func rule(keyPatterns: [String]) -> String {
+    public static func rule(keyPatterns: [String], commands: [String] = commands) -> String {
         (["resetkeys"] + keyPatterns.map { "~" + $0 } + ["resetchannels", "-@all"] + commands.map { "+" + $0 })
             .joined(separator: " ")
     }
@@ -37,7 +48,7 @@ public enum RedisACL {
     /// `ACL SETUSER <user> on >PASSWORD <rule>` for `config`: the user of `redis.url` (else `cachesync`); the
     /// password is left for the operator to fill in.
     public static func setUserCommand(_ config: CacheSyncConfig) -> String {
-        "ACL SETUSER \(config.redis.endpoint.user ?? "cachesync") on >PASSWORD \(rule(keyPatterns: keyPatterns(config)))"
+        "ACL SETUSER \(config.redis.endpoint.user ?? "cachesync") on >PASSWORD \(rule(keyPatterns: keyPatterns(config), commands: commands(config)))"
     }
 
     /// Whether `glob` is a literal (escaped) prefix followed by one `*`.

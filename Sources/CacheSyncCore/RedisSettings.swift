@@ -13,6 +13,8 @@ public struct RedisSettings: Sendable, Equatable {
     public var tls: RedisTLSSettings?
     /// Find the master through Redis Sentinel; `nil` connects to the URL's host.
     public var sentinel: RedisSentinelSettings?
+    /// The Redis is a cluster: route every key to its slot's master; `nil` for one server.
+    public var cluster: RedisClusterSettings?
 
     /// Settings with a URL and a key prefix; a URL that does not parse gives the default endpoint
     /// (`ConfigLoader` rejects such URLs before they get here).
@@ -24,8 +26,10 @@ public struct RedisSettings: Sendable, Equatable {
 
     /// Settings from an already parsed endpoint.
     public init(url: String, endpoint: RedisURL, keyPrefix: String = "", passwordFile: String? = nil,
-                tls: RedisTLSSettings? = nil, sentinel: RedisSentinelSettings? = nil) {
+                tls: RedisTLSSettings? = nil, sentinel: RedisSentinelSettings? = nil,
+                cluster: RedisClusterSettings? = nil) {
         self.sentinel = sentinel
+        self.cluster = cluster
         self.url = url
         self.keyPrefix = keyPrefix
         self.endpoint = endpoint

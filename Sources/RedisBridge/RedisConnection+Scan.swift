@@ -2,7 +2,7 @@ extension RedisConnection {
     /// Walks every key matching the glob `pattern` with `SCAN` (non-blocking for the server), handing `body` one
     /// page of keys at a time; `body` returns `false` to stop early. Keys added or removed meanwhile may or may not
     /// be seen, as with `SCAN` itself.
-    public func scan(match pattern: String, count: Int = 500,
+    public func scan(match pattern: String, count: Int,
                      _ body: ([String]) throws -> Bool) throws {
         var cursor = "0"
         repeat {

@@ -11,7 +11,7 @@ import Glibc
 ///
 /// hiredis writes with `write(2)`, so a write to a socket the server has closed would raise SIGPIPE; creating the
 /// first connection therefore sets SIGPIPE to be ignored for the whole process, as servers usually do.
-public final class RedisConnection: @unchecked Sendable {
+public final class RedisConnection: RedisClient, @unchecked Sendable {
     /// The endpoint, database, credentials and timeouts this connection uses.
     public let options: RedisConnectionOptions
 
@@ -49,11 +49,6 @@ public final class RedisConnection: @unchecked Sendable {
 
     /// How many times this connection has connected successfully (1 after the first connect).
     public var connectCount: Int { locked { connects } }
-
-    /// Sends one command and returns its reply; an error reply throws `.server` (or `.authentication`).
-    public func command(_ arguments: [String]) throws(RedisError) -> RedisReply {
-        try command(arguments.map { Array($0.utf8) })
-    }
 
     /// Sends one binary-safe command and returns its reply; an error reply throws `.server` (or `.authentication`).
     public func command(_ arguments: [[UInt8]]) throws(RedisError) -> RedisReply {
@@ -93,11 +88,6 @@ public final class RedisConnection: @unchecked Sendable {
             throw locked { replyError(text) }
         }
         return reply
-    }
-
-    /// Sends all commands, then reads all replies, in one round trip; error replies come back as `.error` values.
-    public func pipeline(_ commands: [[String]]) throws(RedisError) -> [RedisReply] {
-        try pipeline(commands.map { $0.map { Array($0.utf8) } })
     }
 
     /// Binary-safe `pipeline`: all commands are written, then all replies read; error replies are `.error` values.

@@ -43,6 +43,10 @@ extension RedisError {
             || message.hasPrefix("ERR AUTH <password> called without any password configured")
             || message.hasPrefix("ERR Client sent AUTH, but no password is set")
         if word == "READONLY" { return RedisError(kind: .notMaster, endpoint: endpoint, message: message) }
+        if word == "MOVED" || word == "ASK" {
+            return RedisError(kind: .server, endpoint: endpoint, message: message
+                              + " (the server is a Redis Cluster node: keys must be routed by slot, in cluster mode)")
+        }
         return RedisError(kind: isAuth ? .authentication : .server, endpoint: endpoint, message: message)
     }
 

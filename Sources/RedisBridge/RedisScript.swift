@@ -12,7 +12,7 @@ public struct RedisScript: Sendable, Hashable {
     }
 
     /// Runs the script with binary-safe keys and arguments; an error raised by the script throws `.server`.
-    public func run(on connection: RedisConnection, keys: [[UInt8]] = [], arguments: [[UInt8]] = []) throws(RedisError) -> RedisReply {
+    public func run(on connection: some RedisClient, keys: [[UInt8]] = [], arguments: [[UInt8]] = []) throws(RedisError) -> RedisReply {
         do {
             return try connection.command(evalshaCommand(keys: keys, arguments: arguments))
         } catch where error.serverCode == "NOSCRIPT" {
@@ -21,7 +21,7 @@ public struct RedisScript: Sendable, Hashable {
     }
 
     /// Runs the script with text keys and arguments; an error raised by the script throws `.server`.
-    public func run(on connection: RedisConnection, keys: [String], arguments: [String]) throws(RedisError) -> RedisReply {
+    public func run(on connection: some RedisClient, keys: [String], arguments: [String]) throws(RedisError) -> RedisReply {
         try run(on: connection, keys: keys.map { Array($0.utf8) }, arguments: arguments.map { Array($0.utf8) })
     }
 

@@ -55,7 +55,7 @@ struct ConfigErrorTests {
             collections:
               users: { strategy: update }
             """,
-            expected: #"cachesync.yaml:6: redis.flavour: unknown key "flavour" (expected one of url, keyPrefix, passwordFile, tls, sentinel)"#),
+            expected: #"cachesync.yaml:6: redis.flavour: unknown key "flavour" (expected one of url, keyPrefix, passwordFile, tls, sentinel, cluster)"#),
         BadConfig(name: "missing strategy", yaml: head + """
             collections:
               users:

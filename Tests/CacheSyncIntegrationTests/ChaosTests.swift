@@ -146,14 +146,15 @@ struct ChaosTests {
         withExtendedLifetime(sidecars) {}
     }
 
-    /// Products whose cached value is not MongoDB's current document (missing when it exists, or present when gone).
+    /// Ids `0..<ids` of `ns` (an `update` collection) whose cached value is not MongoDB's current document (missing
+    /// when it exists, or present when gone).
     static func mismatches(f: SidecarFixture, pool: MongoClientPool, ns: MongoNamespace, ids: Int) -> [String] {
         guard let docs = try? pool.find(ns) else { return ["(MongoDB unreachable)"] }
         var byID: [String: String] = [:]
         for doc in docs { if let id = doc["_id"] { byID[DocumentID.keyText(id)] = ExtendedJSON.relaxed(doc) } }
         var wrong: [String] = []
         for i in 0..<ids {
-            let cached = try? f.cached(f.key("products", String(i)))
+            let cached = try? f.cached(f.key(ns.collection, String(i)))
             if cached != byID[String(i)] { wrong.append("\(i): cache \(cached ?? "nil") ≠ db \(byID[String(i)] ?? "nil")") }
         }
         return wrong

@@ -9,9 +9,14 @@ import TestSupport
 struct LeadershipTests {
     @Test("a leader paused with SIGSTOP beyond its lease is replaced, and after SIGCONT none of its writes land")
     func fencedExLeaderWritesNothing() throws {
-        let f = try SidecarFixture()
+        try Self.fencedExLeaderWritesNothing(try SidecarFixture(), ids: [1])
+    }
+
+    /// The SIGSTOP test: leader A reads inserts of `ids` and is frozen before it applies them; B takes over and
+    /// writes newer versions; A, woken, must land none of its stale writes.
+    static func fencedExLeaderWritesNothing(_ f: SidecarFixture, ids: [Int32]) throws {
         let config = f.config(collections: "  products:\n    strategy: update", lease: "{ enabled: true, ttl: 2 }")
-        let leaderKey = f.checkpointPrefix + "leader:\(f.database).products"
+        let leaderKey = f.syncKey("leader", "products")
         let a = try CacheSyncProcess(config: config, environment: ["CACHESYNC_INSTANCE_ID": "A", "CACHESYNC_TEST_APPLY_DELAY": "1"])
         try a.start()
         try f.eventually("A leads", a) { try f.redis.command(["GET", leaderKey]).text?.hasPrefix("A|") == true }
@@ -24,21 +29,28 @@ struct LeadershipTests {
         Thread.sleep(forTimeInterval: 0.5)
         #expect(try f.redis.command(["GET", leaderKey]).text?.hasPrefix("A|") == true, "B must not take a live lease")
 
-        // A reads the insert, then is frozen before it applies it (its test-only 1 s apply delay).
+        // A reads the inserts, then is frozen before it applies them (its test-only 1 s apply delay).
         let products = f.ns("products")
-        try f.pool.insertOne(products, ["_id": .int32(1), "v": .int32(1)])
+        try f.pool.insertMany(products, ids.map { ["_id": .int32($0), "v": .int32(1)] })
         Thread.sleep(forTimeInterval: 0.3)
         a.process.send(SIGSTOP)
         try f.eventually("B takes over", b) { try f.redis.command(["GET", leaderKey]).text?.hasPrefix("B|") == true }
-        try f.pool.updateOne(products, filter: ["_id": .int32(1)], update: ["$set": .document(["v": .int32(2)])])
-        try f.eventually("B applied the newer write", b) { try f.cached(f.key("products", "1")) == #"{"_id":1,"v":2}"# }
+        for id in ids {
+            try f.pool.updateOne(products, filter: ["_id": .int32(id)], update: ["$set": .document(["v": .int32(2)])])
+        }
+        try f.eventually("B applied the newer writes", b) {
+            try ids.allSatisfy { try f.cached(f.key("products", String($0))) == #"{"_id":\#($0),"v":2}"# }
+        }
 
-        // A wakes up holding its stale batch (v: 1): the fence (WATCH on the lease key around the batch's
-        // MULTI/EXEC) must refuse it.
+        // A wakes up holding its stale batch (v: 1): the fence (on one server WATCH on the lease key around the
+        // batch's MULTI/EXEC; on a cluster each slot's fence, raised by B) must refuse it.
         a.process.send(SIGCONT)
         try f.eventually("A notices it lost the lease", a) { a.log.contains("lost the collection lease") }
         Thread.sleep(forTimeInterval: 1)
-        #expect(try f.cached(f.key("products", "1")) == #"{"_id":1,"v":2}"#, "the paused ex-leader's stale write landed")
+        for id in ids {
+            #expect(try f.cached(f.key("products", String(id))) == #"{"_id":\#(id),"v":2}"#,
+                    "the paused ex-leader's stale write of \(id) landed")
+        }
         #expect(try f.redis.command(["GET", leaderKey]).text?.hasPrefix("B|") == true)
     }
 
@@ -47,7 +59,7 @@ struct LeadershipTests {
         let f = try SidecarFixture()
         let lease = "{ enabled: true, ttl: 2 }"
         let config = f.config(collections: "  products:\n    strategy: update", lease: lease)
-        let leaderKey = f.checkpointPrefix + "leader:\(f.database).products"
+        let leaderKey = f.syncKey("leader", "products")
         let a = try f.startSidecar(config: config, instanceId: "pod-x", collections: 1)
         let b = try CacheSyncProcess(config: f.config(collections: "  products:\n    strategy: update", lease: lease,
                                                       httpPort: try FreePort.next()),
@@ -78,7 +90,7 @@ struct LeadershipTests {
     func sameIdReclaims() throws {
         let f = try SidecarFixture()
         let config = f.config(collections: "  products:\n    strategy: update", lease: "{ enabled: true, ttl: 30 }")
-        let leaderKey = f.checkpointPrefix + "leader:\(f.database).products"
+        let leaderKey = f.syncKey("leader", "products")
         var a = try f.startSidecar(config: config, instanceId: "pod-a", collections: 1)
         #expect(try f.redis.command(["GET", leaderKey]).text?.hasPrefix("pod-a|") == true)
         let first = try #require(f.redis.command(["GET", leaderKey]).text)

@@ -8,22 +8,36 @@ import TestSupport
 /// A running redis-server, nx-27017 (or the servers in `REDIS_URL` / `MONGODB_URI`) and the config that points the
 /// real `cachesync` binary at them, with the docs/ARCHITECTURE.md §3 example collections.
 final class SidecarFixture: @unchecked Sendable {
+    /// The Redis server, or a cluster's first node (whose key prefix the test's keys use).
     let redisServer: RedisTestServer
+    /// The Redis Cluster the sidecar writes to, when the fixture was made with one.
+    let cluster: RedisClusterBed?
     let mongoServer: MongoTestServer
-    let redis: RedisConnection
+    let redis: any RedisClient
     let pool: MongoClientPool
     let httpPort: Int
 
     init(redis: RedisTestServer.Options = .init(), mongo: MongoTestServer.Options = .init()) throws {
         redisServer = try RedisTestServer(redis)
+        cluster = nil
         mongoServer = try MongoTestServer(mongo)
         self.redis = try redisServer.connect()
         pool = try MongoClientPool(uri: mongoServer.uri)
         httpPort = try FreePort.next()
     }
 
+    /// A fixture whose sidecar writes to `cluster` (`redis.cluster` set, every node a seed).
+    init(cluster: RedisClusterBed, mongo: MongoTestServer.Options = .init()) throws {
+        self.cluster = cluster
+        redisServer = cluster.nodes[0]
+        mongoServer = try MongoTestServer(mongo)
+        redis = cluster.client()
+        pool = try MongoClientPool(uri: mongoServer.uri)
+        httpPort = try FreePort.next()
+    }
+
     deinit {
-        redisServer.cleanUp()
+        if let cluster { cluster.cleanUp() } else { redisServer.cleanUp() }
         mongoServer.cleanUp()
     }
 
@@ -52,6 +66,9 @@ final class SidecarFixture: @unchecked Sendable {
             "  url: \"\(redisServer.sidecarURL())\"",
             "  keyPrefix: \"\(redisServer.keyPrefix)\"",
         ]
+        if let cluster {
+            lines.append("  cluster: { nodes: [\(cluster.seedAddresses.map { "\"\($0)\"" }.joined(separator: ", "))] }")
+        }
         if let tls = redisServer.options.tls, let options = redisServer.connectionOptions().tls {
             lines += ["  tls:", "    caFile: \"\(caFile ?? options.caFile ?? "")\""]
             if tls.requireClientCertificate, let cert = options.certFile, let key = options.keyFile {
@@ -133,9 +150,14 @@ final class SidecarFixture: @unchecked Sendable {
         try redis.command(["PTTL", key]).integer ?? -2
     }
 
+    /// The `SyncKeys` key `kind` (`resume`, `leader`, `applied`) of a collection: its namespace a hash tag on a cluster.
+    func syncKey(_ kind: String, _ collection: String) -> String {
+        checkpointPrefix + "\(kind):" + (cluster == nil ? "\(database).\(collection)" : "{\(database).\(collection)}")
+    }
+
     /// Events applied ever, per the counter written atomically with each checkpoint.
     func appliedEvents(_ collection: String) throws -> Int {
-        let reply = try redis.command(["HGET", checkpointPrefix + "applied:\(database).\(collection)", "events"])
+        let reply = try redis.command(["HGET", syncKey("applied", collection), "events"])
         return Int(reply.text ?? "0") ?? 0
     }
 

@@ -10,7 +10,11 @@ struct StrategyEndToEndTests {
           arguments: RedisTransport.testable)
     func strategyTable(_ transport: RedisTransport) throws {
         let f = try SidecarFixture(redis: transport.options())
-        let sidecar = try f.startSidecar()
+        try Self.checkStrategyTable(f, try f.startSidecar())
+    }
+
+    /// The strategy table against the running `sidecar` of `f` (one server or a cluster).
+    static func checkStrategyTable(_ f: SidecarFixture, _ sidecar: CacheSyncProcess) throws {
         let users = f.ns("users"), products = f.ns("products"), sessions = f.ns("sessions")
 
         // update (write-through): insert → SET, update/replace → SET with the new document, delete → DEL.

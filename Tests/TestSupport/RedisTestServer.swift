@@ -165,10 +165,15 @@ public final class RedisTestServer: @unchecked Sendable {
     public static func grantLeastPrivilege(forConfig config: String, environment: [String: String]) throws {
         guard config.contains(leastPrivilegeUser),
               let parsed = try? ConfigLoader.parse(text: config, environment: environment),
-              parsed.redis.endpoint.user == leastPrivilegeUser, parsed.redis.sentinel == nil,
-              let server = registry.withLock({ $0[parsed.redis.endpoint.port]?.server })
+              parsed.redis.endpoint.user == leastPrivilegeUser, parsed.redis.sentinel == nil
         else { return }
-        try server.grantLeastPrivilege(rule: RedisACL.rule(keyPatterns: RedisACL.keyPatterns(parsed)))
+        // A cluster's seeds are all its nodes (SidecarFixture names every one).
+        let ports = [parsed.redis.endpoint.port] + (parsed.redis.cluster?.nodes.map(\.port) ?? [])
+        let rule = RedisACL.rule(keyPatterns: RedisACL.keyPatterns(parsed), commands: RedisACL.commands(parsed))
+        for port in ports {
+            guard let server = registry.withLock({ $0[port]?.server }) else { continue }
+            try server.grantLeastPrivilege(rule: rule)
+        }
     }
 
     private func applyGrantedRule() throws {

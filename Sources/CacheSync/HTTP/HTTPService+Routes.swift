@@ -38,8 +38,10 @@ extension HTTPService {
             return Response(status: .ok, headers: headers,
                             body: ResponseBody(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer())))
         }
-        router.get("/v1/stats") { [telemetry] _, _ in
-            Self.json(.ok, StatsReport(telemetry.snapshot()).json())
+        router.get("/v1/stats") { [telemetry, readiness] _, _ in
+            var report = StatsReport(telemetry.snapshot())
+            report.redisCluster = await readiness.clusterTopology()
+            return Self.json(.ok, report.json())
         }
         return router
     }

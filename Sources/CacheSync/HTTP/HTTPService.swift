@@ -21,7 +21,7 @@ public final class HTTPService: Service, Sendable {
     let registry: PrometheusCollectorRegistry
     let readThrough: ReadThrough
     let workers: BlockingWorkers
-    let connections: [RedisConnection]
+    let connections: [any RedisClient]
     let readiness: ReadinessProbe
     let logger: Logger
     /// Collections by the names a URL may use: `db.coll`, and `coll` for those in `mongodb.database` (or unique).
@@ -38,11 +38,11 @@ public final class HTTPService: Service, Sendable {
         self.telemetry = telemetry
         self.registry = registry
         self.logger = logger
-        readThrough = ReadThrough(keyPrefix: config.redis.keyPrefix, pool: pool, telemetry: telemetry,
-                                  settings: ReadThrough.Settings())
+        readThrough = ReadThrough(keyPrefix: config.redis.keyPrefix, colocatingDerivedKeys: config.redis.cluster != nil,
+                                  pool: pool, telemetry: telemetry, settings: ReadThrough.Settings())
         workers = BlockingWorkers(count: Self.workerCount, name: "http redis")
         connections = (0..<Self.workerCount).map { _ in
-            config.redisConnection()
+            config.redisConnection(telemetry: telemetry)
         }
         readiness = ReadinessProbe(
             redis: config.redisConnection(connectTimeout: .milliseconds(500), commandTimeout: .milliseconds(500)),

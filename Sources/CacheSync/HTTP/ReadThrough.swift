@@ -78,14 +78,16 @@ struct ReadThrough: Sendable {
         """)
 
     let keyPrefix: String
+    /// Whether the keys' derived keys share their Redis Cluster slot (the scripts use them together).
+    var colocatingDerivedKeys = false
     let pool: MongoClientPool
     let telemetry: Telemetry
     let settings: Settings
 
     /// Reads the document `id` of `collection` through the cache, using `redis`.
-    func read(_ collection: CollectionConfig, id: BSONValue, redis: RedisConnection) throws -> Outcome {
+    func read(_ collection: CollectionConfig, id: BSONValue, redis: any RedisClient) throws -> Outcome {
         let ns = collection.namespace
-        let key = CacheKey(collection: collection, keyPrefix: keyPrefix, id: id)
+        let key = CacheKey(collection: collection, keyPrefix: keyPrefix, id: id, colocatingDerivedKeys: colocatingDerivedKeys)
         let lookup = try Self.lookupScript.run(
             on: redis, keys: [key.text, key.accessCountKey, key.leaseKey],
             arguments: [String(collection.accessWindow), #"{"_id":"# + ExtendedJSON.relaxed(id)]).array ?? []
@@ -171,11 +173,11 @@ struct ReadThrough: Sendable {
         return .miss(json)
     }
 
-    private func mark(_ key: CacheKey, token: String, _ marker: String, seconds: Int, redis: RedisConnection) {
+    private func mark(_ key: CacheKey, token: String, _ marker: String, seconds: Int, redis: any RedisClient) {
         _ = try? Self.markScript.run(on: redis, keys: [key.leaseKey], arguments: [token, marker, String(seconds * 1000)])
     }
 
-    private func release(_ key: CacheKey, token: String, redis: RedisConnection) {
+    private func release(_ key: CacheKey, token: String, redis: any RedisClient) {
         _ = try? Self.releaseScript.run(on: redis, keys: [key.leaseKey], arguments: [token])
     }
 

@@ -1,8 +1,10 @@
 import Foundation
 import RedisBridge
+import RedisSlot
 
 /// Decides `/readyz`: Redis answers PING (checked on a connection of its own with short timeouts, the answer
-/// cached for at most `maxAge`), and every collection this instance leads has its change stream open.
+/// cached for at most `maxAge`) and is what the config says (a Redis Cluster serving every slot with `redis.cluster`,
+/// not a cluster node without it), and every collection this instance leads has its change stream open.
 final class ReadinessProbe: @unchecked Sendable {
     /// The answer of one check.
     struct Verdict: Sendable, Equatable {
@@ -13,7 +15,7 @@ final class ReadinessProbe: @unchecked Sendable {
         var ready: Bool { reasons.isEmpty }
     }
 
-    private let redis: RedisConnection
+    private let redis: any RedisClient
     private let telemetry: Telemetry
     private let worker = BlockingWorkers(count: 1, name: "readyz")
     private let maxAge: Double
@@ -21,7 +23,7 @@ final class ReadinessProbe: @unchecked Sendable {
     private var lastPing: (time: Double, failure: String?) = (-.infinity, nil)
 
     /// A probe that pings Redis through `redis` and reads the streams' state from `telemetry`.
-    init(redis: RedisConnection, telemetry: Telemetry, maxAge: Double = 1) {
+    init(redis: any RedisClient, telemetry: Telemetry, maxAge: Double = 1) {
         self.redis = redis
         self.telemetry = telemetry
         self.maxAge = maxAge
@@ -53,8 +55,7 @@ final class ReadinessProbe: @unchecked Sendable {
                 if let cached = cachedFailure() { return cached }
                 let failure: String?
                 do {
-                    let reply = try redis.command(["PING"])
-                    failure = reply == .status("PONG") ? nil : "unexpected reply to PING: \(reply)"
+                    failure = try Self.failure(of: redis)
                 } catch {
                     failure = "\(error)"
                 }
@@ -64,6 +65,40 @@ final class ReadinessProbe: @unchecked Sendable {
         } catch {
             return "shutting down"
         }
+    }
+
+    /// On a Redis Cluster, its masters and their slots as this probe last saw them (asked now when never seen);
+    /// `nil` for one server or when the cluster cannot be asked.
+    func clusterTopology() async -> [StatsReport.ClusterMaster]? {
+        guard let cluster = redis as? RedisCluster else { return nil }
+        return try? await worker.run { _ in
+            try cluster.topology().map { master, slots in
+                StatsReport.ClusterMaster(node: master.description, slots: slots.map {
+                    $0.count == 1 ? "\($0.lowerBound)" : "\($0.lowerBound)-\($0.upperBound)"
+                })
+            }
+        }
+    }
+
+    /// What is wrong with `redis`, or `nil`: it answers PING, and is a cluster exactly when the config says so.
+    private static func failure(of redis: any RedisClient) throws(RedisError) -> String? {
+        if let cluster = redis as? RedisCluster {
+            try cluster.refreshTopology()
+            let served = try cluster.topology().reduce(0) { $0 + $1.slots.reduce(0) { $0 + $1.count } }
+            if served < RedisSlot.count {
+                return "redis \(cluster.endpoint): only \(served) of the \(RedisSlot.count) slots are served by a master"
+            }
+        }
+        let reply = try redis.command(["PING"])
+        guard reply == .status("PONG") else { return "unexpected reply to PING: \(reply)" }
+        if let server = redis as? RedisConnection,
+           try server.command(["INFO", "cluster"]).text?.contains("cluster_enabled:1") == true {
+            return """
+                redis \(server.options.endpoint) is a Redis Cluster node, but redis.cluster is not set: \
+                set it (redis.cluster: {}) so that each key goes to its slot's master
+                """
+        }
+        return nil
     }
 
     /// The last ping's outcome while it is fresh: `.some(nil)` for success, `nil` when stale.

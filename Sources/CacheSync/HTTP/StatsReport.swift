@@ -26,6 +26,16 @@ struct StatsReport: Encodable {
         var streamOpen = false
     }
 
+    /// A Redis Cluster master and the slots it serves.
+    struct ClusterMaster: Encodable, Equatable {
+        /// `host:port`.
+        var node: String
+        /// Its slot ranges, e.g. `["0-5460"]`.
+        var slots: [String]
+    }
+
+    /// On a Redis Cluster, its masters as last seen (absent for one server).
+    var redisCluster: [ClusterMaster]?
     /// Figures per namespace `db.coll`.
     var collections: [String: Entry] = [:]
     /// Sums over the collections; `hitRate` from the summed reads, `lagSeconds` the largest lag.

@@ -1,0 +1,355 @@
+import Foundation
+import Glibc
+import RedisSlot
+
+/// A Redis Cluster seen through one blocking `RedisConnection` per master: each command goes to the master of its
+/// key's slot, found with `CLUSTER SLOTS` from the seeds or any known node.
+///
+/// `MOVED` updates the slot's owner (and the whole map is asked again before the next command), `ASK` sends the one
+/// command to the importing node after `ASKING`, `TRYAGAIN` and `CLUSTERDOWN` are retried with a growing pause, up to
+/// `maxAttempts` sends in all. A connection that fails marks the map stale, so a failover's new master is found at
+/// the next call; the failed call throws (the caller retries, as with one server). Thread-safe: the map under a lock,
+/// each connection serialising its own calls.
+public final class RedisCluster: RedisClient, @unchecked Sendable {
+    /// A cluster node's address.
+    public struct Node: Sendable, Hashable, CustomStringConvertible {
+        /// Host name or IP address.
+        public var host: String
+        /// TCP port.
+        public var port: Int
+
+        /// The node at `host:port`.
+        public init(host: String, port: Int) {
+            self.host = host
+            self.port = port
+        }
+
+        /// `host:port`.
+        public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+    }
+
+    /// The kinds of redirection and refusal the cluster answers with, as counted in `redirects`.
+    public enum Redirect: String, Sendable, CaseIterable {
+        case moved, ask, tryagain, clusterdown
+    }
+
+    /// Credentials, TLS and timeouts for every node (`host` and `port` are replaced by each node's).
+    public let options: RedisConnectionOptions
+    /// Where the map is asked first.
+    public let seeds: [Node]
+    /// How many times one command is sent at most while redirections and refusals go on.
+    public var maxAttempts = 12
+    /// How long a replicated pipeline waits for a master's replica (`pipeline(_:replicated:)`).
+    public var replicationTimeout: Duration = .seconds(1)
+    /// Called once per redirection or refusal (for the `cachesync_redis_redirects_total` counter).
+    public var onRedirect: @Sendable (Redirect) -> Void = { _ in }
+
+    private let lock = NSLock()
+    private var owners = [Int](repeating: -1, count: RedisSlot.count)
+    private var masters: [Node] = []
+    /// How many replicas each of `masters` has, per the last map.
+    private var replicaCounts: [Node: Int] = [:]
+    private var connections: [Node: RedisConnection] = [:]
+    private var stale = true
+    private var counts: [Redirect: Int] = [:]
+
+    /// A cluster reached through `seeds` with `options`' credentials, TLS and timeouts; nothing connects yet.
+    public init(options: RedisConnectionOptions, seeds: [Node]) {
+        precondition(!seeds.isEmpty, "a cluster needs at least one seed")
+        self.options = options
+        self.seeds = seeds
+    }
+
+    /// The masters and the slot ranges each serves, as last seen (asking the cluster first when the map is stale).
+    public func topology() throws(RedisError) -> [(master: Node, slots: [ClosedRange<Int>])] {
+        try refreshIfStale()
+        return lock.withLock {
+            var ranges: [Int: [ClosedRange<Int>]] = [:]
+            var start = 0
+            for slot in 1...RedisSlot.count where slot == RedisSlot.count || owners[slot] != owners[start] {
+                if owners[start] >= 0 { ranges[owners[start], default: []].append(start...(slot - 1)) }
+                start = slot
+            }
+            return masters.indices.map { (masters[$0], ranges[$0] ?? []) }
+        }
+    }
+
+    /// How many redirections and refusals of each kind this object has seen.
+    public var redirects: [Redirect: Int] { lock.withLock { counts } }
+
+    /// The connection to every master, for commands that run per node (`SCAN`, `DBSIZE`).
+    public func masterConnections() throws(RedisError) -> [RedisConnection] {
+        try refreshIfStale()
+        return lock.withLock { masters.map(connectionLocked) }
+    }
+
+    /// The connection to the master of `slot`.
+    public func connection(forSlot slot: Int) throws(RedisError) -> RedisConnection {
+        try refreshIfStale()
+        return try locked { () throws(RedisError) -> RedisConnection in
+            let owner = owners[slot]
+            guard owner >= 0 else { throw uncovered(slot) }
+            return connectionLocked(masters[owner])
+        }
+    }
+
+    /// Asks the cluster for its map now: the known masters first, then the seeds.
+    public func refreshTopology() throws(RedisError) {
+        var candidates: [Node] = []
+        for node in lock.withLock({ masters }) + seeds where !candidates.contains(node) { candidates.append(node) }
+        var lastError: RedisError?
+        for node in candidates {
+            do {
+                let reply = try lock.withLock { connectionLocked(node) }.command(["CLUSTER", "SLOTS"])
+                try install(reply, from: node)
+                return
+            } catch where error.message.contains("cluster support disabled") {
+                throw RedisError(kind: .server, endpoint: node.description, message: """
+                    is not a Redis Cluster node (cluster support disabled), but cachesync is configured for a cluster
+                    """)
+            } catch {
+                lastError = error
+            }
+        }
+        throw lastError ?? RedisError(kind: .other, endpoint: endpoint, message: "no cluster node answered")
+    }
+
+    public func command(_ arguments: [[UInt8]]) throws(RedisError) -> RedisReply {
+        let reply = try send(arguments, firstReply: nil)
+        if case .error = reply { try throwFirstError(in: [reply]) }
+        return reply
+    }
+
+    /// Each command goes to its slot's master; the commands of one master are pipelined, the masters one after
+    /// another. A command answered with a redirection or refusal is sent again on its own, in the order given.
+    public func pipeline(_ commands: [[[UInt8]]]) throws(RedisError) -> [RedisReply] {
+        try pipeline(commands, replicated: false)
+    }
+
+    /// `pipeline`; with `replicated`, each master that has replicas is also asked to wait until one of them has the
+    /// commands (`WAIT 1 <replicationTimeout>`) before its part counts as done, so that a failover right after the
+    /// call keeps them (a replica that does not answer in time is not waited for longer: the call goes on).
+    public func pipeline(_ commands: [[[UInt8]]], replicated: Bool) throws(RedisError) -> [RedisReply] {
+        guard !commands.isEmpty else { return [] }
+        try refreshIfStale()
+        var groups: [Node: [Int]] = [:]
+        var order: [Node] = []
+        try locked { () throws(RedisError) in
+            for index in commands.indices {
+                let slot = Self.slot(of: commands[index]) ?? 0
+                guard owners[slot] >= 0 else { throw uncovered(slot) }
+                let node = masters[owners[slot]]
+                if groups[node] == nil { order.append(node) }
+                groups[node, default: []].append(index)
+            }
+        }
+        var replies = [RedisReply](repeating: .null, count: commands.count)
+        for node in order {
+            let indices = groups[node]!
+            let (connection, waits) = lock.withLock { (connectionLocked(node), replicated && replicaCounts[node, default: 0] > 0) }
+            var answered: [RedisReply]
+            do {
+                answered = try connection.pipeline(indices.map { commands[$0] } + (waits ? [Self.wait(replicationTimeout)] : []))
+                if waits { answered.removeLast() }
+            } catch {
+                markStale()
+                throw error
+            }
+            for (index, reply) in zip(indices, answered) { replies[index] = reply }
+        }
+        for index in replies.indices where Self.redirect(of: replies[index]) != nil {
+            replies[index] = try send(commands[index], firstReply: replies[index])
+        }
+        return replies
+    }
+
+    public func throwFirstError(in replies: [RedisReply]) throws(RedisError) {
+        let node = lock.withLock { masters.first ?? seeds[0] }
+        try lock.withLock { connectionLocked(node) }.throwFirstError(in: replies)
+    }
+
+    public func scan(match pattern: String, count: Int, _ body: ([String]) throws -> Bool) throws {
+        for connection in try masterConnections() {
+            var stopped = false
+            try connection.scan(match: pattern, count: count) { keys in
+                stopped = try !body(keys)
+                return !stopped
+            }
+            if stopped { return }
+        }
+    }
+
+    public func close() {
+        let all = lock.withLock { Array(connections.values) }
+        for connection in all { connection.close() }
+    }
+
+    /// The slot a command's key falls in, or `nil` for a command without a key (`PING`, `SCAN`, a script without
+    /// keys), which any master may run. The key is the first argument, or the first key of `EVAL`/`EVALSHA`.
+    public static func slot(of command: [[UInt8]]) -> Int? {
+        guard command.count > 1 else { return nil }
+        let name = String(decoding: command[0], as: UTF8.self).uppercased()
+        switch name {
+        case "EVAL", "EVALSHA":
+            guard command.count > 3, let keys = Int(String(decoding: command[2], as: UTF8.self)), keys > 0 else { return nil }
+            return RedisSlot.of(utf8: command[3])
+        case "PING", "INFO", "SCAN", "CLUSTER", "ROLE", "SCRIPT", "DBSIZE", "ACL", "ASKING", "CLIENT", "HELLO", "AUTH",
+             "SELECT", "CONFIG":
+            return nil
+        default:
+            return RedisSlot.of(utf8: command[1])
+        }
+    }
+
+    /// Sends one command to its slot's master and follows redirections; `firstReply` is an answer already had
+    /// from a pipeline. Returns the final reply, which may be an error reply other than a redirection.
+    private func send(_ command: [[UInt8]], firstReply: RedisReply?) throws(RedisError) -> RedisReply {
+        let slot = Self.slot(of: command) ?? 0
+        var reply = firstReply
+        var asking: Node?
+        for attempt in 0..<maxAttempts {
+            if let previous = reply {
+                guard let (kind, node) = Self.redirect(of: previous) else { return previous }
+                note(kind)
+                switch kind {
+                case .moved:
+                    if let node { lock.withLock { assign(slot, to: node) } }
+                    markStale()
+                    asking = nil
+                case .ask:
+                    asking = node
+                case .tryagain, .clusterdown:
+                    asking = nil
+                    usleep(UInt32(min(25_000 << min(attempt, 5), 500_000)))
+                    if kind == .clusterdown { markStale() }
+                }
+            }
+            if let target = asking {
+                let connection = lock.withLock { connectionLocked(target) }
+                let replies = try connection.pipeline([[Array("ASKING".utf8)], command])
+                reply = replies.count == 2 ? replies[1] : replies.first
+            } else {
+                let connection = try self.connection(forSlot: slot)
+                do {
+                    reply = try connection.pipeline([command])[0]
+                } catch {
+                    markStale()
+                    throw error
+                }
+            }
+        }
+        guard let reply else { throw RedisError(kind: .other, endpoint: endpoint, message: "no reply") }
+        if let (kind, _) = Self.redirect(of: reply) {
+            note(kind)
+            throw RedisError(kind: .server, endpoint: endpoint,
+                             message: "still redirected after \(maxAttempts) attempts: \(reply.text ?? "")")
+        }
+        return reply
+    }
+
+    /// `WAIT 1 <timeout ms>`.
+    private static func wait(_ timeout: Duration) -> [[UInt8]] {
+        let milliseconds = timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000
+        return [Array("WAIT".utf8), Array("1".utf8), Array(String(max(1, milliseconds)).utf8)]
+    }
+
+    /// The redirection or refusal an error reply stands for, with the node it names (`MOVED`, `ASK`).
+    private static func redirect(of reply: RedisReply) -> (Redirect, Node?)? {
+        guard case .error(let text) = reply else { return nil }
+        let words = text.split(separator: " ")
+        guard let first = words.first else { return nil }
+        switch first {
+        case "MOVED", "ASK":
+            let node = words.count >= 3 ? parseNode(String(words[2])) : nil
+            return (first == "MOVED" ? .moved : .ask, node)
+        case "TRYAGAIN": return (.tryagain, nil)
+        case "CLUSTERDOWN": return (.clusterdown, nil)
+        default: return nil
+        }
+    }
+
+    /// `host:port` (the host may be an IPv6 address, without brackets in Redis's answers).
+    private static func parseNode(_ text: String) -> Node? {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(String(text[text.index(after: colon)...])) else { return nil }
+        var host = String(text[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return Node(host: host, port: port)
+    }
+
+    /// Installs the map of a `CLUSTER SLOTS` reply: `[start, end, [host, port, id, …], replicas…]` per range.
+    private func install(_ reply: RedisReply, from node: Node) throws(RedisError) {
+        guard let ranges = reply.array else {
+            throw RedisError(kind: .protocolViolation, endpoint: node.description, message: "unexpected CLUSTER SLOTS reply")
+        }
+        var fresh = [Int](repeating: -1, count: RedisSlot.count)
+        var nodes: [Node] = []
+        var replicas: [Node: Int] = [:]
+        for range in ranges {
+            guard let parts = range.array, parts.count >= 3, let start = parts[0].integer, let end = parts[1].integer,
+                  let master = parts[2].array, master.count >= 2, let port = master[1].integer,
+                  start >= 0, end < RedisSlot.count, start <= end else {
+                throw RedisError(kind: .protocolViolation, endpoint: node.description, message: "unexpected CLUSTER SLOTS reply")
+            }
+            // An empty host means "the node you asked" (cluster-preferred-endpoint-type unknown-endpoint).
+            let host = master[0].text.flatMap { $0.isEmpty || $0 == "?" ? nil : $0 } ?? node.host
+            let owner = Node(host: host, port: Int(port))
+            let index = nodes.firstIndex(of: owner) ?? { nodes.append(owner); return nodes.count - 1 }()
+            for slot in Int(start)...Int(end) { fresh[slot] = index }
+            replicas[owner] = parts.count - 3
+        }
+        lock.withLock {
+            owners = fresh
+            masters = nodes
+            replicaCounts = replicas
+            stale = false
+            // Connections to nodes that are no longer masters are closed; the objects stay for reuse.
+            for (node, connection) in connections where !nodes.contains(node) { connection.close() }
+        }
+    }
+
+    /// `slot` now belongs to `node` (a `MOVED` said so). Call with the lock held.
+    private func assign(_ slot: Int, to node: Node) {
+        let index = masters.firstIndex(of: node) ?? { masters.append(node); return masters.count - 1 }()
+        owners[slot] = index
+    }
+
+    private func locked<R, E: Error>(_ body: () throws(E) -> R) throws(E) -> R {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body()
+    }
+
+    private func refreshIfStale() throws(RedisError) {
+        if lock.withLock({ stale }) { try refreshTopology() }
+    }
+
+    private func markStale() {
+        lock.withLock { stale = true }
+    }
+
+    private func note(_ kind: Redirect) {
+        lock.withLock { counts[kind, default: 0] += 1 }
+        onRedirect(kind)
+    }
+
+    /// The (lazily connecting) connection to `node`. Call with the lock held.
+    private func connectionLocked(_ node: Node) -> RedisConnection {
+        if let connection = connections[node] { return connection }
+        var nodeOptions = options
+        nodeOptions.host = node.host
+        nodeOptions.port = node.port
+        // connectNow: false never throws.
+        let connection = try! RedisConnection(options: nodeOptions, connectNow: false)
+        connections[node] = connection
+        return connection
+    }
+
+    private func uncovered(_ slot: Int) -> RedisError {
+        RedisError(kind: .server, endpoint: endpoint, message: "CLUSTERDOWN slot \(slot) is not served by any master")
+    }
+
+    /// The seeds, as used in error messages.
+    public var endpoint: String {
+        "cluster " + seeds.map(\.description).joined(separator: ",")
+    }
+}
