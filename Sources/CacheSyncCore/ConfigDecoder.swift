@@ -202,7 +202,7 @@ struct ConfigDecoder {
         let map = try node.mapping(allowed: ["ttl", "accessCounts", "maxValueBytes", "notFoundTtl", "onHistoryLost"])
         var defaults = Defaults()
         if let ttlNode = map["ttl"] {
-            defaults.ttl = try ttlPolicy(ttlNode, inheritedBase: defaults.ttl.base)
+            defaults.ttl = try ttlPolicy(ttlNode, inherited: defaults.ttl)
         }
         if let countsNode = map["accessCounts"] {
             defaults.accessWindow = try accessWindow(countsNode)
@@ -311,7 +311,7 @@ struct ConfigDecoder {
             config.operations = try operations(operationsNode)
         }
         if let ttlNode = map["ttl"] {
-            config.ttl = try ttlPolicy(ttlNode, inheritedBase: defaults.ttl.base)
+            config.ttl = try ttlPolicy(ttlNode, inherited: defaults.ttl)
         }
         if let templateNode = map["keyTemplate"] {
             config.keyTemplate = try keyTemplate(templateNode)
@@ -384,15 +384,17 @@ struct ConfigDecoder {
 
     // MARK: Values
 
-    private func ttlPolicy(_ node: ConfigNode, inheritedBase: Int) throws(ConfigError) -> TTLPolicy {
+    /// A `ttl` map over `inherited`, field by field: `base` alone keeps the inherited tiers, `tiers: []` drops them.
+    private func ttlPolicy(_ node: ConfigNode, inherited: TTLPolicy) throws(ConfigError) -> TTLPolicy {
         let map = try node.mapping(allowed: ["base", "tiers"])
-        var policy = TTLPolicy(base: inheritedBase, tiers: [])
+        var policy = inherited
         if let baseNode = map["base"] {
             policy.base = try positiveInt(baseNode, unit: "seconds")
         }
         guard let tiersNode = map["tiers"] else {
             return policy
         }
+        policy.tiers = []
         let items = try tiersNode.sequence(what: "a list of tiers ({ minAccesses: N, ttl: seconds })")
         for item in items {
             let tier = try item.mapping(allowed: ["minAccesses", "ttl"], what: "a tier ({ minAccesses: N, ttl: seconds })")

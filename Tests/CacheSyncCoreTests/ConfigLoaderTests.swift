@@ -22,7 +22,7 @@ struct ConfigLoaderTests {
                 CollectionConfig(database: "shop", collection: "users", strategy: .invalidate, ttl: ttl),
                 CollectionConfig(database: "shop", collection: "products", strategy: .update, ttl: ttl),
                 CollectionConfig(database: "shop", collection: "sessions", strategy: .preserveTTL,
-                                 ttl: TTLPolicy(base: 3600, tiers: [])),
+                                 ttl: TTLPolicy(base: 3600, tiers: ttl.tiers)),
             ],
             shutdownTimeout: 10,
             sourcePath: sourcePath)
@@ -144,18 +144,37 @@ struct ConfigLoaderTests {
         ])
     }
 
-    @Test("a collection ttl with only base keeps no tiers from defaults")
-    func baseOnlyTTLDropsTiers() throws {
+    @Test("a collection ttl overrides defaults.ttl field by field: base alone keeps the tiers, tiers: [] drops them")
+    func collectionTTLOverridesFieldByField() throws {
         let config = try ConfigLoader.parse(text: """
             mongodb: { uri: "mongodb://localhost", database: shop }
             defaults:
               ttl: { base: 300, tiers: [{ minAccesses: 10, ttl: 900 }] }
             collections:
               hot: { strategy: update }
-              cold: { strategy: update, ttl: { base: 30 } }
+              cold: { strategy: update, ttl: { base: 60 } }
+              flat: { strategy: update, ttl: { tiers: [] } }
+              own: { strategy: update, ttl: { tiers: [{ minAccesses: 2, ttl: 30 }] } }
             """)
-        #expect(config.collections[0].ttl == TTLPolicy(base: 300, tiers: [TTLTier(minAccesses: 10, ttl: 900)]))
-        #expect(config.collections[1].ttl == TTLPolicy(base: 30, tiers: []))
+        let tiers = [TTLTier(minAccesses: 10, ttl: 900)]
+        #expect(config.collections.map(\.ttl) == [
+            TTLPolicy(base: 300, tiers: tiers),
+            TTLPolicy(base: 60, tiers: tiers),
+            TTLPolicy(base: 300, tiers: []),
+            TTLPolicy(base: 300, tiers: [TTLTier(minAccesses: 2, ttl: 30)]),
+        ])
+    }
+
+    @Test("defaults.ttl with only base keeps the built-in policy's (empty) tiers")
+    func defaultsTTLBaseOnly() throws {
+        let config = try ConfigLoader.parse(text: """
+            mongodb: { uri: "mongodb://localhost", database: shop }
+            defaults: { ttl: { base: 42 } }
+            collections:
+              users: { strategy: update }
+              carts: { strategy: update, ttl: { base: 7 } }
+            """)
+        #expect(config.collections.map(\.ttl) == [TTLPolicy(base: 42, tiers: []), TTLPolicy(base: 7, tiers: [])])
     }
 
     @Test("YAML anchors and merge keys share settings between collections; own keys win")

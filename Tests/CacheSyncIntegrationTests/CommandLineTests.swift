@@ -85,6 +85,37 @@ struct CommandLineTests {
         #expect(missing.output.contains("/nonexistent/cachesync.yaml"))
     }
 
+    @Test("check-config shows a collection's ttl over defaults.ttl: base alone keeps the default tiers, tiers: [] has none")
+    func ttlOverridesFieldByField() throws {
+        let path = try write("""
+            mongodb: { uri: "mongodb://127.0.0.1:27017", database: shop }
+            defaults:
+              ttl: { base: 300, tiers: [{ minAccesses: 1000, ttl: 3600 }, { minAccesses: 10, ttl: 900 }] }
+            collections:
+              products: { strategy: update, ttl: { base: 60 } }
+              carts: { strategy: update, ttl: { tiers: [] } }
+            """)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let result = try CacheSyncProcess.runCommand(["check-config", "--config", path])
+        #expect(result.status == 0, "\(result.output)")
+        let sections = result.output.components(separatedBy: "    strategy: update\n")
+        try #require(sections.count == 3, "\(result.output)")
+        #expect(sections[1].contains("""
+                ttl:
+                  base: 60
+                  tiers:
+                    - { minAccesses: 1000, ttl: 3600 }
+                    - { minAccesses: 10, ttl: 900 }
+
+            """), "products: \(sections[1])")
+        #expect(sections[2].contains("""
+                ttl:
+                  base: 300
+                  tiers: []
+
+            """), "carts: \(sections[2])")
+    }
+
     @Test("run exits 1 with a message naming http.listen when the port is taken")
     func portInUse() throws {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
