@@ -110,7 +110,8 @@ struct ConfigLoaderTests {
               onHistoryLost: fail
             collections:
               users: { strategy: invalidate }
-              other.carts:
+              carts:
+                database: other
                 strategy: update
                 operations: [insert, delete]
                 ttl: { tiers: [{ minAccesses: 50, ttl: 900 }, { minAccesses: 2, ttl: 300 }] }
@@ -177,6 +178,26 @@ struct ConfigLoaderTests {
         #expect(config.collections.map(\.ttl) == [TTLPolicy(base: 42, tiers: []), TTLPolicy(base: 7, tiers: [])])
     }
 
+    @Test("a database field names the collection's database and takes the key verbatim, dots included")
+    func explicitDatabase() throws {
+        let config = try ConfigLoader.parse(text: """
+            mongodb: { uri: "mongodb://localhost", database: shop }
+            collections:
+              orders.v2: { strategy: update, database: shop }
+              v2: { strategy: invalidate, database: orders }
+              users: { strategy: invalidate }
+            """)
+        #expect(config.collections.map(\.namespace) == ["shop.orders.v2", "orders.v2", "shop.users"])
+        #expect(config.collections[0].database == "shop" && config.collections[0].collection == "orders.v2")
+        let noDefault = try ConfigLoader.parse(text: """
+            mongodb: { uri: "mongodb://localhost" }
+            collections:
+              shop.orders.v2: { strategy: update }
+              audit.log: { strategy: invalidate, database: ops }
+            """)
+        #expect(noDefault.collections.map { [$0.database, $0.collection] } == [["shop", "orders.v2"], ["ops", "audit.log"]])
+    }
+
     @Test("YAML anchors and merge keys share settings between collections; own keys win")
     func mergeKeys() throws {
         let config = try ConfigLoader.parse(text: """
@@ -196,6 +217,25 @@ struct ConfigLoaderTests {
                                                           ttl: TTLPolicy(base: 30), idType: .string))
         #expect(config.collections[1] == CollectionConfig(database: "shop", collection: "products", strategy: .update,
                                                           ttl: TTLPolicy(base: 30), idType: .int, onHistoryLost: .fail))
+    }
+
+    @Test("the effective config of dotted names, with and without mongodb.database, parses back to the same config")
+    func dottedNamesRoundTrip() throws {
+        let texts = ["""
+            mongodb: { uri: "mongodb://localhost", database: shop }
+            collections:
+              orders.v2: { strategy: update, database: shop }
+              v2: { strategy: invalidate, database: orders }
+            """, """
+            mongodb: { uri: "mongodb://localhost" }
+            collections:
+              shop.orders.v2: { strategy: update }
+              catalog.products: { strategy: invalidate }
+            """]
+        for text in texts {
+            let config = try ConfigLoader.parse(text: text)
+            #expect(try ConfigLoader.parse(text: ConfigRenderer.render(config, redactSecrets: false)) == config)
+        }
     }
 
     @Test("the effective config parses back to the same config")

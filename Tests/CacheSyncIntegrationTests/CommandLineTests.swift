@@ -36,7 +36,7 @@ struct CommandLineTests {
         .init(name: "zero TTL", replace: "strategy: update", with: "strategy: update\n    ttl: { base: 0 }", expected: "11: collections.products.ttl.base:"),
         .init(name: "negative TTL", replace: "strategy: update", with: "strategy: update\n    ttl: { base: -5 }", expected: "11: collections.products.ttl.base:"),
         .init(name: "tiers out of order", replace: "strategy: update", with: "strategy: update\n    ttl:\n      tiers:\n        - { minAccesses: 10, ttl: 900 }\n        - { minAccesses: 100, ttl: 1800 }", expected: "collections.products.ttl.tiers"),
-        .init(name: "the same collection twice", replace: "  products:", with: "  shop.users:\n    strategy: update\n  products:", expected: "collections.shop.users"),
+        .init(name: "a dotted name that could be either namespace", replace: "  products:", with: "  orders.v2:\n    strategy: update\n  products:", expected: "9: collections.orders.v2: \"orders.v2\" is ambiguous"),
         .init(name: "unknown key-template placeholder", replace: "strategy: update", with: "strategy: update\n    keyTemplate: \"{coll}:{uid}\"", expected: "11: collections.products.keyTemplate:"),
         .init(name: "missing environment variable", replace: "database: shop", with: "database: ${CACHESYNC_TEST_UNSET_VARIABLE}", expected: "3: mongodb.database:"),
         .init(name: "wrong YAML type", replace: "database: shop", with: "database: [shop]", expected: "3: mongodb.database:"),
