@@ -116,6 +116,15 @@ struct CommandLineTests {
             """), "carts: \(sections[2])")
     }
 
+    @Test("--version and the version command print the same line")
+    func versionFlagMatchesCommand() throws {
+        let command = try CacheSyncProcess.runCommand(["version"])
+        let flag = try CacheSyncProcess.runCommand(["--version"])
+        #expect(command.status == 0 && flag.status == 0)
+        #expect(flag.output == command.output, "--version printed \(flag.output), version printed \(command.output)")
+        #expect(flag.output.hasPrefix("cachesync "), "\(flag.output)")
+    }
+
     @Test("run exits 1 with a message naming http.listen when the port is taken")
     func portInUse() throws {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
