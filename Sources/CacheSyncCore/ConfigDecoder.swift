@@ -226,7 +226,7 @@ struct ConfigDecoder {
         let map = try node.mapping(allowed: ["ttl", "accessCounts", "maxValueBytes", "notFoundTtl", "onHistoryLost"])
         var defaults = Defaults()
         if let ttlNode = map["ttl"] {
-            defaults.ttl = try ttlPolicy(ttlNode, inheritedBase: defaults.ttl.base)
+            defaults.ttl = try ttlPolicy(ttlNode, inherited: defaults.ttl)
         }
         if let countsNode = map["accessCounts"] {
             defaults.accessWindow = try accessWindow(countsNode)
@@ -255,8 +255,8 @@ struct ConfigDecoder {
         var seen: [String: (key: String, line: Int?)] = [:]
         var keyShapes: [String: String] = [:]
         for (key, value) in entries {
-            let (database, collection) = try namespace(key, value, defaultDatabase: mongodb.database)
-            let config = try collectionConfig(value, database: database, collection: collection, defaults: defaults)
+            let config = try collectionConfig(value, key: key, defaultDatabase: mongodb.database, defaults: defaults)
+            let (database, collection) = (config.database, config.collection)
             if let earlier = seen[config.namespace] {
                 let place = earlier.line.map { " at line \($0)" } ?? ""
                 throw ConfigError(file: file, line: value.keyLine, field: value.field,
@@ -289,20 +289,32 @@ struct ConfigDecoder {
 
     /// The names every collection may set.
     private enum CollectionFields {
-        static let all = ["strategy", "operations", "ttl", "keyTemplate", "idType", "onHistoryLost",
+        static let all = ["strategy", "database", "operations", "ttl", "keyTemplate", "idType", "onHistoryLost",
                           "maxValueBytes", "notFoundTtl", "accessCounts"]
     }
 
-    private func namespace(_ key: String, _ node: ConfigNode,
+    /// The database and collection a key names: with a `database` field the key is the collection's name verbatim;
+    /// else `<db>.<coll>` (split at the first dot, as database names hold none) or `<coll>` in `mongodb.database`.
+    /// A dotted key without the field while `mongodb.database` is set could be either, and is refused.
+    private func namespace(_ key: String, _ node: ConfigNode, databaseNode: ConfigNode?,
                            defaultDatabase: String) throws(ConfigError) -> (String, String) {
         let keyError = { (message: String) in
             ConfigError(file: file, line: node.keyLine, field: node.field, message: message)
         }
         var database = defaultDatabase
         var collection = key
-        if let dot = key.firstIndex(of: ".") {
+        if let databaseNode {
+            database = try databaseNode.string()
+            try checkDatabaseName(database, databaseNode)
+        } else if let dot = key.firstIndex(of: ".") {
             database = String(key[..<dot])
             collection = String(key[key.index(after: dot)...])
+            if !defaultDatabase.isEmpty {
+                throw keyError("\"\(key)\" is ambiguous: collection \"\(collection)\" of database \"\(database)\", or "
+                    + "collection \"\(key)\" of mongodb.database \"\(defaultDatabase)\"; say which with a database field "
+                    + "(the key is then the collection's name verbatim): \"\(collection)\" with database: \(database), "
+                    + "or \"\(key)\" with database: \(defaultDatabase)")
+            }
             if let problem = databaseNameProblem(database) {
                 throw keyError("bad database name \"\(database)\" (\(problem))")
             }
@@ -318,12 +330,14 @@ struct ConfigDecoder {
         return (database, collection)
     }
 
-    private func collectionConfig(_ node: ConfigNode, database: String, collection: String,
+    private func collectionConfig(_ node: ConfigNode, key: String, defaultDatabase: String,
                                   defaults: Defaults) throws(ConfigError) -> CollectionConfig {
         if case let .scalar(scalar) = node.node, scalar.string.isEmpty, scalar.style == .plain {
             throw node.missing("strategy", "missing (required: one of \(StrategyKind.allCases.map(\.rawValue).joined(separator: ", ")))")
         }
         let map = try node.mapping(allowed: CollectionFields.all, what: "a map of collection settings")
+        let (database, collection) = try namespace(key, node, databaseNode: map["database"],
+                                                   defaultDatabase: defaultDatabase)
         let strategies = StrategyKind.allCases.map(\.rawValue).joined(separator: ", ")
         let strategy = try map.required("strategy", "missing (required: one of \(strategies))")
             .choice(StrategyKind.self, what: "strategy")
@@ -335,7 +349,7 @@ struct ConfigDecoder {
             config.operations = try operations(operationsNode)
         }
         if let ttlNode = map["ttl"] {
-            config.ttl = try ttlPolicy(ttlNode, inheritedBase: defaults.ttl.base)
+            config.ttl = try ttlPolicy(ttlNode, inherited: defaults.ttl)
         }
         if let templateNode = map["keyTemplate"] {
             config.keyTemplate = try keyTemplate(templateNode)
@@ -408,15 +422,17 @@ struct ConfigDecoder {
 
     // MARK: Values
 
-    private func ttlPolicy(_ node: ConfigNode, inheritedBase: Int) throws(ConfigError) -> TTLPolicy {
+    /// A `ttl` map over `inherited`, field by field: `base` alone keeps the inherited tiers, `tiers: []` drops them.
+    private func ttlPolicy(_ node: ConfigNode, inherited: TTLPolicy) throws(ConfigError) -> TTLPolicy {
         let map = try node.mapping(allowed: ["base", "tiers"])
-        var policy = TTLPolicy(base: inheritedBase, tiers: [])
+        var policy = inherited
         if let baseNode = map["base"] {
             policy.base = try positiveInt(baseNode, unit: "seconds")
         }
         guard let tiersNode = map["tiers"] else {
             return policy
         }
+        policy.tiers = []
         let items = try tiersNode.sequence(what: "a list of tiers ({ minAccesses: N, ttl: seconds })")
         for item in items {
             let tier = try item.mapping(allowed: ["minAccesses", "ttl"], what: "a tier ({ minAccesses: N, ttl: seconds })")

@@ -2,7 +2,8 @@ import Foundation
 
 /// Renders the effective config as YAML for `check-config`, and redacts secrets in connection strings.
 public enum ConfigRenderer {
-    /// The effective config as YAML: every default filled in, collections as `<db>.<coll>`, and with
+    /// The effective config as YAML: every default filled in, collections as `<db>.<coll>` (or, when
+    /// `mongodb.database` is set, by their name with a `database` field), and with
     /// `redactSecrets` passwords in both URIs replaced by `***`. The text parses back to the same config.
     public static func render(_ config: CacheSyncConfig, redactSecrets: Bool = true) -> String {
         let uri = redactSecrets ? redactedURI(config.mongodb.uri) : config.mongodb.uri
@@ -60,7 +61,13 @@ public enum ConfigRenderer {
         lines.append("shutdownTimeout: \(number(config.shutdownTimeout))")
         lines.append("collections:")
         for collection in config.collections {
-            lines.append("  \(quoted(collection.namespace)):")
+            // With mongodb.database set a dotted key would be ambiguous: the key is the name, `database` says where.
+            if config.mongodb.database.isEmpty {
+                lines.append("  \(quoted(collection.namespace)):")
+            } else {
+                lines.append("  \(quoted(collection.collection)):")
+                lines.append("    database: \(quoted(collection.database))")
+            }
             lines.append("    strategy: \(collection.strategy.rawValue)")
             let operations = DocumentOperation.allCases.filter { collection.operations.contains($0) }
             lines.append("    operations: [\(operations.map(\.rawValue).joined(separator: ", "))]")

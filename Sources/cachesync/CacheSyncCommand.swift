@@ -9,8 +9,11 @@ struct CacheSyncCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cachesync",
         abstract: "Keeps a Redis cache in sync with MongoDB through change streams.",
-        version: cacheSyncVersion,
+        version: versionLine,
         subcommands: [Run.self, CheckConfig.self, Verify.self, Version.self])
+
+    /// What `cachesync version` and `cachesync --version` print.
+    static let versionLine = "cachesync \(cacheSyncVersion)"
 }
 
 /// Options every command that reads the config takes.
@@ -39,7 +42,7 @@ extension CacheSyncCommand {
         static let configuration = CommandConfiguration(abstract: "Print the version.")
 
         func run() {
-            print("cachesync \(cacheSyncVersion)")
+            print(CacheSyncCommand.versionLine)
         }
     }
 

@@ -110,13 +110,31 @@ struct ConfigErrorTests {
               users: { strategy: update }
             """,
             expected: "cachesync.yaml:10: defaults.ttl.tiers[1].minAccesses: tiers must be in strictly descending minAccesses order (1000 follows 100)"),
-        BadConfig(name: "same collection twice", yaml: head + """
+        BadConfig(name: "same collection twice", yaml: """
+            mongodb:
+              uri: "mongodb://127.0.0.1:27017"
             collections:
-              products: { strategy: update }
-              users: { strategy: invalidate }
-              shop.products: { strategy: invalidate }
+              shop.products: { strategy: update }
+              shop.users: { strategy: invalidate }
+              products: { strategy: invalidate, database: shop }
             """,
-            expected: #"cachesync.yaml:9: collections.shop.products: shop.products is configured twice (also as "products" at line 7)"#),
+            expected: #"cachesync.yaml:6: collections.products: shop.products is configured twice (also as "shop.products" at line 4)"#),
+        BadConfig(name: "dotted name that could be either namespace", yaml: head + """
+            collections:
+              users: { strategy: invalidate }
+              orders.v2: { strategy: update }
+            """,
+            expected: "cachesync.yaml:8: collections.orders.v2: \"orders.v2\" is ambiguous: collection \"v2\" of database "
+                + "\"orders\", or collection \"orders.v2\" of mongodb.database \"shop\"; say which with a database field "
+                + "(the key is then the collection's name verbatim): \"v2\" with database: orders, or \"orders.v2\" with "
+                + "database: shop"),
+        BadConfig(name: "bad database field", yaml: head + """
+            collections:
+              orders.v2:
+                strategy: update
+                database: "sh op"
+            """,
+            expected: #"cachesync.yaml:9: collections.orders.v2.database: bad database name "sh op" (it contains " ")"#),
         BadConfig(name: "unknown key placeholder", yaml: head + """
             collections:
               users:

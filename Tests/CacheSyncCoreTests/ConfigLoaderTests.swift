@@ -22,7 +22,7 @@ struct ConfigLoaderTests {
                 CollectionConfig(database: "shop", collection: "users", strategy: .invalidate, ttl: ttl),
                 CollectionConfig(database: "shop", collection: "products", strategy: .update, ttl: ttl),
                 CollectionConfig(database: "shop", collection: "sessions", strategy: .preserveTTL,
-                                 ttl: TTLPolicy(base: 3600, tiers: [])),
+                                 ttl: TTLPolicy(base: 3600, tiers: ttl.tiers)),
             ],
             shutdownTimeout: 10,
             sourcePath: sourcePath)
@@ -110,7 +110,8 @@ struct ConfigLoaderTests {
               onHistoryLost: fail
             collections:
               users: { strategy: invalidate }
-              other.carts:
+              carts:
+                database: other
                 strategy: update
                 operations: [insert, delete]
                 ttl: { tiers: [{ minAccesses: 50, ttl: 900 }, { minAccesses: 2, ttl: 300 }] }
@@ -144,18 +145,57 @@ struct ConfigLoaderTests {
         ])
     }
 
-    @Test("a collection ttl with only base keeps no tiers from defaults")
-    func baseOnlyTTLDropsTiers() throws {
+    @Test("a collection ttl overrides defaults.ttl field by field: base alone keeps the tiers, tiers: [] drops them")
+    func collectionTTLOverridesFieldByField() throws {
         let config = try ConfigLoader.parse(text: """
             mongodb: { uri: "mongodb://localhost", database: shop }
             defaults:
               ttl: { base: 300, tiers: [{ minAccesses: 10, ttl: 900 }] }
             collections:
               hot: { strategy: update }
-              cold: { strategy: update, ttl: { base: 30 } }
+              cold: { strategy: update, ttl: { base: 60 } }
+              flat: { strategy: update, ttl: { tiers: [] } }
+              own: { strategy: update, ttl: { tiers: [{ minAccesses: 2, ttl: 30 }] } }
             """)
-        #expect(config.collections[0].ttl == TTLPolicy(base: 300, tiers: [TTLTier(minAccesses: 10, ttl: 900)]))
-        #expect(config.collections[1].ttl == TTLPolicy(base: 30, tiers: []))
+        let tiers = [TTLTier(minAccesses: 10, ttl: 900)]
+        #expect(config.collections.map(\.ttl) == [
+            TTLPolicy(base: 300, tiers: tiers),
+            TTLPolicy(base: 60, tiers: tiers),
+            TTLPolicy(base: 300, tiers: []),
+            TTLPolicy(base: 300, tiers: [TTLTier(minAccesses: 2, ttl: 30)]),
+        ])
+    }
+
+    @Test("defaults.ttl with only base keeps the built-in policy's (empty) tiers")
+    func defaultsTTLBaseOnly() throws {
+        let config = try ConfigLoader.parse(text: """
+            mongodb: { uri: "mongodb://localhost", database: shop }
+            defaults: { ttl: { base: 42 } }
+            collections:
+              users: { strategy: update }
+              carts: { strategy: update, ttl: { base: 7 } }
+            """)
+        #expect(config.collections.map(\.ttl) == [TTLPolicy(base: 42, tiers: []), TTLPolicy(base: 7, tiers: [])])
+    }
+
+    @Test("a database field names the collection's database and takes the key verbatim, dots included")
+    func explicitDatabase() throws {
+        let config = try ConfigLoader.parse(text: """
+            mongodb: { uri: "mongodb://localhost", database: shop }
+            collections:
+              orders.v2: { strategy: update, database: shop }
+              v2: { strategy: invalidate, database: orders }
+              users: { strategy: invalidate }
+            """)
+        #expect(config.collections.map(\.namespace) == ["shop.orders.v2", "orders.v2", "shop.users"])
+        #expect(config.collections[0].database == "shop" && config.collections[0].collection == "orders.v2")
+        let noDefault = try ConfigLoader.parse(text: """
+            mongodb: { uri: "mongodb://localhost" }
+            collections:
+              shop.orders.v2: { strategy: update }
+              audit.log: { strategy: invalidate, database: ops }
+            """)
+        #expect(noDefault.collections.map { [$0.database, $0.collection] } == [["shop", "orders.v2"], ["ops", "audit.log"]])
     }
 
     @Test("YAML anchors and merge keys share settings between collections; own keys win")
@@ -177,6 +217,25 @@ struct ConfigLoaderTests {
                                                           ttl: TTLPolicy(base: 30), idType: .string))
         #expect(config.collections[1] == CollectionConfig(database: "shop", collection: "products", strategy: .update,
                                                           ttl: TTLPolicy(base: 30), idType: .int, onHistoryLost: .fail))
+    }
+
+    @Test("the effective config of dotted names, with and without mongodb.database, parses back to the same config")
+    func dottedNamesRoundTrip() throws {
+        let texts = ["""
+            mongodb: { uri: "mongodb://localhost", database: shop }
+            collections:
+              orders.v2: { strategy: update, database: shop }
+              v2: { strategy: invalidate, database: orders }
+            """, """
+            mongodb: { uri: "mongodb://localhost" }
+            collections:
+              shop.orders.v2: { strategy: update }
+              catalog.products: { strategy: invalidate }
+            """]
+        for text in texts {
+            let config = try ConfigLoader.parse(text: text)
+            #expect(try ConfigLoader.parse(text: ConfigRenderer.render(config, redactSecrets: false)) == config)
+        }
     }
 
     @Test("the effective config parses back to the same config")

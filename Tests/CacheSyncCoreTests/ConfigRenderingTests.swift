@@ -59,7 +59,8 @@ struct ConfigRenderingTests {
               instanceId: "pod \\"a\\""
             shutdownTimeout: 10
             collections:
-              "shop.users":
+              "users":
+                database: "shop"
                 strategy: invalidate
                 operations: [update, replace, delete]
                 ttl:
@@ -72,7 +73,8 @@ struct ConfigRenderingTests {
                 notFoundTtl: 5
                 accessCounts:
                   window: 86400
-              "shop.sessions":
+              "sessions":
+                database: "shop"
                 strategy: preserve-ttl
                 operations: [insert, update, replace, delete]
                 ttl:
@@ -100,7 +102,7 @@ struct ConfigRenderingTests {
             defaults: { ttl: { base: 10, tiers: [{ minAccesses: 3, ttl: 20 }] } }
             collections:
               users: { strategy: update, operations: [delete], keyTemplate: "u:{db}:{id}", idType: uuid }
-              other.logs: { strategy: invalidate, onHistoryLost: fail, maxValueBytes: 10 }
+              logs: { strategy: invalidate, database: other, onHistoryLost: fail, maxValueBytes: 10 }
             """)
         #expect(try ConfigLoader.parse(text: ConfigRenderer.render(config, redactSecrets: false)) == config)
     }

@@ -36,7 +36,7 @@ struct CommandLineTests {
         .init(name: "zero TTL", replace: "strategy: update", with: "strategy: update\n    ttl: { base: 0 }", expected: "11: collections.products.ttl.base:"),
         .init(name: "negative TTL", replace: "strategy: update", with: "strategy: update\n    ttl: { base: -5 }", expected: "11: collections.products.ttl.base:"),
         .init(name: "tiers out of order", replace: "strategy: update", with: "strategy: update\n    ttl:\n      tiers:\n        - { minAccesses: 10, ttl: 900 }\n        - { minAccesses: 100, ttl: 1800 }", expected: "collections.products.ttl.tiers"),
-        .init(name: "the same collection twice", replace: "  products:", with: "  shop.users:\n    strategy: update\n  products:", expected: "collections.shop.users"),
+        .init(name: "a dotted name that could be either namespace", replace: "  products:", with: "  orders.v2:\n    strategy: update\n  products:", expected: "9: collections.orders.v2: \"orders.v2\" is ambiguous"),
         .init(name: "unknown key-template placeholder", replace: "strategy: update", with: "strategy: update\n    keyTemplate: \"{coll}:{uid}\"", expected: "11: collections.products.keyTemplate:"),
         .init(name: "missing environment variable", replace: "database: shop", with: "database: ${CACHESYNC_TEST_UNSET_VARIABLE}", expected: "3: mongodb.database:"),
         .init(name: "wrong YAML type", replace: "database: shop", with: "database: [shop]", expected: "3: mongodb.database:"),
@@ -83,6 +83,46 @@ struct CommandLineTests {
         let missing = try CacheSyncProcess.runCommand(["check-config", "--config", "/nonexistent/cachesync.yaml"])
         #expect(missing.status == 2)
         #expect(missing.output.contains("/nonexistent/cachesync.yaml"))
+    }
+
+    @Test("check-config shows a collection's ttl over defaults.ttl: base alone keeps the default tiers, tiers: [] has none")
+    func ttlOverridesFieldByField() throws {
+        let path = try write("""
+            mongodb: { uri: "mongodb://127.0.0.1:27017", database: shop }
+            defaults:
+              ttl: { base: 300, tiers: [{ minAccesses: 1000, ttl: 3600 }, { minAccesses: 10, ttl: 900 }] }
+            collections:
+              products: { strategy: update, ttl: { base: 60 } }
+              carts: { strategy: update, ttl: { tiers: [] } }
+            """)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let result = try CacheSyncProcess.runCommand(["check-config", "--config", path])
+        #expect(result.status == 0, "\(result.output)")
+        let sections = result.output.components(separatedBy: "    strategy: update\n")
+        try #require(sections.count == 3, "\(result.output)")
+        #expect(sections[1].contains("""
+                ttl:
+                  base: 60
+                  tiers:
+                    - { minAccesses: 1000, ttl: 3600 }
+                    - { minAccesses: 10, ttl: 900 }
+
+            """), "products: \(sections[1])")
+        #expect(sections[2].contains("""
+                ttl:
+                  base: 300
+                  tiers: []
+
+            """), "carts: \(sections[2])")
+    }
+
+    @Test("--version and the version command print the same line")
+    func versionFlagMatchesCommand() throws {
+        let command = try CacheSyncProcess.runCommand(["version"])
+        let flag = try CacheSyncProcess.runCommand(["--version"])
+        #expect(command.status == 0 && flag.status == 0)
+        #expect(flag.output == command.output, "--version printed \(flag.output), version printed \(command.output)")
+        #expect(flag.output.hasPrefix("cachesync "), "\(flag.output)")
     }
 
     @Test("run exits 1 with a message naming http.listen when the port is taken")

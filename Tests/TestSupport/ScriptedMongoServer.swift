@@ -125,7 +125,8 @@ public final class ScriptedMongoServer: @unchecked Sendable {
         (try? String(contentsOf: recordURL, encoding: .utf8)) ?? "(no record)"
     }
 
-    /// A `cachesync run` config that watches this server's scripted collection and writes to `redis`.
+    /// A `cachesync run` config that watches this server's scripted collection and writes to `redis`; the
+    /// collection is named with its `database` field, so a name with a dot works too.
     ///
     /// Cache keys go under `keyPrefix` and checkpoints under `<keyPrefix>cachesync:`; `settings` are more lines of
     /// the collection's settings (e.g. `"onHistoryLost: fail"`); `lease: false` writes `lease: { enabled: false }`.
@@ -149,6 +150,7 @@ public final class ScriptedMongoServer: @unchecked Sendable {
             "shutdownTimeout: 5",
             "collections:",
             "  \(Self.yamlQuoted(collection)):",
+            "    database: \(Self.yamlQuoted(database))",
             "    strategy: \(strategy)",
         ]
         lines += settings.map { "    " + $0 }

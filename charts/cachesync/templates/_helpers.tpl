@@ -226,6 +226,14 @@ checksum/secret: {{ printf "%s\n%s" .Values.mongodb.uri .Values.redis.url | sha2
 {{- end }}
 {{- end }}
 
+{{/* image.pullSecrets as items of an imagePullSecrets list (empty when there are none): the Deployment's, and in
+sidecar mode the app pod's, where the app may add its own items. */}}
+{{- define "cachesync.imagePullSecrets" -}}
+{{- with .Values.image.pullSecrets }}
+{{- toYaml . }}
+{{- end }}
+{{- end }}
+
 {{/* One HTTP probe on the cachesync port; takes (dict "probe" <values> "path" <path>). */}}
 {{- define "cachesync.probe" -}}
 httpGet:
