@@ -292,6 +292,34 @@ struct ConfigErrorTests {
               users: { strategy: update }
             """,
             expected: #"cachesync.yaml:6: redis.sentinel.nodes[1]: bad port "99999" in "sentinel-1:99999" (expected 1 to 65535)"#),
+        BadConfig(name: "a cluster with a database other than 0", yaml: """
+            mongodb: { uri: "mongodb://127.0.0.1:27017", database: shop }
+            redis:
+              url: "redis://redis-0:6379/3"
+              cluster: {}
+            collections:
+              users: { strategy: update }
+            """,
+            expected: #"cachesync.yaml:3: redis.url: a Redis Cluster has only database 0, but redis.url selects database 3"#),
+        BadConfig(name: "cluster and sentinel together", yaml: """
+            mongodb: { uri: "mongodb://127.0.0.1:27017", database: shop }
+            redis:
+              url: "redis://mymaster/0"
+              sentinel: { masterName: mymaster, nodes: ["s0:26379"] }
+              cluster: { nodes: ["redis-1:6379"] }
+            collections:
+              users: { strategy: update }
+            """,
+            expected: #"cachesync.yaml:5: redis.cluster: cannot be used with redis.sentinel (a cluster fails over by itself)"#),
+        BadConfig(name: "a cluster seed with a bad port", yaml: """
+            mongodb: { uri: "mongodb://127.0.0.1:27017", database: shop }
+            redis:
+              url: "redis://redis-0:6379/0"
+              cluster: { nodes: ["redis-1:0"] }
+            collections:
+              users: { strategy: update }
+            """,
+            expected: #"cachesync.yaml:4: redis.cluster.nodes[0]: bad port "0" in "redis-1:0" (expected 1 to 65535)"#),
         BadConfig(name: "a client certificate without its key", yaml: """
             mongodb: { uri: "mongodb://127.0.0.1:27017", database: shop }
             redis:

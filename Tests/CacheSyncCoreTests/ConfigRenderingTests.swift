@@ -133,4 +133,29 @@ struct ConfigRenderingTests {
         let reparsed = try ConfigLoader.parse(text: full, path: "again.yaml")
         #expect(reparsed.redis == config.redis)
     }
+
+    @Test("a cluster config renders, parses back, and its ACL rule adds the cluster commands and derived-key patterns")
+    func clusterRedis() throws {
+        let config = try ConfigLoader.parse(text: """
+            mongodb: { uri: "mongodb://db:27017", database: shop }
+            redis:
+              url: "rediss://app@redis-0:6380/0"
+              cluster: { nodes: ["redis-1:6380", redis-2] }
+            collections:
+              users: { strategy: invalidate }
+            """, path: "cluster.yaml")
+        #expect(config.redis.cluster?.nodes.map(\.description) == ["redis-1:6380", "redis-2:6379"])
+        let reparsed = try ConfigLoader.parse(text: ConfigRenderer.render(config, redactSecrets: false), path: "again.yaml")
+        #expect(reparsed.redis == config.redis)
+        let acl = RedisACL.setUserCommand(config)
+        #expect(acl.contains("~users:* ~{users:*}:*") || acl.contains("~{users:*}:*"), "\(acl)")
+        #expect(acl.hasSuffix("+cluster|slots +asking +wait +hget +hset"), "\(acl)")
+        let single = try ConfigLoader.parse(text: """
+            mongodb: { uri: "mongodb://db:27017", database: shop }
+            redis: { url: "redis://redis-0:6379/0" }
+            collections:
+              users: { strategy: invalidate }
+            """, path: "single.yaml")
+        #expect(!RedisACL.setUserCommand(single).contains("cluster"))
+    }
 }

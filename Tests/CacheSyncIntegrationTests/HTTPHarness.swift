@@ -24,8 +24,10 @@ struct HTTPAPITests {}
 
 /// A redis-server, an nx-27017 and the real `cachesync run` binary with an HTTP port, for one test.
 final class HTTPHarness: @unchecked Sendable {
-    /// The Redis server.
+    /// The Redis server, or the first node of `cluster`.
     let redis: RedisTestServer
+    /// The Redis Cluster the sidecar uses, when the harness was made with one.
+    let cluster: RedisClusterBed?
     /// The MongoDB wire server.
     let mongo: MongoTestServer
     /// The sidecar's HTTP port.
@@ -39,8 +41,9 @@ final class HTTPHarness: @unchecked Sendable {
     init(collections: String, collectionCount: Int, redisOptions: RedisTestServer.Options = .init(),
          mongoURI: ((MongoTestServer) -> String)? = nil, environment: [String: String] = [:],
          extraConfig: String = "", httpConfig: String = "", extraArguments: [String] = [],
-         waitForStreams: Bool = true) throws {
-        redis = try RedisTestServer(redisOptions)
+         waitForStreams: Bool = true, cluster: RedisClusterBed? = nil) throws {
+        self.cluster = cluster
+        redis = try cluster?.nodes[0] ?? RedisTestServer(redisOptions)
         mongo = try MongoTestServer()
         httpPort = try FreePort.next()
         let config = """
@@ -49,6 +52,7 @@ final class HTTPHarness: @unchecked Sendable {
               database: \(mongo.database)
             redis:
               url: "\(redis.sidecarURL())"
+            \(cluster.map { "  cluster: { nodes: [\($0.seedAddresses.map { "\"\($0)\"" }.joined(separator: ", "))] }" } ?? "")
             http:
               listen: "127.0.0.1:\(httpPort)"
             \(httpConfig)
@@ -72,7 +76,7 @@ final class HTTPHarness: @unchecked Sendable {
     /// Stops the binary and the servers.
     func stop() {
         sidecar.process.stop()
-        redis.cleanUp()
+        if let cluster { cluster.cleanUp() } else { redis.cleanUp() }
         mongo.cleanUp()
     }
 

@@ -46,7 +46,7 @@ extension HTTPAPITests {
             #expect(!outcome.stale.isEmpty, "expected stale entries without the lease (reads \(outcome.reads), writes \(outcome.writes))")
         }
 
-        func race(leaseDisabled: Bool) throws -> Outcome {
+        func race(leaseDisabled: Bool, cluster: RedisClusterBed? = nil) throws -> Outcome {
             // The pause must be longer than the sidecar's change-to-DEL latency (~55 ms on nx-27017, which makes it
             // back off 50 ms when idle), or the applier's DEL lands after the reader's stale SET and hides it.
             var environment = ["CACHESYNC_TEST_READ_DELAY_MS": "300"]
@@ -55,7 +55,7 @@ extension HTTPAPITests {
                   hot:
                     strategy: invalidate
                     idType: string
-                """, collectionCount: 1, environment: environment)
+                """, collectionCount: 1, environment: environment, cluster: cluster)
             defer { harness.stop() }
             let ns = harness.namespace("hot")
             let pool = try harness.mongoPool()
@@ -83,7 +83,7 @@ extension HTTPAPITests {
             // update, readers are still reading) the cache is compared with MongoDB. Stale entries found at any
             // pause count, so a lease that fails is caught even if later updates would have hidden it.
             let staleSeen = StaleIDs()
-            let redis = try harness.redis.connect()
+            let redis: any RedisClient = try cluster?.client() ?? harness.redis.connect()
             @Sendable func staleNow() throws -> [String] {
                 var stale: [String] = []
                 for id in Self.ids {

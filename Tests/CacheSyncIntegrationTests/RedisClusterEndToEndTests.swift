@@ -68,6 +68,40 @@ struct RedisClusterEndToEndTests {
         try LeadershipTests.fencedExLeaderWritesNothing(f, ids: ids)
     }
 
+    @Test("read-through on a cluster: a miss loads and caches, then hits; a missing id is 404 and remembered")
+    func readThrough() throws {
+        let bed = try RedisClusterBed()
+        let harness = try HTTPHarness(collections: "  items:\n    strategy: invalidate\n    idType: string",
+                                      collectionCount: 1, cluster: bed)
+        defer { harness.stop() }
+        let pool = try harness.mongoPool()
+        let ids = (0..<30).map { "i\($0)" }
+        try pool.insertMany(harness.namespace("items"), ids.map { ["_id": .string($0), "n": .int32(1)] })
+        for id in ids {
+            let miss = try harness.get("/v1/cache/items/\(id)")
+            #expect(miss.status == 200 && miss.headers["x-cache"] == "MISS", "\(id): \(miss.status) \(miss.body)")
+            let hit = try harness.get("/v1/cache/items/\(id)")
+            #expect(hit.status == 200 && hit.headers["x-cache"] == "HIT" && hit.body == miss.body)
+        }
+        let client = bed.client()
+        // The access counters sit in their keys' slots, on every master.
+        #expect(try client.command(["GET", "{items:i7}:access_count"]).text == "2")
+        let missing = try harness.get("/v1/cache/items/nope")
+        #expect(missing.status == 404)
+        #expect(try client.command(["GET", "{items:nope}:lease"]).text == "not-found")
+        #expect(try harness.get("/v1/cache/items/nope").status == 404)
+    }
+
+    @Test("the read-through race on a cluster: with the lease no stale entry, without it (the control) stale entries")
+    func readThroughRace() throws {
+        let race = HTTPAPITests.ReadThroughRaceTests()
+        let fresh = try race.race(leaseDisabled: false, cluster: try RedisClusterBed())
+        #expect(fresh.writes > 50 && fresh.misses > 50)
+        #expect(fresh.stale.isEmpty, "stale ids: \(fresh.stale)")
+        let control = try race.race(leaseDisabled: true, cluster: try RedisClusterBed())
+        #expect(!control.stale.isEmpty, "without the lease the race must leave stale entries (\(control.reads) reads)")
+    }
+
     @Test("a config without redis.cluster pointed at a cluster node: /readyz is 503 and says to set it")
     func clusterWithoutClusterConfig() throws {
         let bed = try RedisClusterBed()
