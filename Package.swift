@@ -66,7 +66,7 @@ let package = Package(
 
         // Benchmarks: the apply path, end to end and the footprint, beside the machine's limits (BENCHMARKS.md).
         .executableTarget(name: "cachesync-bench", dependencies: [
-            "CacheSync", "CacheSyncCore", "MongoBridge", "RedisBridge", "BSONModel", "CHiredis", "TestSupport",
+            "CacheSync", "CacheSyncCore", "MongoBridge", "RedisBridge", "RedisSlot", "BSONModel", "CHiredis", "TestSupport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ], path: "Benchmarks/cachesync-bench"),

@@ -195,7 +195,7 @@ struct ApplyBenchmark {
     }
 
     /// The pipeline's logger: errors only.
-    private static let logger: Logger = {
+    static let logger: Logger = {
         var logger = Logger(label: "bench")
         logger.logLevel = .error
         return logger
@@ -229,7 +229,7 @@ struct ApplyBenchmark {
     }
 
     /// Microseconds of CPU the Redis server's main thread has used (`INFO cpu`): parsing, executing, replying.
-    private func redisCPUMicros(_ redis: RedisConnection) throws -> Double {
+    func redisCPUMicros(_ redis: RedisConnection) throws -> Double {
         let info = try redis.command(["INFO", "cpu"]).text ?? ""
         var total = 0.0
         for line in info.split(whereSeparator: \.isNewline)

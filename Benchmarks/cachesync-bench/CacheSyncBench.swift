@@ -53,17 +53,26 @@ struct CacheSyncBench: ParsableCommand {
     @Flag(help: "Skip the TLS benchmark (the apply path and start-to-ready over TLS beside plaintext).")
     var skipTLS = false
 
+    @Flag(help: "Skip the Redis Cluster benchmark (the apply path on three masters beside a raw loop to the same nodes, and the end-to-end figures on a 6-node cluster beside one server).")
+    var skipCluster = false
+
     mutating func run() throws {
         _ = MetricsBootstrap.bootstrap()
         var out = ""
         if !skipApply {
             out += try applySection()
         }
+        var single: EndToEndBenchmark.Result?
         if !skipEndToEnd {
-            out += try endToEndSection()
+            let (text, result) = try endToEndSection()
+            out += text
+            single = result
         }
         if !skipTLS {
             out += try tlsSection()
+        }
+        if !skipCluster {
+            out += try clusterSection(single: single)
         }
         print(out, terminator: "")
     }
@@ -95,13 +104,65 @@ struct CacheSyncBench: ParsableCommand {
         return text + "\n"
     }
 
-    private func endToEndSection() throws -> String {
+    /// The apply path on a 3-master cluster (no replicas, so no `WAIT`) beside the raw loop, and the end-to-end run on
+    /// a 6-node cluster beside the one on one server (run here when the end-to-end section was skipped).
+    private func clusterSection(single: EndToEndBenchmark.Result?) throws -> String {
+        let bed = try RedisClusterBed(replicas: false)
+        defer { bed.cleanUp() }
+        var limits = ChangePipeline.Limits()
+        if let batchWindowMs { limits.batchWindow = batchWindowMs / 1000 }
+        let benchmark = ApplyBenchmark(redisPort: bed.nodes[0].port, events: events, chunkEvents: chunkEvents, pinned: false,
+                                       limits: limits)
+        FileHandle.standardError.write(Data("bench: apply path on a 3-master cluster, \(rounds) rounds\n".utf8))
+        let results = try benchmark.runCluster(rounds: rounds, cluster: bed.client(), seedPort: bed.nodes[0].port,
+                                               strategies: strategies)
+        var text = """
+            ### Redis Cluster: apply path on three masters (no replicas), one fenced script per slot
+
+            \(rounds) rounds; in each, both loops apply the same \(benchmark.events) events per strategy, in turns of \(benchmark.chunkEvents). The raw loop sends the same writes as plain commands (each op's lease `UNLINK` and write, a `GET` per access counter, the checkpoint) pipelined to each key's master, masters one after another.
+
+            | strategy | ratio per round: median (range) (target ≥ 50%) | cachesync on the cluster, best round | raw pipelined hiredis to the same masters, best round | Redis CPU per event (three masters): cachesync / raw | client CPU per event: cachesync / raw |
+            |---|---|---|---|---|---|
+
+            """
+        for r in results {
+            text += "| \(r.strategy) | \(Self.percent(Measure.percentile(r.roundRatios, 0.5))) (\(Self.percent(r.roundRatios.min() ?? 0))–\(Self.percent(r.roundRatios.max() ?? 0))) | \(Self.rate(r.pipelineRate)) events/s | \(Self.rate(r.rawRate)) events/s | \(String(format: "%.2f", r.pipelineRedisMicros)) µs / \(String(format: "%.2f", r.rawRedisMicros)) µs | \(String(format: "%.2f", r.pipelineClientMicros)) µs / \(String(format: "%.2f", r.rawClientMicros)) µs |\n"
+        }
+        let single = try single ?? EndToEndBenchmark(bulkWrites: bulk, lagWrites: lagWrites, rate: rate, readyRuns: readyRuns).run()
+        var clustered = EndToEndBenchmark(bulkWrites: bulk, lagWrites: lagWrites, rate: rate, readyRuns: readyRuns)
+        clustered.cluster = true
+        let c = try clustered.run()
+        func row(_ name: String, _ value: (EndToEndBenchmark.Result) -> String) -> String {
+            "| \(name) | \(value(single)) | \(value(c)) |\n"
+        }
+        text += """
+
+            ### Redis Cluster: end to end (release binary, three collections; 6 nodes: three masters with a replica each, so every batch waits for one replica)
+
+            | measure | one redis-server | 6-node cluster |
+            |---|---|---|
+
+            """
+        text += row("\(bulk) bulk inserts: cachesync / bare change stream") { r in
+            "\(Self.seconds(r.bulkSidecar)) / \(Self.seconds(r.bulkReference)) (\(String(format: "%.2f", r.bulkSidecar / r.bulkReference))×)"
+        }
+        text += row("lag p50 / p99 at \(Int(rate)) writes/s") { r in
+            "\(Self.ms(Measure.percentile(r.sidecarLags, 0.5) * 1000)) / \(Self.ms(Measure.percentile(r.sidecarLags, 0.99) * 1000))"
+        }
+        text += row("start to ready, median") { r in Self.ms(Measure.percentile(r.readySeconds, 0.5) * 1000) }
+        text += row("resident memory, peak in the bulk run") { r in String(format: "%.1f MiB", r.bulkRSS.resident) }
+        text += row("CPU at \(Int(rate)) writes/s") { r in "\(Self.percent(r.lagCPU)) of a core" }
+        return text + "\n"
+    }
+
+    /// The end-to-end section, and its figures for the cluster section.
+    private func endToEndSection() throws -> (String, EndToEndBenchmark.Result) {
         let r = try EndToEndBenchmark(bulkWrites: bulk, lagWrites: lagWrites, rate: rate, readyRuns: readyRuns).run()
         let bulkRatio = r.bulkSidecar / r.bulkReference
         let refP50 = Measure.percentile(r.referenceLags, 0.5) * 1000, refP99 = Measure.percentile(r.referenceLags, 0.99) * 1000
         let p50 = Measure.percentile(r.sidecarLags, 0.5) * 1000, p99 = Measure.percentile(r.sidecarLags, 0.99) * 1000
         let readyMedian = Measure.percentile(r.readySeconds, 0.5) * 1000, readyMax = r.readySeconds.max()! * 1000
-        return """
+        return ("""
             ### End to end through nx-27017 (release binary, three watched collections)
 
             Both columns time the same writes: a bare libmongoc change stream on the same collection reads them
@@ -125,7 +186,7 @@ struct CacheSyncBench: ParsableCommand {
             | CPU at \(Int(r.rate)) writes/s | \(Self.percent(r.lagCPU)) of a core | | |
 
 
-            """
+            """, r)
     }
 
     /// The apply path over TLS beside plaintext, one TLS connection's setup beside a plaintext one's, and the

@@ -2,6 +2,7 @@ import BSONModel
 import Foundation
 import MongoBridge
 import RedisBridge
+import RedisSlot
 import TestSupport
 
 /// The real `cachesync` binary between nx-27017 and redis-server, measured beside a bare change stream reading the
@@ -32,16 +33,19 @@ struct EndToEndBenchmark {
     let lagWrites: Int
     let rate: Double
     let readyRuns: Int
+    /// Whether Redis is a 6-node Redis Cluster (three masters, three replicas) instead of one server.
+    var cluster = false
 
     func run() throws -> Result {
-        let redisServer = try RedisTestServer()
+        let bed = cluster ? try RedisClusterBed() : nil
+        let redisServer = try bed?.nodes[0] ?? RedisTestServer()
         let mongo = try MongoTestServer(.init(inMemory: true))
         defer {
-            redisServer.cleanUp()
+            if let bed { bed.cleanUp() } else { redisServer.cleanUp() }
             mongo.cleanUp()
         }
         let pool = try MongoClientPool(uri: mongo.uri)
-        let redis = try redisServer.connect()
+        let redis: any RedisClient = try bed?.client() ?? redisServer.connect()
         func namespace(_ name: String) -> MongoNamespace { MongoNamespace(database: mongo.database, collection: name) }
         // Collections exist before any stream opens (nx-27017 does not deliver to watches on later-created ones).
         for name in ["products", "users", "sessions"] {
@@ -50,7 +54,7 @@ struct EndToEndBenchmark {
         let httpPort = try FreePort.next()
         let config = """
             mongodb: { uri: "\(mongo.uri)", database: \(mongo.database) }
-            redis: { url: "redis://127.0.0.1:\(redisServer.port)/0" }
+            redis: { url: "redis://127.0.0.1:\(redisServer.port)/0"\(bed.map { ", cluster: { nodes: [\($0.seedAddresses.map { "\"\($0)\"" }.joined(separator: ", "))] }" } ?? "") }
             http: { listen: "127.0.0.1:\(httpPort)" }
             collections:
               products: { strategy: update }
@@ -87,7 +91,7 @@ struct EndToEndBenchmark {
         var sampler = ResidentMemorySampler(pid: pid)
         result.bulkWrites = bulkWrites
         log("bulk: \(bulkWrites) inserts")
-        let appliedKey = "cachesync:applied:\(mongo.database).products"
+        let appliedKey = cluster ? "cachesync:applied:{\(mongo.database).products}" : "cachesync:applied:\(mongo.database).products"
         let appliedBefore = try appliedEvents(redis, appliedKey)
         let bulkReference = try ReferenceConsumer(pool: pool, namespace: namespace("products"), expected: bulkWrites)
         let bulkStart = Measure.now()
@@ -108,12 +112,23 @@ struct EndToEndBenchmark {
         let firstID = 1_000_000
         let ids = firstID..<(firstID + lagWrites)
         let lagReference = try ReferenceConsumer(pool: pool, namespace: namespace("products"), expected: lagWrites)
-        let keyspace = try KeyspaceWatcher(redisPort: redisServer.port, prefix: "products:", expected: lagWrites)
+        // On a cluster each master announces its own keys: one watcher per master, expecting the ids of its slots.
+        var expected: [Int: Int] = [:]
+        if let client = redis as? RedisCluster {
+            for id in ids { expected[try client.connection(forSlot: RedisSlot.of("products:\(id)")).options.port, default: 0] += 1 }
+        } else {
+            expected[redisServer.port] = lagWrites
+        }
+        let keyspaces = try expected.map { try KeyspaceWatcher(redisPort: $0.key, prefix: "products:", expected: $0.value) }
         sampler = ResidentMemorySampler(pid: pid)
         let lagCPU0 = Measure.cpuSeconds(pid)
         let lagStart = Measure.now()
         let sent = try pacedInserts(pool, namespace("products"), ids: ids)
-        guard let visible = keyspace.wait(timeout: 120) else { throw BenchError("not every write reached Redis") }
+        var visible: [Int: Double] = [:]
+        for keyspace in keyspaces {
+            guard let seen = keyspace.wait(timeout: 120) else { throw BenchError("not every write reached Redis") }
+            visible.merge(seen) { $1 }
+        }
         result.lagCPU = (Measure.cpuSeconds(pid) - lagCPU0) / (Measure.now() - lagStart)
         guard let delivered = lagReference.wait(timeout: 120) else { throw BenchError("the bare change stream missed events") }
         result.referenceLags = ids.map { delivered[$0]! - sent[$0]! }
@@ -140,7 +155,7 @@ struct EndToEndBenchmark {
         return status == Array("HTTP/1.1 200".utf8)
     }
 
-    private func appliedEvents(_ redis: RedisConnection, _ key: String) throws -> Int {
+    private func appliedEvents(_ redis: any RedisClient, _ key: String) throws -> Int {
         Int(try redis.command(["HGET", key, "events"]).text ?? "") ?? 0
     }
 

@@ -53,10 +53,8 @@ struct BatchApplier {
     func accessCounts(of cacheKeys: [CacheKey]) throws(RedisError) -> [Int] {
         guard !cacheKeys.isEmpty else { return [] }
         let counters: [RedisReply]
-        if clusterWriter != nil {
-            // The counters live in as many slots as their keys: one GET each, routed.
-            counters = try redis.pipeline(cacheKeys.map { ["GET", $0.accessCountKey] })
-            try redis.throwFirstError(in: counters)
+        if let clusterWriter {
+            counters = try clusterWriter.read(cacheKeys.map(\.accessCountKey))
         } else {
             var mget = RedisCommandBatch()
             mget.append("MGET", cacheKeys.map(\.text), suffix: CacheKey.accessCountSuffix)

@@ -163,6 +163,51 @@ public final class RedisCluster: RedisClient, @unchecked Sendable {
         return replies
     }
 
+    /// The master of each slot as the map says now (asking the cluster first when the map is stale): its address,
+    /// the same for slots of one master.
+    public func owners(ofSlots slots: [Int]) throws(RedisError) -> [Node] {
+        try refreshIfStale()
+        return try locked { () throws(RedisError) -> [Node] in
+            try slots.map { slot throws(RedisError) -> Node in
+                guard owners[slot] >= 0 else { throw uncovered(slot) }
+                return masters[owners[slot]]
+            }
+        }
+    }
+
+    /// Sends the commands of `laidOut` to `node` as they are, without following redirections (a reply such as `MOVED`
+    /// comes back as an `.error`); with `replicated`, `WAIT 1` follows them as in `pipeline(_:replicated:)`. A
+    /// connection error marks the map stale and throws.
+    public func send(_ laidOut: RedisCommandBatch, to node: Node, replicated: Bool) throws(RedisError) -> [RedisReply] {
+        let (connection, waits) = lock.withLock { (connectionLocked(node), replicated && replicaCounts[node, default: 0] > 0) }
+        var batch = laidOut
+        if waits { batch.append(Self.wait(replicationTimeout).map { String(decoding: $0, as: UTF8.self) }) }
+        do {
+            var replies = try connection.pipeline(batch)
+            if waits { replies.removeLast() }
+            return replies
+        } catch {
+            markStale()
+            throw error
+        }
+    }
+
+    /// Whether `reply` is a redirection or refusal of the cluster (`MOVED`, `ASK`, `TRYAGAIN`, `CLUSTERDOWN`), or a
+    /// script's refusal to touch a key this node does not serve now: the command, or the script from that key on,
+    /// should be sent again slot by slot. A `MOVED` or a non-local key also marks the map stale.
+    public func isMisrouted(_ reply: RedisReply) -> Bool {
+        if let (kind, _) = Self.redirect(of: reply) {
+            note(kind)
+            if kind == .moved || kind == .clusterdown { markStale() }
+            return true
+        }
+        guard case .error(let text) = reply else { return false }
+        let misrouted = text.contains("non local key") || text.contains("do not hash to the same slot")
+            || text.contains("cluster is down")
+        if misrouted { markStale() }
+        return misrouted
+    }
+
     public func throwFirstError(in replies: [RedisReply]) throws(RedisError) {
         let node = lock.withLock { masters.first ?? seeds[0] }
         try lock.withLock { connectionLocked(node) }.throwFirstError(in: replies)

@@ -102,6 +102,17 @@ public struct RedisCommandBatch: Sendable {
         }
     }
 
+    /// Appends one command: the arguments `head`, then those of each of `lists` (laid out beforehand), in order.
+    public mutating func append(_ head: [String], _ lists: RedisArgumentList...) {
+        let arguments = head.count + lists.reduce(0) { $0 + $1.count }
+        let size = Self.lineSize(arguments) + head.reduce(0) { $0 + Self.argumentSize($1.utf8.count) }
+            + lists.reduce(0) { $0 + $1.storage.count }
+        write(arguments: arguments, size: size) { out in
+            for index in head.indices { out.argument(head[index]) }
+            for list in lists { out.copy(UnsafeBufferPointer(start: list.storage.base, count: list.storage.count)) }
+        }
+    }
+
     /// Appends one command: `name`, then the arguments of `list` (laid out one by one beforehand).
     public mutating func append(_ name: String, _ list: RedisArgumentList) {
         let size = Self.lineSize(list.count + 1) + Self.argumentSize(name.utf8.count) + list.storage.count
@@ -133,7 +144,7 @@ public struct RedisCommandBatch: Sendable {
     }
 
     /// How many decimal digits `n` (at least 0) has.
-    private static func digitCount(_ n: Int) -> Int {
+    fileprivate static func digitCount(_ n: Int) -> Int {
         if n < 10 { return 1 }
         if n < 100 { return 2 }
         var digits = 3, rest = n / 100
@@ -269,6 +280,21 @@ public struct RedisArgumentList: Sendable {
 
     /// An empty list.
     public init() {}
+
+    /// Appends `text`'s UTF-8 bytes as one argument.
+    public mutating func append(_ text: String) {
+        let storage = RedisCommandBatch.Storage.unique(&storage)
+        storage.write(size: RedisCommandBatch.argumentSize(text.utf8.count)) { $0.argument(text) }
+        count += 1
+    }
+
+    /// Appends `n` (at least 0) in decimal as one argument.
+    public mutating func append(number n: Int) {
+        precondition(n >= 0, "a number argument is at least 0")
+        let storage = RedisCommandBatch.Storage.unique(&storage)
+        storage.write(size: RedisCommandBatch.argumentSize(RedisCommandBatch.digitCount(n))) { $0.argument(number: n) }
+        count += 1
+    }
 
     /// Appends `text`'s UTF-8 bytes with `suffix`'s after them, as one argument.
     public mutating func append(_ text: String, suffix: String) {

@@ -98,6 +98,14 @@ public final class RedisConnection: RedisClient, @unchecked Sendable {
         }
     }
 
+    /// `pipeline` of commands laid out beforehand (`RedisCommandBatch`).
+    public func pipeline(_ laidOut: RedisCommandBatch) throws(RedisError) -> [RedisReply] {
+        guard laidOut.count > 0 else { return [] }
+        return try locked { () throws(RedisError) -> [RedisReply] in
+            try roundTrip(try connectedContext(), laidOut)
+        }
+    }
+
     /// Throws the first error reply among `replies` (of `pipeline` or `transaction`) as `command` would have:
     /// classified (`.authentication` or `.server`) and with the password redacted.
     public func throwFirstError(in replies: [RedisReply]) throws(RedisError) {

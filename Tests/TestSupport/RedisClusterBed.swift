@@ -1,7 +1,7 @@
 import Foundation
 import RedisBridge
 
-/// A Redis Cluster on loopback for one test: three masters and three replicas (`redis-server --cluster-enabled yes`
+/// A Redis Cluster on loopback for one test: three masters and (by default) three replicas (`redis-server --cluster-enabled yes`
 /// from Debian, joined by `redis-cli --cluster create … --cluster-replicas 1`), settled: every node sees all 16,384
 /// slots served and every replica's link to its master is up (so a killed master's replica can take over at once:
 /// `repl-diskless-sync-delay 0`).
@@ -10,8 +10,9 @@ public final class RedisClusterBed: @unchecked Sendable {
     public let nodes: [RedisTestServer]
     private let redisCLI: URL
 
-    /// Starts and joins the nodes; throws when the cluster does not settle within 60 s.
-    public init() throws {
+    /// Starts and joins the nodes (three masters only without `replicas`); throws when the cluster does not settle
+    /// within 60 s.
+    public init(replicas: Bool = true) throws {
         guard let cli = TestProcess.find("redis-cli") else {
             throw TestServerError.executableNotFound(name: "redis-cli", hint: "install redis-tools")
         }
@@ -19,9 +20,9 @@ public final class RedisClusterBed: @unchecked Sendable {
         let config = ["cluster-enabled yes", "cluster-config-file nodes.conf", "cluster-node-timeout 2000",
                       "repl-diskless-sync-delay 0", "appendonly no"]
         // The cluster bus port is the data port + 10,000 unless set: set it, since free ports may be above 55,535.
-        nodes = try (0..<6).map { _ in try RedisTestServer(.init(extraConfig: config + ["cluster-port \(try FreePort.next())"])) }
+        nodes = try (0..<(replicas ? 6 : 3)).map { _ in try RedisTestServer(.init(extraConfig: config + ["cluster-port \(try FreePort.next())"])) }
         try runCLI(["--cluster", "create"] + nodes.map { "127.0.0.1:\($0.port)" }
-                   + ["--cluster-replicas", "1", "--cluster-yes"])
+                   + ["--cluster-replicas", replicas ? "1" : "0", "--cluster-yes"])
         try waitUntilSettled(seconds: 60)
     }
 
