@@ -117,7 +117,7 @@ struct CacheSyncBench: ParsableCommand {
         let results = try benchmark.runCluster(rounds: rounds, cluster: bed.client(), seedPort: bed.nodes[0].port,
                                                strategies: strategies)
         var text = """
-            ### Redis Cluster: apply path on three masters (no replicas), one fenced script per slot
+            ### Redis Cluster: apply path on three masters (no replicas), one fenced script per master
 
             \(rounds) rounds; in each, both loops apply the same \(benchmark.events) events per strategy, in turns of \(benchmark.chunkEvents). The raw loop sends the same writes as plain commands (each op's lease `UNLINK` and write, a `GET` per access counter, the checkpoint) pipelined to each key's master, masters one after another.
 
