@@ -8,6 +8,14 @@ import ServiceLifecycle
 
 /// `cachesync run`: bootstraps logging, then runs the sync services until SIGTERM/SIGINT.
 public enum Sidecar {
+    /// The Redis the config names, for the start line: the master behind Sentinel, a cluster's seeds, or host:port.
+    static func redisTarget(_ redis: RedisSettings) -> String {
+        let host = "\(redis.endpoint.host):\(redis.endpoint.port)"
+        if let sentinel = redis.sentinel { return "master \(sentinel.masterName) via \(sentinel.nodes.count) sentinels/\(redis.endpoint.db)" }
+        if let cluster = redis.cluster { return "cluster via \(host) and \(cluster.nodes.count) more seeds" }
+        return "\(host)/\(redis.endpoint.db)"
+    }
+
     /// Runs the sidecar; returns the process exit code (0 clean stop, 1 fatal runtime error).
     public static func run(config: CacheSyncConfig, logFormat: LogFormat, logLevel: String) async -> Int32 {
         let level = Logger.Level(rawValue: logLevel) ?? .info
@@ -32,7 +40,7 @@ public enum Sidecar {
         logger.info("cachesync \(cacheSyncVersion) starting", metadata: [
             "instance": "\(instanceId)", "collections": "\(config.collections.map(\.namespace).joined(separator: ","))",
             "mongodb": "\(Self.hosts(of: config.mongodb.uri))",
-            "redis": "\(config.redis.sentinel.map { "master \($0.masterName) via \($0.nodes.count) sentinels" } ?? "\(config.redis.endpoint.host):\(config.redis.endpoint.port)")/\(config.redis.endpoint.db)",
+            "redis": "\(Self.redisTarget(config.redis))",
             "redisTLS": "\(config.redis.effectiveTLS != nil)",
         ])
         if config.redis.effectiveTLS?.insecureSkipVerify == true {

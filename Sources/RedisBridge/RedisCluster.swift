@@ -37,7 +37,8 @@ public final class RedisCluster: RedisClient, @unchecked Sendable {
     public let options: RedisConnectionOptions
     /// Where the map is asked first.
     public let seeds: [Node]
-    /// How many times one command is sent at most while redirections and refusals go on.
+    /// How many times one command is sent at most while redirections and refusals go on (set before first use, as
+    /// the two below).
     public var maxAttempts = 12
     /// How long a replicated pipeline waits for a master's replica (`pipeline(_:replicated:)`).
     public var replicationTimeout: Duration = .seconds(1)
@@ -157,8 +158,15 @@ public final class RedisCluster: RedisClient, @unchecked Sendable {
             }
             for (index, reply) in zip(indices, answered) { replies[index] = reply }
         }
+        var resent = false
         for index in replies.indices where Self.redirect(of: replies[index]) != nil {
             replies[index] = try send(commands[index], firstReply: replies[index])
+            resent = true
+        }
+        if replicated && resent {
+            // The commands sent again went wherever the redirections pointed: wait on every master with replicas.
+            let waiting = lock.withLock { masters.filter { replicaCounts[$0, default: 0] > 0 }.map(connectionLocked) }
+            for connection in waiting { _ = try connection.pipeline([Self.wait(replicationTimeout)]) }
         }
         return replies
     }
