@@ -288,6 +288,10 @@ final class CollectionWatcher: @unchecked Sendable {
         if slim {
             options.pipeline.append(["$project": .document(["fullDocument": .int32(0), "fullDocumentBeforeChange": .int32(0),
                                                              "updateDescription": .int32(0)])])
+        } else if options.fullDocument != nil, collection.filter == nil, let stage = collection.projection?.changeStreamStage {
+            // The server leaves the excluded fields out of the events (fewer bytes, fewer events over 16 MiB);
+            // cachesync projects again, which also covers inclusions. Not with a filter, which may read them.
+            options.pipeline.append(stage)
         }
         if split {
             options.pipeline.append(["$changeStreamSplitLargeEvent": .document([:])])

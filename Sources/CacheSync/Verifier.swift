@@ -75,7 +75,12 @@ public enum Verifier {
                     findings.append(Finding(kind: "orphan", namespace: coll.namespace, key: key))
                     continue
                 }
-                if ExtendedJSON.relaxed(current) != cached {
+                if let filter = coll.filter, !filter.matches(current) {
+                    // Cached although the collection's filter leaves it out now.
+                    findings.append(Finding(kind: "filtered", namespace: coll.namespace, key: key))
+                    continue
+                }
+                if ExtendedJSON.relaxed(coll.projection?.apply(current) ?? current) != cached {
                     findings.append(Finding(kind: "stale", namespace: coll.namespace, key: key))
                 }
             }

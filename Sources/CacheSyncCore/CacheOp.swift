@@ -31,6 +31,8 @@ public enum CacheOp: Sendable, Equatable {
         /// `fullDocument` is not a valid BSON document (found as it is written as JSON): the key is deleted, not
         /// left stale.
         case invalidDocument
+        /// The document does not match the collection's `filter` (any more): it is not cached.
+        case filteredOut
     }
 
     /// Why an event leaves Redis alone.

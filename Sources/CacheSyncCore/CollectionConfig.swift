@@ -27,6 +27,10 @@ public struct CollectionConfig: Sendable, Equatable {
     /// Seconds the read-through API remembers that a document does not exist (0: not at all); a write event for it
     /// forgets at once.
     public var notFoundTTL: Int
+    /// The fields cached (`project`); `nil` caches the whole document.
+    public var projection: Projection?
+    /// Which documents are cached (`filter`); `nil` caches every one.
+    public var filter: DocumentFilter?
 
     /// A collection config; unspecified fields take the defaults of docs/ARCHITECTURE.md §3.
     public init(database: String, collection: String, strategy: StrategyKind,

@@ -290,7 +290,7 @@ struct ConfigDecoder {
     /// The names every collection may set.
     private enum CollectionFields {
         static let all = ["strategy", "database", "operations", "ttl", "keyTemplate", "idType", "onHistoryLost",
-                          "maxValueBytes", "notFoundTtl", "accessCounts"]
+                          "maxValueBytes", "notFoundTtl", "accessCounts", "project", "filter"]
     }
 
     /// The database and collection a key names: with a `database` field the key is the collection's name verbatim;
@@ -368,6 +368,18 @@ struct ConfigDecoder {
         }
         if let countsNode = map["accessCounts"] {
             config.accessWindow = try accessWindow(countsNode)
+        }
+        if let projectNode = map["project"] {
+            config.projection = try projection(projectNode)
+        }
+        if let filterNode = map["filter"] {
+            guard strategy != .invalidate else {
+                throw filterNode.error("""
+                    needs the full document, which strategy: invalidate never reads (a change only deletes the key): \
+                    use strategy: update or preserve-ttl
+                    """)
+            }
+            config.filter = try documentFilter(filterNode)
         }
         return config
     }

@@ -1,3 +1,4 @@
+import BSONModel
 import Foundation
 
 /// Renders the effective config as YAML for `check-config`, and redacts secrets in connection strings.
@@ -88,6 +89,12 @@ public enum ConfigRenderer {
             lines.append("    notFoundTtl: \(collection.notFoundTTL)")
             lines.append("    accessCounts:")
             lines.append("      window: \(collection.accessWindow)")
+            if let projection = collection.projection {
+                lines.append("    project: \(ExtendedJSON.relaxed(BSONValue.document(projection.document)))")
+            }
+            if let filter = collection.filter {
+                lines.append("    filter: \(ExtendedJSON.relaxed(BSONValue.document(filter.document)))")
+            }
         }
         return lines.joined(separator: "\n") + "\n"
     }

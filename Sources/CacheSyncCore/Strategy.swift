@@ -61,14 +61,20 @@ public enum Strategy {
         return .set(key: key, value: value, ttlSeconds: collection.ttl.ttl(forAccesses: accessCount))
     }
 
-    /// The write `op` makes of the event's document, or the delete that replaces it (null, absent, too large,
-    /// not valid BSON).
+    /// The write `op` makes of the event's document, projected, or the delete that replaces it (null, absent, too
+    /// large, not valid BSON, not matching the filter).
     private static func write(_ event: ChangeEvent, _ key: CacheKey, _ collection: CollectionConfig,
                               _ op: (String) -> CacheOp) -> CacheOp {
         switch event.fullDocument {
         case .absent: return .delete(key: key, reason: .fullDocumentAbsent)
         case .null: return .delete(key: key, reason: .nullFullDocument)
-        case .document(let document):
+        case .document(let encoded):
+            var document = encoded
+            if collection.projection != nil || collection.filter != nil {
+                guard let decoded = try? encoded.decoded() else { return .delete(key: key, reason: .invalidDocument) }
+                if let filter = collection.filter, !filter.matches(decoded) { return .delete(key: key, reason: .filteredOut) }
+                if let projection = collection.projection { document = EncodedBSONDocument(projection.apply(decoded)) }
+            }
             switch ExtendedJSON.rendering(document, maxBytes: collection.maxValueBytes) {
             case .text(let json): return op(json)
             case .tooLarge: return .delete(key: key, reason: .tooLarge)

@@ -43,10 +43,12 @@ extension MongoClientPool {
     }
 
     /// Finds documents matching `filter`, at most `limit` (0: no limit).
-    public func find(_ ns: MongoNamespace, filter: BSONDocument = [:], limit: Int = 0) throws -> [BSONDocument] {
+    public func find(_ ns: MongoNamespace, filter: BSONDocument = [:], limit: Int = 0,
+                     projection: BSONDocument? = nil) throws -> [BSONDocument] {
         let filterHandle = BSONHandle(filter)
         var opts = BSONDocument()
         if limit > 0 { opts["limit"] = .int64(Int64(limit)) }
+        if let projection { opts["projection"] = .document(projection) }
         let optsHandle = BSONHandle(opts)
         return try withCollection(ns) { coll in
             let cursor = filterHandle.withUnsafeHandle { f in
@@ -69,8 +71,8 @@ extension MongoClientPool {
     }
 
     /// The document whose `_id` is `id`, or `nil`.
-    public func findOne(_ ns: MongoNamespace, id: BSONValue) throws -> BSONDocument? {
-        try find(ns, filter: ["_id": id], limit: 1).first
+    public func findOne(_ ns: MongoNamespace, id: BSONValue, projection: BSONDocument? = nil) throws -> BSONDocument? {
+        try find(ns, filter: ["_id": id], limit: 1, projection: projection).first
     }
 
     /// Inserts one document.

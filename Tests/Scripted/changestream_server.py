@@ -806,6 +806,9 @@ class ScriptedServer(object):
         batch_size = int(explicit_batch or 0)
         rec["collection"] = target
         rec["pipelineStages"] = [next(iter(st), None) for st in pipeline if isinstance(st, dict)]
+        # The $project stages after $changeStream, as sent (cachesync's slim stream, or a collection's projection).
+        rec["projections"] = [st["$project"] for st in pipeline[1:]
+                              if isinstance(st, dict) and isinstance(st.get("$project"), dict)]
         rec["batchSize"] = explicit_batch
         stage = None
         if pipeline and isinstance(pipeline[0], dict) and "$changeStream" in pipeline[0]:

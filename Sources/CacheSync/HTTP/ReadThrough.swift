@@ -123,16 +123,23 @@ struct ReadThrough: Sendable {
             let reply = try redis.command(["SET", key.leaseKey, token, "NX", "PX", String(settings.leaseMilliseconds)])
             leased = reply == .status("OK")
         }
-        let document: BSONDocument?
+        let found: (document: BSONDocument, matches: Bool)?
         do {
-            document = try pool.findOne(MongoNamespace(database: collection.database, collection: collection.collection), id: id)
+            found = try fetch(collection, id: id)
         } catch {
             if leased { release(key, token: token, redis: redis) }
             throw error
         }
-        guard let document else {
+        guard let (document, matches) = found else {
             if leased { mark(key, token: token, Marker.notFound, seconds: collection.notFoundTTL, redis: redis) }
             return .notFound(remembered: false)
+        }
+        guard matches else {
+            // Served, never cached: the collection caches only what its filter matches.
+            if leased { release(key, token: token, redis: redis) }
+            telemetry.readNotCached(ns, reason: "filtered_out")
+            return ExtendedJSON.relaxed(document, maxBytes: collection.maxValueBytes).map(Outcome.miss)
+                ?? .tooLarge(remembered: false)
         }
         guard let json = ExtendedJSON.relaxed(document, maxBytes: collection.maxValueBytes) else {
             // Remembered as long as a cached copy would live: a write event for the document forgets it.
@@ -163,10 +170,21 @@ struct ReadThrough: Sendable {
         return .miss(json)
     }
 
+    /// The document `id` as the collection caches it (projected by cachesync, so the value is the same bytes as the
+    /// stream writes), and whether it matches the collection's filter; `nil` when there is none. An exclusion is
+    /// also sent to the server (fewer bytes), as in the change stream, unless a filter may read the fields.
+    private func fetch(_ collection: CollectionConfig, id: BSONValue) throws -> (document: BSONDocument, matches: Bool)? {
+        let ns = MongoNamespace(database: collection.database, collection: collection.collection)
+        let serverProjection = collection.filter == nil && collection.projection?.including == false
+            ? collection.projection?.document : nil
+        guard let document = try pool.findOne(ns, id: id, projection: serverProjection) else { return nil }
+        let matches = collection.filter?.matches(document) ?? true
+        return (collection.projection?.apply(document) ?? document, matches)
+    }
+
     /// The document from MongoDB, writing nothing to Redis.
     private func readUncached(_ collection: CollectionConfig, id: BSONValue) throws -> Outcome {
-        let ns = MongoNamespace(database: collection.database, collection: collection.collection)
-        guard let document = try pool.findOne(ns, id: id) else { return .notFound(remembered: false) }
+        guard let document = try fetch(collection, id: id)?.document else { return .notFound(remembered: false) }
         guard let json = ExtendedJSON.relaxed(document, maxBytes: collection.maxValueBytes) else {
             return .tooLarge(remembered: false)
         }

@@ -1,0 +1,91 @@
+import BSONModel
+
+/// A collection's `project`: MongoDB projection syntax over dotted paths, either only inclusions or only exclusions;
+/// `_id` is always kept (the read-through API and `verify` know a cached document by it). Applied to every
+/// document before it is cached or served.
+public struct Projection: Sendable, Equatable {
+    /// Whether the listed paths are the ones kept (`1`) or the ones removed (`0`).
+    public var including: Bool
+    /// The listed paths, each split at its dots (`_id` not among them).
+    public var paths: [[String]]
+
+    /// A projection.
+    public init(including: Bool, paths: [[String]]) {
+        self.including = including
+        self.paths = paths
+    }
+
+    /// `document` projected.
+    public func apply(_ document: BSONDocument) -> BSONDocument {
+        apply(document, keepingID: true)
+    }
+
+    private func apply(_ document: BSONDocument, keepingID: Bool) -> BSONDocument {
+        var fields: [(key: String, value: BSONValue)] = []
+        for field in document.fields {
+            if field.key == "_id" && keepingID {
+                fields.append(field)
+                continue
+            }
+            let below = paths.filter { $0.first == field.key }
+            if including {
+                guard !below.isEmpty else { continue }
+                // A listed field is kept whole; one with listed subfields keeps only those.
+                if below.contains(where: { $0.count == 1 }) {
+                    fields.append(field)
+                } else if let value = Self.keeping(field.value, below.map { Array($0.dropFirst()) }) {
+                    fields.append((field.key, value))
+                }
+            } else {
+                if below.contains(where: { $0.count == 1 }) { continue }
+                if below.isEmpty {
+                    fields.append(field)
+                } else {
+                    fields.append((field.key, Self.removing(field.value, below.map { Array($0.dropFirst()) })))
+                }
+            }
+        }
+        return BSONDocument(fields)
+    }
+
+    /// The parts of `value` under `paths` (embedded documents, and documents in arrays, as MongoDB does); `nil` when
+    /// a document keeps nothing. Values that are neither are dropped by an inclusion of their subfields.
+    private static func keeping(_ value: BSONValue, _ paths: [[String]]) -> BSONValue? {
+        switch value {
+        case .document(let document):
+            let kept = Projection(including: true, paths: paths).apply(document, keepingID: false)
+            return kept.isEmpty ? nil : .document(kept)
+        case .array(let elements):
+            return .array(elements.compactMap { element in
+                if case .document = element { return keeping(element, paths) }
+                return nil
+            })
+        default:
+            return nil
+        }
+    }
+
+    /// `value` without the parts under `paths`.
+    private static func removing(_ value: BSONValue, _ paths: [[String]]) -> BSONValue {
+        switch value {
+        case .document(let document):
+            return .document(Projection(including: false, paths: paths).apply(document, keepingID: false))
+        case .array(let elements):
+            return .array(elements.map { removing($0, paths) })
+        default:
+            return value
+        }
+    }
+
+    /// The `$project` stage that makes the server drop the excluded fields from the events' `fullDocument` (valid in
+    /// a change stream only for exclusions); `nil` for an inclusion, which cachesync applies itself.
+    public var changeStreamStage: BSONDocument? {
+        guard !including, !paths.isEmpty else { return nil }
+        return ["$project": .document(BSONDocument(paths.map { ("fullDocument." + $0.joined(separator: "."), .int32(0)) }))]
+    }
+
+    /// The projection as MongoDB writes it (`{passwordHash: 0}`), for `find` and for `check-config`.
+    public var document: BSONDocument {
+        BSONDocument(paths.map { ($0.joined(separator: "."), BSONValue.int32(including ? 1 : 0)) })
+    }
+}
