@@ -36,6 +36,8 @@ final class CollectionWatcher: @unchecked Sendable {
     private let keyPrefix: String
     private let pool: MongoClientPool
     private let redis: any RedisClient
+    /// Spreads the leases over the live replicas; `nil` without leases.
+    private let balancer: LeaseBalancer?
     private let pipeline: ChangePipeline
     private let lease: LeaderLease?
     private let telemetry: Telemetry
@@ -48,7 +50,8 @@ final class CollectionWatcher: @unchecked Sendable {
 
     /// A watcher for one collection; `start` runs it.
     init(collection: CollectionConfig, config: CacheSyncConfig, instanceId: String, pool: MongoClientPool,
-         telemetry: Telemetry, logger: Logger, settings: Settings = Settings()) {
+         telemetry: Telemetry, logger: Logger, settings: Settings = Settings(), balancer: LeaseBalancer? = nil) {
+        self.balancer = balancer
         self.collection = collection
         namespace = MongoNamespace(database: collection.database, collection: collection.collection)
         ns = collection.namespace
@@ -173,7 +176,24 @@ final class CollectionWatcher: @unchecked Sendable {
     private func perform(_ action: WatcherStateMachine.Action, _ state: inout LoopState) throws -> WatcherStateMachine.Action? {
         switch action {
         case .claimLease:
-            let held = try lease?.acquireOrRenew(redis) ?? true
+            var held = true
+            if let lease {
+                try balancer?.heartbeatIfDue(redis)
+                if lease.held == nil, let balancer, !balancer.mayClaim(ns, free: try lease.isOpen(redis)) {
+                    held = false
+                } else {
+                    held = try lease.acquireOrRenew(redis)
+                }
+                if held, let balancer, balancer.shouldHandOver(ns, poll: machineSettings.standbyPoll) {
+                    // More than this instance's share: hand the collection to a replica below its share.
+                    try pipeline.finishInFlight()
+                    lease.release(redis)
+                    held = false
+                    logger.notice("handing the collection lease over: this instance leads more than its share",
+                                  metadata: ["share": "\(balancer.share)", "instances": "\(balancer.liveInstances)"])
+                }
+                balancer?.noteLeads(ns, held)
+            }
             if held, let lease { telemetry.setLeader(ns, until: lease.validUntil) }
             if let duplicate = lease?.duplicate, duplicate != state.reportedDuplicate {
                 state.reportedDuplicate = duplicate

@@ -82,7 +82,14 @@ final class LeaderLease {
         held == nil ? 0 : renewedAt.timeIntervalSince1970 + ttl
     }
 
-    /// Gives the lease up (clean shutdown), so a standby takes over at once.
+    /// Whether a claim could take the lease now (for `LeaseBalancer.mayClaim`): no instance holds it, or it is held
+    /// under this instance's id (a restart reclaims it; `acquireOrRenew` decides).
+    func isOpen(_ redis: any RedisClient) throws(RedisError) -> Bool {
+        guard let value = try redis.command(["GET", keys.leader]).text else { return true }
+        return value.hasPrefix(instanceId + "|")
+    }
+
+    /// Gives the lease up (clean shutdown, or handing it over), so a standby takes over at once.
     func release(_ redis: any RedisClient) {
         guard let held else { return }
         _ = try? Self.releaseScript.run(on: redis, keys: [keys.leader], arguments: [held])

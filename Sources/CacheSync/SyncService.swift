@@ -12,9 +12,14 @@ public final class SyncService: Service, @unchecked Sendable {
 
     /// Watchers for every collection of `config`.
     public init(config: CacheSyncConfig, instanceId: String, pool: MongoClientPool, telemetry: Telemetry, logger: Logger) {
+        // One balancer spreads this process's leases among the live replicas.
+        let balancer = config.lease.enabled
+            ? LeaseBalancer(checkpointPrefix: config.checkpoint.keyPrefix, instanceId: instanceId,
+                            ttl: config.lease.ttlSeconds, collections: config.collections.count)
+            : nil
         watchers = config.collections.map {
             CollectionWatcher(collection: $0, config: config, instanceId: instanceId, pool: pool,
-                              telemetry: telemetry, logger: logger)
+                              telemetry: telemetry, logger: logger, balancer: balancer)
         }
         self.logger = logger
     }

@@ -3,11 +3,13 @@
 public enum RedisACL {
     /// Every command cachesync sends to one server. `select` only with a database other than 0, `role` only behind
     /// Sentinel, `info` for `/readyz` (which checks that the server is not a cluster node); `pexpire` and `incr` run
-    /// inside the lease scripts (`eval`/`evalsha`), which Redis checks like any command.
+    /// inside the lease scripts (`eval`/`evalsha`), which Redis checks like any command; the sorted-set commands
+    /// with `time` spread the leases over the replicas (`LeaseBalancer`).
     public static let commands = [
         "ping", "info", "select", "role",
         "get", "mget", "set", "del", "unlink", "expire", "pexpire", "incr", "hincrby",
         "eval", "evalsha", "watch", "unwatch", "multi", "exec", "scan",
+        "time", "zadd", "zremrangebyscore", "zcard",
     ]
 
     /// What a Redis Cluster needs besides `commands`: the slot map, `ASKING` before a command sent where `ASK`
