@@ -53,6 +53,9 @@ struct CacheSyncBench: ParsableCommand {
     @Flag(help: "Skip the TLS benchmark (the apply path and start-to-ready over TLS beside plaintext).")
     var skipTLS = false
 
+    @Option(help: "Collections of the idle-footprint run (0 skips it).")
+    var idleCollections = 50
+
     @Flag(help: "Skip the Redis Cluster benchmark (the apply path on three masters beside a raw loop to the same nodes, and the end-to-end figures on a 6-node cluster beside one server).")
     var skipCluster = false
 
@@ -73,6 +76,21 @@ struct CacheSyncBench: ParsableCommand {
         }
         if !skipCluster {
             out += try clusterSection(single: single)
+        }
+        if idleCollections > 0 {
+            FileHandle.standardError.write(Data("bench: \(idleCollections) idle collections\n".utf8))
+            let idle = try EndToEndBenchmark.idleFootprint(collections: idleCollections)
+            out += """
+                ### \(idleCollections) idle collections (release binary, nx-27017, one stream each, lease on)
+
+                | measure | cachesync | of which private (`RssAnon`) | target |
+                |---|---|---|---|
+                | start to ready | \(Self.ms(idle.ready * 1000)) | | |
+                | CPU, idle, over 10 s | \(Self.percent(idle.cpu)) of a core | | ≤ 5% |
+                | resident memory, peak while idle | \(Self.mib(idle.rss)) | ≤ 48 MiB |
+
+
+                """
         }
         print(out, terminator: "")
     }

@@ -194,3 +194,44 @@ struct EndToEndBenchmark {
         FileHandle.standardError.write(Data("bench: \(text)\n".utf8))
     }
 }
+
+extension EndToEndBenchmark {
+    /// The binary watching `collections` idle collections (`invalidate`, lease on) of nx-27017 — which answers an
+    /// empty getMore at once, so each stream polls — measured after start: resident memory and CPU over 10 s.
+    static func idleFootprint(collections: Int) throws -> (rss: ResidentMemorySampler.Peak, cpu: Double, ready: Double) {
+        let redisServer = try RedisTestServer()
+        let mongo = try MongoTestServer(.init(inMemory: true))
+        defer {
+            redisServer.cleanUp()
+            mongo.cleanUp()
+        }
+        let pool = try MongoClientPool(uri: mongo.uri)
+        let names = (0..<collections).map { "idle\($0)" }
+        for name in names {
+            try pool.insertOne(MongoNamespace(database: mongo.database, collection: name), ["_id": .string("warmup")])
+        }
+        let httpPort = try FreePort.next()
+        let config = """
+            mongodb: { uri: "\(mongo.uri)", database: \(mongo.database) }
+            redis: { url: "redis://127.0.0.1:\(redisServer.port)/0" }
+            http: { listen: "127.0.0.1:\(httpPort)" }
+            collections:
+            \(names.map { "  \($0): { strategy: invalidate }" }.joined(separator: "\n"))
+            """
+        let process = try CacheSyncProcess(config: config)
+        let started = Measure.now()
+        try process.start()
+        defer { process.process.stop() }
+        guard waitUntil(timeout: .seconds(60), { isReady(port: httpPort) }) else {
+            throw BenchError("cachesync did not become ready; its log:\n\(process.log)")
+        }
+        let ready = Measure.now() - started
+        guard let pid = process.process.pid else { throw BenchError("cachesync is not running") }
+        sleep(3)
+        var sampler = ResidentMemorySampler(pid: pid)
+        let cpu0 = Measure.cpuSeconds(pid), t0 = Measure.now()
+        sleep(10)
+        let cpu = (Measure.cpuSeconds(pid) - cpu0) / (Measure.now() - t0)
+        return (sampler.stop(), cpu, ready)
+    }
+}

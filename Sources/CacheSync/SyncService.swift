@@ -17,9 +17,11 @@ public final class SyncService: Service, @unchecked Sendable {
             ? LeaseBalancer(checkpointPrefix: config.checkpoint.keyPrefix, instanceId: instanceId,
                             ttl: config.lease.ttlSeconds, collections: config.collections.count)
             : nil
+        var settings = CollectionWatcher.Settings()
+        settings.idle = WatcherStateMachine.IdleTimings(streams: config.collections.count)
         watchers = config.collections.map {
             CollectionWatcher(collection: $0, config: config, instanceId: instanceId, pool: pool,
-                              telemetry: telemetry, logger: logger, balancer: balancer)
+                              telemetry: telemetry, logger: logger, settings: settings, balancer: balancer)
         }
         self.logger = logger
     }

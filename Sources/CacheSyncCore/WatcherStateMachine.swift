@@ -26,6 +26,14 @@ public struct WatcherStateMachine: Sendable {
         /// The defaults.
         public init() {}
 
+        /// The defaults for a process that polls `streams` streams: the longest sleep grows with them (3 ms a
+        /// stream, at least 50 ms), so a process's idle polls of a server that answers empty reads at once stay
+        /// near 330 a second however many collections it watches. A server that holds empty reads (MongoDB,
+        /// `maxAwaitTimeMS`) is never slept after.
+        public init(streams: Int) {
+            maxSleep = max(0.05, 0.003 * Double(streams))
+        }
+
         /// The sleep after an empty read that the server answered at once, `quiet` seconds after events last came.
         public func sleep(quietFor quiet: Double) -> Double {
             min(maxSleep, max(minSleep, quiet * sleepShare))

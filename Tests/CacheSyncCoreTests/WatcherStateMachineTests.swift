@@ -203,4 +203,11 @@ struct WatcherStateMachineTests {
             #expect(abs(idle.sleep(quietFor: quiet) - sleep) < 1e-9, "quiet for \(quiet) s")
         }
     }
+
+    @Test("with many streams the longest idle sleep grows by 3 ms a stream, so a process's polls stay bounded")
+    func idleSleepScalesWithStreams() {
+        #expect(WatcherStateMachine.IdleTimings(streams: 3).maxSleep == 0.05)
+        #expect(abs(WatcherStateMachine.IdleTimings(streams: 50).maxSleep - 0.15) < 1e-9)
+        #expect(abs(WatcherStateMachine.IdleTimings(streams: 50).sleep(quietFor: 60) - 0.15) < 1e-9)
+    }
 }
