@@ -13,7 +13,7 @@ struct LeaseSpreadTests {
         var leaders: [[String]]
     }
 
-    @Test("3 replicas, 12 collections: each leads 3 to 5; one killed: all 12 led again within the lease time and a poll; restarted: it leads again within two lease times, and no collection is unled longer than a lease time while work moves back")
+    @Test("3 replicas, 12 collections: each leads 3 to 5; one killed: all 12 led again once its leases expire (within the lease time and two polls); restarted: it leads again within two lease times, and no collection is unled longer than a lease time while work moves back")
     func spread() throws {
         let f = try SidecarFixture()
         let names = (0..<12).map { "c\($0)" }
@@ -54,7 +54,7 @@ struct LeaseSpreadTests {
             return led(Sample(time: last.time, leaders: Array(last.leaders.prefix(2)))).count == 12
         }
         let takeover = Date().timeIntervalSince(killed)
-        #expect(retaken && takeover <= ttl + 1.5, "all 12 led again after \(takeover) s")
+        #expect(retaken && takeover <= ttl + 2, "all 12 led again after \(takeover) s")
         #expect(last.leaders.prefix(2).allSatisfy { $0.count <= 7 }, "\(last.leaders.map(\.count))")
 
         // Restart it, sampling every 100 ms: it leads again within two lease times, and no collection stays unled
