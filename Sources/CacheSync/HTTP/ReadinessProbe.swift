@@ -33,7 +33,7 @@ final class ReadinessProbe: @unchecked Sendable {
     func check() async -> Verdict {
         var reasons: [String] = []
         if let failure = await redisFailure() {
-            reasons.append("redis does not answer: \(failure)")
+            reasons.append(failure)
         }
         for (ns, stats) in telemetry.snapshot().sorted(by: { $0.key < $1.key }) where stats.leader && !stats.streamOpen {
             reasons.append("collection \(ns): this instance applies it but its change stream is not open")
@@ -57,7 +57,7 @@ final class ReadinessProbe: @unchecked Sendable {
                 do {
                     failure = try Self.failure(of: redis)
                 } catch {
-                    failure = "\(error)"
+                    failure = "redis does not answer: \(error)"
                 }
                 lock.withLock { lastPing = (ProcessInfo.processInfo.systemUptime, failure) }
                 return failure
@@ -90,7 +90,7 @@ final class ReadinessProbe: @unchecked Sendable {
             }
         }
         let reply = try redis.command(["PING"])
-        guard reply == .status("PONG") else { return "unexpected reply to PING: \(reply)" }
+        guard reply == .status("PONG") else { return "redis does not answer: unexpected reply to PING: \(reply)" }
         if let server = redis as? RedisConnection,
            try server.command(["INFO", "cluster"]).text?.contains("cluster_enabled:1") == true {
             return """
