@@ -113,10 +113,15 @@ struct MongoChangeStreamTests {
             let ns = MongoNamespace(database: server.database, collection: "leak")
             try pool.insertOne(ns, ["_id": .int32(0)])
             let stream = try ChangeStream(pool: pool, namespace: ns, options: .init(batchSize: 1, maxAwaitTimeMS: 10))
+            var nextID: Int32 = 1
             func batches(_ n: Int) throws -> Int {
                 var events = 0
                 for i in 0..<n {
-                    if i % 50 == 0 { try pool.insertOne(ns, ["_id": .int32(Int32(i + 1_000_000 * Int.random(in: 1...1000))), "p": .string("x")]) }
+                    if i % 50 == 0 {
+                        // Distinct ids across both calls (random ones collided now and then).
+                        try pool.insertOne(ns, ["_id": .int32(nextID), "p": .string("x")])
+                        nextID += 1
+                    }
                     if try stream.next() != nil { events += 1 }
                 }
                 return events
