@@ -11,22 +11,8 @@ import RedisSlot
 /// the next call; the failed call throws (the caller retries, as with one server). Thread-safe: the map under a lock,
 /// each connection serialising its own calls.
 public final class RedisCluster: RedisClient, @unchecked Sendable {
-    /// A cluster node's address.
-    public struct Node: Sendable, Hashable, CustomStringConvertible {
-        /// Host name or IP address.
-        public var host: String
-        /// TCP port.
-        public var port: Int
-
-        /// The node at `host:port`.
-        public init(host: String, port: Int) {
-            self.host = host
-            self.port = port
-        }
-
-        /// `host:port`.
-        public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
-    }
+    /// A cluster node's address: the same `host:port` value as a sentinel's (always given with its port here).
+    public typealias Node = RedisSentinelOptions.Node
 
     /// The kinds of redirection and refusal the cluster answers with, as counted in `redirects`.
     public enum Redirect: String, Sendable, CaseIterable {
