@@ -191,20 +191,7 @@ extension ApplyBenchmark {
         let started = Measure.now()
         for batch in batches {
             for part in batch.parts {
-                try part.connection.withUnsafeHandle { context in
-                    let status = part.resp.withUnsafeBufferPointer { buffer in
-                        buffer.withMemoryRebound(to: CChar.self) { redisAppendFormattedCommand(context, $0.baseAddress, $0.count) }
-                    }
-                    guard status == REDIS_OK else { throw BenchError("hiredis append failed") }
-                    for _ in 0..<part.replies {
-                        var reply: UnsafeMutableRawPointer?
-                        guard redisGetReply(context, &reply) == REDIS_OK, let reply else { throw BenchError("hiredis read failed") }
-                        if reply.assumingMemoryBound(to: redisReply.self).pointee.type == REDIS_REPLY_ERROR {
-                            throw BenchError("Redis answered an error in the raw cluster loop")
-                        }
-                        freeReplyObject(reply)
-                    }
-                }
+                try part.connection.withUnsafeHandle { try Self.rawRoundTrip($0, part.resp, replies: part.replies) }
             }
         }
         return Measure.now() - started

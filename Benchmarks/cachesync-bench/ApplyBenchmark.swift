@@ -320,21 +320,27 @@ struct ApplyBenchmark {
     private func rawLoop(_ redis: RedisConnection, batches: [RawBatch]) throws -> Tally {
         try redis.withUnsafeHandle { context in
             let started = Measure.now(), startedCPU = Measure.threadCPUSeconds()
-            for batch in batches {
-                let status = batch.resp.withUnsafeBufferPointer { buffer in
-                    buffer.withMemoryRebound(to: CChar.self) { redisAppendFormattedCommand(context, $0.baseAddress, $0.count) }
-                }
-                guard status == REDIS_OK else { throw BenchError("hiredis append failed") }
-                for _ in 0..<batch.replies {
-                    var reply: UnsafeMutableRawPointer?
-                    guard redisGetReply(context, &reply) == REDIS_OK, let reply else { throw BenchError("hiredis read failed") }
-                    if reply.assumingMemoryBound(to: redisReply.self).pointee.type == REDIS_REPLY_ERROR {
-                        throw BenchError("Redis answered an error in the raw loop")
-                    }
-                    freeReplyObject(reply)
-                }
-            }
+            for batch in batches { try Self.rawRoundTrip(context, batch.resp, replies: batch.replies) }
             return Tally(seconds: Measure.now() - started, clientSeconds: Measure.threadCPUSeconds() - startedCPU)
+        }
+    }
+}
+
+extension ApplyBenchmark {
+    /// Writes `resp` (pre-encoded commands) whole through hiredis, then reads and frees `replies` replies; an error
+    /// reply throws.
+    static func rawRoundTrip(_ context: UnsafeMutablePointer<redisContext>, _ resp: [UInt8], replies: Int) throws {
+        let status = resp.withUnsafeBufferPointer { buffer in
+            buffer.withMemoryRebound(to: CChar.self) { redisAppendFormattedCommand(context, $0.baseAddress, $0.count) }
+        }
+        guard status == REDIS_OK else { throw BenchError("hiredis append failed") }
+        for _ in 0..<replies {
+            var reply: UnsafeMutableRawPointer?
+            guard redisGetReply(context, &reply) == REDIS_OK, let reply else { throw BenchError("hiredis read failed") }
+            if reply.assumingMemoryBound(to: redisReply.self).pointee.type == REDIS_REPLY_ERROR {
+                throw BenchError("Redis answered an error in the raw loop")
+            }
+            freeReplyObject(reply)
         }
     }
 }
