@@ -63,6 +63,20 @@ struct BatchApplier {
         return counters.map { counter in counter.bytes.flatMap { Int(String(decoding: $0, as: UTF8.self)) } ?? 0 }
     }
 
+    /// The values of `keys` (`nil` where missing) in one round trip, as `accessCounts` reads.
+    func read(_ keys: [String]) throws(RedisError) -> [String?] {
+        guard !keys.isEmpty else { return [] }
+        let replies: [RedisReply]
+        if let clusterWriter {
+            replies = try clusterWriter.read(keys)
+        } else {
+            var mget = RedisCommandBatch()
+            mget.append(["MGET"] + keys)
+            replies = try server.readOnlyCommand(mget).array ?? []
+        }
+        return replies.map(\.text)
+    }
+
     /// Applies `ops` (set, refresh, delete; others are ignored) and the checkpoint change atomically.
     /// Throws `FencedWriteError` when this instance no longer holds the lease, `RedisError` when Redis fails.
     func apply(_ ops: [CacheOp], checkpoint: CheckpointChange, events: Int, fence: String?) throws {
@@ -121,6 +135,8 @@ struct BatchApplier {
             switch ops[index] {
             case .set(let key, let value, _), .refresh(let key, let value): bytes += value.utf8.count + 2 * key.text.utf8.count + 96
             case .delete(let key, _): bytes += 2 * key.text.utf8.count + 64
+            case .indexSet(let key, let value, _): bytes += value.utf8.count + key.utf8.count + 64
+            case .indexDelete(let key): bytes += key.utf8.count + 32
             case .skip, .flushCollection: continue
             }
         }
@@ -137,6 +153,10 @@ struct BatchApplier {
             case .delete(let key, _):
                 commands.append("UNLINK", key.text)
                 leases.append(key.text, suffix: CacheKey.leaseSuffix)
+            case .indexSet(let key, let value, let ttl):
+                commands.append("SET", key, value, "EX", ttl)
+            case .indexDelete(let key):
+                commands.append("UNLINK", key)
             case .skip, .flushCollection: continue
             }
         }

@@ -66,6 +66,8 @@ public final class ChangePipeline {
         var event: ChangeEvent?
         /// The token of an event that could not be decoded, when its `_id` could be read.
         var undecodedToken: BSONDocument?
+        /// The event's `fullDocumentBeforeChange`, read only when the secondary keys take their old values from it.
+        var preImage: BSONDocument?
         /// An event that could not be decoded: its `documentKey._id` when that could be read (the key is then
         /// deleted), else `nil` (the whole collection is flushed, as nothing tells which key it changed).
         var undecoded: BSONValue??
@@ -146,9 +148,20 @@ public final class ChangePipeline {
     /// its resume token; none removes the checkpoint); returns how many keys were removed.
     func resync(pattern: String, position: BSONDocument?) throws -> Int {
         try finishInFlight()
-        let removed = try applier.flush(pattern: pattern, fence: fence())
+        let removed = try flush(pattern: pattern)
         try applier.apply([], checkpoint: position.map { .set(.resumeAfter($0)) } ?? .delete, events: 0, fence: fence())
         lastCheckpointToken = position
+        return removed
+    }
+
+    /// Removes every key matching `pattern` (the collection's keys) and every secondary key of the collection;
+    /// returns how many.
+    private func flush(pattern: String) throws -> Int {
+        var removed = try applier.flush(pattern: pattern, fence: fence())
+        for index in collection.indexes {
+            removed += try applier.flush(pattern: index.pattern(keyPrefix: keys.keyPrefix, database: collection.database,
+                                                                collection: collection.collection), fence: fence())
+        }
         return removed
     }
 
@@ -171,6 +184,9 @@ public final class ChangePipeline {
         if expectsSplitEvents, let item = reassemble(bytes) { return item }
         return decodeWhole(bytes)
     }
+
+    /// Whether the secondary keys take their old values from the events' pre-images (`preImages` with `indexes`).
+    private var readsPreImages: Bool { collection.preImages && !collection.indexes.isEmpty }
 
     /// The fragments of a split event so far (`$changeStreamSplitLargeEvent`).
     private var fragments: [BSONDocument] = []
@@ -224,7 +240,12 @@ public final class ChangePipeline {
     private func decodeWhole(_ bytes: [UInt8]) -> Item {
         do {
             let event = try ChangeEvent(bsonBytes: bytes, decoding: .forApplying)
-            return Item(event: event)
+            var item = Item(event: event)
+            if readsPreImages,
+               case .document(let before)? = EncodedBSONDocument(sharing: bytes, range: bytes.indices)?["fullDocumentBeforeChange"] {
+                item.preImage = before
+            }
+            return item
         } catch {
             telemetry.eventReceived(ns, operation: "undecodable", count: 1)
             telemetry.error(ns, kind: "decode")
@@ -290,7 +311,7 @@ public final class ChangePipeline {
         let ops = Strategy.plan(event: event, collection: collection, keys: keys, accessCount: 0)
         var removed = 0
         for case .flushCollection(_, let pattern, let reason) in ops {
-            removed += try applier.flush(pattern: pattern, fence: fence())
+            removed += try flush(pattern: pattern)
             telemetry.resynced(ns, reason: reason.rawValue)
         }
         try applier.apply([], checkpoint: .set(.resumeAfter(event.resumeToken)), events: 1, fence: fence())
@@ -302,7 +323,7 @@ public final class ChangePipeline {
     /// token (when readable) is the checkpoint.
     private func flushForUndecodable(token: BSONDocument?) throws {
         let pattern = CacheKey.collectionPattern(collection: collection, keyPrefix: keys.keyPrefix)
-        let removed = try applier.flush(pattern: pattern, fence: fence())
+        let removed = try flush(pattern: pattern)
         telemetry.resynced(ns, reason: "undecodable_event")
         if let token {
             try applier.apply([], checkpoint: .set(.resumeAfter(token)), events: 1, fence: fence())
@@ -326,6 +347,8 @@ public final class ChangePipeline {
         var countedOps: [Int] = []
         var countedKeys: [CacheKey] = []
         var eventTime: Double?
+        // The secondary keys' part of each document event: the index of its primary op, and the change.
+        var indexed: [(op: Int, change: IndexPlanner.Change)] = []
         for item in pending {
             if case .some(.some(let id)) = item.undecoded {
                 // Whatever it did to this document, the cached copy may be stale now: delete it.
@@ -338,6 +361,10 @@ public final class ChangePipeline {
             if ops.count == planned, event.documentID == nil {
                 telemetry.error(ns, kind: "no_document_key")
                 logger.error("skipping a \(event.operationType) event without documentKey._id")
+            }
+            if !collection.indexes.isEmpty, ops.count > planned,
+               let change = indexChange(event, preImage: item.preImage, ops[planned]) {
+                indexed.append((planned, change))
             }
             for index in planned..<ops.count where Strategy.ttlFollowsAccessCount(ops[index], collection: collection) {
                 if let key = ops[index].key {
@@ -360,23 +387,28 @@ public final class ChangePipeline {
             default: break
             }
         }
-        let laidOut = countedOps.isEmpty ? applier.prepare(ops, checkpoint: change, events: pending.count) : nil
+        let laidOut = countedOps.isEmpty && indexed.isEmpty
+            ? applier.prepare(ops, checkpoint: change, events: pending.count) : nil
         let planning = Date().timeIntervalSince(started)
         var waitedForCounts = 0.0
-        if !countedOps.isEmpty {
-            // Read behind the batch in flight: Redis runs the `MGET` after its `EXEC`, in one round trip with it.
+        if !countedOps.isEmpty || !indexed.isEmpty {
+            // Read behind the batch in flight: Redis runs the `MGET`s after its `EXEC`, in one round trip with it.
             let reading = Date()
-            let counts: [Int]
             do {
-                counts = try applier.accessCounts(of: countedKeys)
+                let counts = try applier.accessCounts(of: countedKeys)
+                for (index, count) in zip(countedOps, counts) {
+                    ops[index] = Strategy.withAccessCount(count, ops[index], collection: collection)
+                }
+                if !indexed.isEmpty {
+                    let indexOps = try planIndexes(indexed, ops: ops)
+                    for op in indexOps { writes.add(op.metricAction) }
+                    ops += indexOps
+                }
             } catch {
                 try finishInFlight()
                 throw error
             }
             waitedForCounts = Date().timeIntervalSince(reading)
-            for (index, count) in zip(countedOps, counts) {
-                ops[index] = Strategy.withAccessCount(count, ops[index], collection: collection)
-            }
         }
         try finishInFlight(waitedAlready: waitedForCounts)
         let sending = Date()
@@ -386,6 +418,56 @@ public final class ChangePipeline {
             inFlight = InFlight(token: token, ops: ops, writes: writes, sendSeconds: planning + sentAt.timeIntervalSince(sending),
                                 sentAt: sentAt, eventTime: eventTime)
         }
+    }
+
+    /// The secondary keys' part of a document event whose primary op is `op`: the keys and values the document has
+    /// now (none when it is not cached any more) and, with pre-images, those it had; `nil` when the op touches no key.
+    private func indexChange(_ event: ChangeEvent, preImage: BSONDocument?, _ op: CacheOp) -> IndexPlanner.Change? {
+        guard let id = event.documentID else { return nil }
+        var entries: [(key: String, value: String)] = []
+        let primary: CacheKey
+        switch op {
+        case .set(let key, let value, _), .refresh(let key, let value):
+            primary = key
+            if case .document(let encoded) = event.fullDocument, let document = try? encoded.decoded() {
+                let found = IndexPlanner.entries(of: document, id: id, value: value, primary: key,
+                                                 collection: collection, keyPrefix: keys.keyPrefix)
+                entries = found.entries
+                for reason in found.skipped { telemetry.indexKeySkipped(ns, reason: reason.rawValue) }
+            }
+        case .delete(let key, _):
+            primary = key
+        default:
+            return nil
+        }
+        var before: [String]?
+        if collection.preImages {
+            if let preImage {
+                before = IndexPlanner.keys(ofPreImage: preImage, id: id, collection: collection, keyPrefix: keys.keyPrefix)
+            } else {
+                before = []
+                if event.operationType != .insert { telemetry.error(ns, kind: "index_preimage_missing") }
+            }
+        }
+        return IndexPlanner.Change(primary: primary, ownerPrefix: IndexPlanner.ownerPrefix(id), entries: entries,
+                                   before: before, ttlSeconds: 0)
+    }
+
+    /// The secondary-key ops of a batch whose primary ops are `ops` (their TTLs final): reads the documents' records
+    /// and the old keys they drop (behind the batch in flight), then plans.
+    private func planIndexes(_ indexed: [(op: Int, change: IndexPlanner.Change)], ops: [CacheOp]) throws -> [CacheOp] {
+        let changes = indexed.map { item -> IndexPlanner.Change in
+            var change = item.change
+            switch ops[item.op] {
+            case .set(_, _, let ttl): change.ttlSeconds = ttl
+            default: change.ttlSeconds = collection.ttl.base
+            }
+            return change
+        }
+        let planner = IndexPlanner(changes: changes, keepsRecords: !collection.preImages)
+        let records = try applier.read(planner.recordsToRead)
+        let oldKeys = planner.oldKeysToRead(records: records)
+        return planner.ops(records: records, oldKeys: oldKeys, oldValues: try applier.read(oldKeys))
     }
 
     /// Waits for the batch in flight, if any, and records it (checkpoint token, writes, lag); throws its failure.
@@ -419,7 +501,12 @@ public final class ChangePipeline {
     /// on; the checkpoint and the counters stay (they are writes too), so after a restart these events are applied
     /// again.
     private func deleteInstead(_ ops: [CacheOp], refused: RedisError) throws {
-        let keys = ops.compactMap(\.key)
+        let keys = ops.compactMap { op -> CacheKey? in
+            switch op {
+            case .indexSet(let key, _, _), .indexDelete(let key): CacheKey(text: key)
+            default: op.key
+            }
+        }
         try applier.deleteUnfenced(keys)
         for _ in keys { telemetry.error(ns, kind: "redis_refused") }
         telemetry.cacheWrites(ns, action: "delete", count: keys.count)

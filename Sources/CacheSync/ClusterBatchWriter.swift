@@ -150,6 +150,10 @@ final class ClusterBatchWriter {
             case .delete(let key, _):
                 // The key and its lease share a slot: one command removes both.
                 writes.append(.unlinkWithLease(key.text, lease: key.leaseKey))
+            case .indexSet(let key, let value, let ttl):
+                writes.append(.setEx(key, value: value, seconds: ttl))
+            case .indexDelete(let key):
+                writes.append(.unlink(key))
             case .skip, .flushCollection: continue
             }
         }

@@ -308,10 +308,17 @@ final class CollectionWatcher: @unchecked Sendable {
         if slim {
             options.pipeline.append(["$project": .document(["fullDocument": .int32(0), "fullDocumentBeforeChange": .int32(0),
                                                              "updateDescription": .int32(0)])])
-        } else if options.fullDocument != nil, collection.filter == nil, let stage = collection.projection?.changeStreamStage {
+        } else if options.fullDocument != nil, collection.filter == nil, let projection = collection.projection,
+                  let stage = projection.changeStreamStage,
+                  !collection.indexes.contains(where: { $0.fieldPaths.contains(where: projection.leavesOut) }) {
             // The server leaves the excluded fields out of the events (fewer bytes, fewer events over 16 MiB);
-            // cachesync projects again, which also covers inclusions. Not with a filter, which may read them.
+            // cachesync projects again, which also covers inclusions. Not with a filter or a secondary key that may
+            // read them.
             options.pipeline.append(stage)
+        }
+        if collection.preImages, !collection.indexes.isEmpty, !slim {
+            // The old secondary keys come from the pre-image; null when the server has none for an event.
+            options.fullDocumentBeforeChange = "whenAvailable"
         }
         if split {
             options.pipeline.append(["$changeStreamSplitLargeEvent": .document([:])])

@@ -108,6 +108,12 @@ public final class Telemetry: @unchecked Sendable {
         Counter(label: "cachesync_cache_writes_total", dimensions: [("collection", ns), ("action", action)]).increment(by: count)
     }
 
+    /// A document got no key for one of its collection's secondary keys (`reason`: a field missing, or of a type
+    /// without key text).
+    public func indexKeySkipped(_ ns: String, reason: String) {
+        Counter(label: "cachesync_index_keys_skipped_total", dimensions: [("collection", ns), ("reason", reason)]).increment()
+    }
+
     /// A batch was applied in `seconds` and reached Redis at `appliedAt`; `eventTime` is the last event's time
     /// (Unix seconds), if known.
     public func batchApplied(_ ns: String, seconds: Double, eventTime: Double?, appliedAt: Date = Date()) {

@@ -12,6 +12,11 @@ public enum CacheOp: Sendable, Equatable {
     case delete(key: CacheKey, reason: DeleteReason)
     /// Nothing in Redis: the collection's `operations` do not include this event's operation (counted as skip).
     case skip(key: CacheKey, reason: SkipReason)
+    /// `SET key value EX ttlSeconds` of a secondary key, or of a document's record of its secondary keys
+    /// (`indexes`, planned by `IndexPlanner`); no read-through lease goes with it.
+    case indexSet(key: String, value: String, ttlSeconds: Int)
+    /// `UNLINK key` of a secondary key or a record.
+    case indexDelete(key: String)
     /// Remove every key of the collection: `SCAN MATCH pattern` + `UNLINK` in batches; the stream
     /// continues (the server's `invalidate` that follows reopens it).
     case flushCollection(namespace: String, pattern: String, reason: FlushReason)
@@ -55,7 +60,7 @@ public enum CacheOp: Sendable, Equatable {
     public var key: CacheKey? {
         switch self {
         case .set(let key, _, _), .refresh(let key, _), .delete(let key, _), .skip(let key, _): key
-        case .flushCollection: nil
+        case .flushCollection, .indexSet, .indexDelete: nil
         }
     }
 
@@ -66,6 +71,8 @@ public enum CacheOp: Sendable, Equatable {
         case .delete: "delete"
         case .skip: "skip"
         case .flushCollection: "flush"
+        case .indexSet: "index_set"
+        case .indexDelete: "index_delete"
         }
     }
 }

@@ -31,6 +31,11 @@ public struct CollectionConfig: Sendable, Equatable {
     public var projection: Projection?
     /// Which documents are cached (`filter`); `nil` caches every one.
     public var filter: DocumentFilter?
+    /// The secondary keys kept in step with each document (`indexes`).
+    public var indexes: [SecondaryIndex] = []
+    /// Whether the collection has pre-images (`preImages`): a secondary key's old value then comes from the change
+    /// event's `fullDocumentBeforeChange` instead of a record kept in Redis.
+    public var preImages = false
 
     /// A collection config; unspecified fields take the defaults of docs/ARCHITECTURE.md §3.
     public init(database: String, collection: String, strategy: StrategyKind,

@@ -137,3 +137,45 @@ extension ConfigDecoder {
         }
     }
 }
+
+/// `indexes` of a collection (docs/ARCHITECTURE.md §3).
+extension ConfigDecoder {
+    /// `indexes: [ { key: "user:email:{email}", value: key } ]`, checked against the collection's other settings:
+    /// not with `strategy: invalidate` (no full document), no template whose keys the collection's own keys could
+    /// be confused with.
+    func secondaryIndexes(_ node: ConfigNode, collection config: CollectionConfig, keyPrefix: String) throws(ConfigError) -> [SecondaryIndex] {
+        guard config.strategy != .invalidate else {
+            throw node.error("""
+                needs the full document, which strategy: invalidate never reads (a change only deletes the key): \
+                use strategy: update or preserve-ttl
+                """)
+        }
+        let items = try node.sequence(what: "a list of secondary keys ({ key: \"user:email:{email}\", value: key })")
+        guard !items.isEmpty else { throw node.error("needs at least one secondary key (or leave indexes out)") }
+        var indexes: [SecondaryIndex] = []
+        for item in items {
+            let map = try item.mapping(allowed: ["key", "value"], what: "a secondary key ({ key: …, value: key | document })")
+            let keyNode = try map.required("key", "missing (a key template with field placeholders, e.g. \"user:email:{email}\")")
+            let template = try keyNode.string()
+            let parts: [SecondaryIndex.Part]
+            switch SecondaryIndex.parse(template) {
+            case .success(let parsed): parts = parsed
+            case .failure(let problem): throw keyNode.error("\"\(template)\" \(problem)")
+            }
+            let value = try map["value"]?.choice(SecondaryIndex.Value.self, what: "value") ?? .key
+            let index = SecondaryIndex(template: template, value: value, parts: parts)
+            if index.mayOverlapKeys(of: config, keyPrefix: keyPrefix) {
+                throw keyNode.error("""
+                    "\(template)" may give keys that the collection's own keys (\(config.keyTemplate)) also match, \
+                    so verify and flushes could not tell them apart: start it differently (e.g. "user:email:{email}" \
+                    beside "users:{id}")
+                    """)
+            }
+            guard !indexes.contains(where: { $0.template == template }) else {
+                throw keyNode.error("\"\(template)\" is listed twice")
+            }
+            indexes.append(index)
+        }
+        return indexes
+    }
+}

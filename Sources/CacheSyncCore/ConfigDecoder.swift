@@ -255,7 +255,8 @@ struct ConfigDecoder {
         var seen: [String: (key: String, line: Int?)] = [:]
         var keyShapes: [String: String] = [:]
         for (key, value) in entries {
-            let config = try collectionConfig(value, key: key, defaultDatabase: mongodb.database, defaults: defaults)
+            let config = try collectionConfig(value, key: key, defaultDatabase: mongodb.database, defaults: defaults,
+                                              keyPrefix: redis.keyPrefix)
             let (database, collection) = (config.database, config.collection)
             if let earlier = seen[config.namespace] {
                 let place = earlier.line.map { " at line \($0)" } ?? ""
@@ -290,7 +291,8 @@ struct ConfigDecoder {
     /// The names every collection may set.
     private enum CollectionFields {
         static let all = ["strategy", "database", "operations", "ttl", "keyTemplate", "idType", "onHistoryLost",
-                          "maxValueBytes", "notFoundTtl", "accessCounts", "project", "filter"]
+                          "maxValueBytes", "notFoundTtl", "accessCounts", "project", "filter", "indexes",
+                          "preImages"]
     }
 
     /// The database and collection a key names: with a `database` field the key is the collection's name verbatim;
@@ -331,7 +333,7 @@ struct ConfigDecoder {
     }
 
     private func collectionConfig(_ node: ConfigNode, key: String, defaultDatabase: String,
-                                  defaults: Defaults) throws(ConfigError) -> CollectionConfig {
+                                  defaults: Defaults, keyPrefix: String) throws(ConfigError) -> CollectionConfig {
         if case let .scalar(scalar) = node.node, scalar.string.isEmpty, scalar.style == .plain {
             throw node.missing("strategy", "missing (required: one of \(StrategyKind.allCases.map(\.rawValue).joined(separator: ", ")))")
         }
@@ -380,6 +382,12 @@ struct ConfigDecoder {
                     """)
             }
             config.filter = try documentFilter(filterNode)
+        }
+        if let indexesNode = map["indexes"] {
+            config.indexes = try secondaryIndexes(indexesNode, collection: config, keyPrefix: keyPrefix)
+        }
+        if let preImagesNode = map["preImages"] {
+            config.preImages = try preImagesNode.bool()
         }
         return config
     }

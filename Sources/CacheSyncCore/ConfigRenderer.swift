@@ -95,6 +95,14 @@ public enum ConfigRenderer {
             if let filter = collection.filter {
                 lines.append("    filter: \(ExtendedJSON.relaxed(BSONValue.document(filter.document)))")
             }
+            if !collection.indexes.isEmpty {
+                lines.append("    indexes:")
+                for index in collection.indexes {
+                    lines.append("      - key: \(quoted(index.template))")
+                    lines.append("        value: \(index.value.rawValue)")
+                }
+                lines.append("    preImages: \(collection.preImages)")
+            }
         }
         return lines.joined(separator: "\n") + "\n"
     }

@@ -77,6 +77,11 @@ public struct Projection: Sendable, Equatable {
         }
     }
 
+    /// Whether an exclusion leaves out (part of) the field at `path`.
+    public func leavesOut(_ path: [String]) -> Bool {
+        !including && paths.contains { $0.starts(with: path) || path.starts(with: $0) }
+    }
+
     /// The `$project` stage that makes the server drop the excluded fields from the events' `fullDocument` (valid in
     /// a change stream only for exclusions); `nil` for an inclusion, which cachesync applies itself.
     public var changeStreamStage: BSONDocument? {

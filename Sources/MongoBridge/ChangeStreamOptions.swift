@@ -4,6 +4,8 @@ import BSONModel
 public struct ChangeStreamOptions: Sendable {
     /// `fullDocument` option, e.g. `updateLookup`; `nil` leaves the server default.
     public var fullDocument: String?
+    /// `fullDocumentBeforeChange` option (`whenAvailable`: the pre-image, or null); `nil` asks for none.
+    public var fullDocumentBeforeChange: String?
     /// Resume after this token (normal resume).
     public var resumeAfter: BSONDocument?
     /// Start after this token (also works after an `invalidate` event).
@@ -34,6 +36,7 @@ public struct ChangeStreamOptions: Sendable {
     var optionsDocument: BSONDocument {
         var opts = BSONDocument()
         if let fullDocument { opts["fullDocument"] = .string(fullDocument) }
+        if let fullDocumentBeforeChange { opts["fullDocumentBeforeChange"] = .string(fullDocumentBeforeChange) }
         if let resumeAfter { opts["resumeAfter"] = .document(resumeAfter) }
         if let startAfter { opts["startAfter"] = .document(startAfter) }
         if let t = startAtOperationTime { opts["startAtOperationTime"] = .timestamp(seconds: t.seconds, increment: t.increment) }

@@ -1,0 +1,171 @@
+import BSONModel
+
+/// Plans a batch's secondary-key writes (a collection's `indexes`, docs/ARCHITECTURE.md §4) in three steps around two
+/// reads the applier makes: which per-document records to read, which old keys to read, then the ops.
+///
+/// A document's old secondary keys come from its change event's pre-image (`fullDocumentBeforeChange`) when the
+/// collection has `preImages: true`, else from its record (`<key>:indexes`, the keys it was last given, NUL-separated,
+/// written in the same atomic step as them and with their TTL). An old key the document no longer has is deleted only
+/// while it still names this document (two documents may claim one key: the later write wins, and the loser must not
+/// delete the winner's key). Every op sets or deletes a key outright, so a batch applied again converges.
+public struct IndexPlanner {
+    /// One document event of the batch, as the primary write planned it.
+    public struct Change: Sendable {
+        /// The document's primary key.
+        public var primary: CacheKey
+        /// `{"_id":<id>` as the cached JSON starts: how a `value: document` copy is known to be this document's.
+        public var ownerPrefix: String
+        /// The keys and values the document has now, in index order; empty when it is not cached any more (deleted,
+        /// filtered out, too large).
+        public var entries: [(key: String, value: String)]
+        /// The keys the pre-image gives (`preImages: true`); `nil` reads the record.
+        public var before: [String]?
+        /// The TTL of the secondary keys and the record.
+        public var ttlSeconds: Int
+
+        public init(primary: CacheKey, ownerPrefix: String, entries: [(key: String, value: String)], before: [String]?,
+                    ttlSeconds: Int) {
+            self.primary = primary
+            self.ownerPrefix = ownerPrefix
+            self.entries = entries
+            self.before = before
+            self.ttlSeconds = ttlSeconds
+        }
+    }
+
+    /// The record key of a primary key: `<key>:indexes` (in its cluster slot when derived keys are colocated).
+    public static func recordKey(_ primary: CacheKey) -> String { primary.derivedKey(recordSuffix) }
+
+    /// What `recordKey` adds to the key.
+    public static let recordSuffix = ":indexes"
+
+    /// The record's text for a document's keys.
+    public static func recordText(_ keys: [String]) -> String { keys.joined(separator: "\0") }
+
+    /// The keys a record's text lists.
+    public static func keys(ofRecord text: String?) -> [String] {
+        guard let text, !text.isEmpty else { return [] }
+        return text.split(separator: "\0").map(String.init)
+    }
+
+    /// The secondary keys and values of `document`, and why an index gave none (one reason per index without a key).
+    public static func entries(of document: BSONDocument, id: BSONValue, value cached: String, primary: CacheKey,
+                               collection: CollectionConfig, keyPrefix: String) -> (entries: [(key: String, value: String)], skipped: [SecondaryIndex.Skip]) {
+        var entries: [(key: String, value: String)] = []
+        var skipped: [SecondaryIndex.Skip] = []
+        for index in collection.indexes {
+            switch index.key(of: document, id: id, keyPrefix: keyPrefix, database: collection.database,
+                             collection: collection.collection) {
+            case .success(let key):
+                if !entries.contains(where: { $0.key == key }) {
+                    entries.append((key, index.value == .key ? primary.text : cached))
+                }
+            case .failure(let skip): skipped.append(skip)
+            }
+        }
+        return (entries, skipped)
+    }
+
+    /// The keys a document had per its pre-image (as `entries` gives them).
+    public static func keys(ofPreImage document: BSONDocument, id: BSONValue, collection: CollectionConfig,
+                            keyPrefix: String) -> [String] {
+        var keys: [String] = []
+        for index in collection.indexes {
+            if case .success(let key) = index.key(of: document, id: id, keyPrefix: keyPrefix,
+                                                  database: collection.database, collection: collection.collection),
+               !keys.contains(key) {
+                keys.append(key)
+            }
+        }
+        return keys
+    }
+
+    /// `{"_id":<id>` for `id`.
+    public static func ownerPrefix(_ id: BSONValue) -> String { #"{"_id":"# + ExtendedJSON.relaxed(id) }
+
+    public let changes: [Change]
+    /// Whether records are kept (no pre-images).
+    public let keepsRecords: Bool
+
+    public init(changes: [Change], keepsRecords: Bool) {
+        self.changes = changes
+        self.keepsRecords = keepsRecords
+    }
+
+    /// Step 1: the record keys to read (each once), for the changes without a pre-image.
+    public var recordsToRead: [String] {
+        guard keepsRecords else { return [] }
+        var seen = Set<String>()
+        return changes.compactMap { change in
+            guard change.before == nil else { return nil }
+            let key = Self.recordKey(change.primary)
+            return seen.insert(key).inserted ? key : nil
+        }
+    }
+
+    /// Step 2: given the records' texts (in `recordsToRead` order), the old keys to read: those some change drops.
+    public func oldKeysToRead(records: [String?]) -> [String] {
+        var current = Dictionary(uniqueKeysWithValues: zip(recordsToRead, records.map(Self.keys(ofRecord:))))
+        var seen = Set<String>()
+        var result: [String] = []
+        for change in changes {
+            let record = Self.recordKey(change.primary)
+            let old = change.before ?? current[record] ?? []
+            for key in old where !change.entries.contains(where: { $0.key == key }) && seen.insert(key).inserted {
+                result.append(key)
+            }
+            if keepsRecords { current[record] = change.entries.map(\.key) }
+        }
+        return result
+    }
+
+    /// Step 3: the ops, in change order, given the records and the old keys' values (in the orders asked). Each old
+    /// key a change drops is deleted when it still names that document (by the batch's earlier writes, else by the
+    /// value read); each entry is written; the record follows the entries.
+    public func ops(records: [String?], oldKeys: [String], oldValues: [String?]) -> [CacheOp] {
+        var current = Dictionary(uniqueKeysWithValues: zip(recordsToRead, records.map(Self.keys(ofRecord:))))
+        // The owner (primary key) of each secondary key the batch wrote or deleted so far; nil: deleted.
+        var written: [String: String?] = [:]
+        let read = Dictionary(zip(oldKeys, oldValues), uniquingKeysWith: { first, _ in first })
+        var ops: [CacheOp] = []
+        for change in changes {
+            let record = Self.recordKey(change.primary)
+            let old = change.before ?? current[record] ?? []
+            for key in old where !change.entries.contains(where: { $0.key == key }) {
+                let owned: Bool
+                if let owner = written[key] {
+                    owned = owner == change.primary.text
+                } else if let value = read[key] ?? nil {
+                    owned = value == change.primary.text || Self.isCopy(value, ownerPrefix: change.ownerPrefix)
+                } else {
+                    owned = false  // already gone
+                }
+                if owned {
+                    ops.append(.indexDelete(key: key))
+                    written[key] = .some(nil)
+                }
+            }
+            for entry in change.entries {
+                ops.append(.indexSet(key: entry.key, value: entry.value, ttlSeconds: change.ttlSeconds))
+                written[entry.key] = .some(change.primary.text)
+            }
+            if keepsRecords {
+                let keys = change.entries.map(\.key)
+                if keys.isEmpty {
+                    ops.append(.indexDelete(key: record))
+                } else {
+                    ops.append(.indexSet(key: record, value: Self.recordText(keys), ttlSeconds: change.ttlSeconds))
+                }
+                current[record] = keys
+            }
+        }
+        return ops
+    }
+
+    /// Whether `value` is a cached copy of the document whose JSON starts with `ownerPrefix`.
+    static func isCopy(_ value: String, ownerPrefix: String) -> Bool {
+        guard value.hasPrefix(ownerPrefix) else { return false }
+        let next = value.utf8.dropFirst(ownerPrefix.utf8.count).first
+        return next == UInt8(ascii: ",") || next == UInt8(ascii: "}")
+    }
+}
