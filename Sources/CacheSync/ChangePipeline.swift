@@ -449,7 +449,7 @@ public final class ChangePipeline {
                 if event.operationType != .insert { telemetry.error(ns, kind: "index_preimage_missing") }
             }
         }
-        return IndexPlanner.Change(primary: primary, ownerPrefix: IndexPlanner.ownerPrefix(id), entries: entries,
+        return IndexPlanner.Change(primary: primary, idKeyText: DocumentID.keyText(id), entries: entries,
                                    before: before, ttlSeconds: 0)
     }
 

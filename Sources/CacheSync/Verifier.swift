@@ -8,7 +8,9 @@ import RedisBridge
 public enum Verifier {
     /// One inconsistent cache entry.
     public struct Finding: Sendable, Equatable, CustomStringConvertible {
-        /// `stale` (differs from MongoDB), `orphan` (document gone) or `unreadable` (not a cached document).
+        /// `stale` (differs from MongoDB), `orphan` (document gone), `unreadable` (not a cached document),
+        /// `filtered` (cached although the filter leaves it out) or, for a secondary key, `conflict` (several
+        /// documents claim it).
         public let kind: String
         /// `db.coll`.
         public let namespace: String
@@ -63,7 +65,8 @@ public enum Verifier {
         var findings: [Finding] = []
         var checked = 0
         try redis.scan(match: pattern) { keys in
-            for key in keys where !key.hasSuffix(CacheKey.accessCountSuffix) && !key.hasSuffix(CacheKey.leaseSuffix) {
+            for key in keys where !key.hasSuffix(CacheKey.accessCountSuffix) && !key.hasSuffix(CacheKey.leaseSuffix)
+                && !key.hasSuffix(IndexPlanner.recordSuffix) {
                 if let sample, checked >= sample { return false }
                 guard let cached = try redis.command(["GET", key]).text else { continue }
                 checked += 1
@@ -86,6 +89,52 @@ public enum Verifier {
             }
             return true
         }
+        for index in coll.indexes {
+            let pattern = index.pattern(keyPrefix: config.redis.keyPrefix, database: coll.database, collection: coll.collection)
+            try redis.scan(match: pattern) { keys in
+                for key in keys {
+                    if let sample, checked >= sample { return false }
+                    guard let value = try redis.command(["GET", key]).text else { continue }
+                    checked += 1
+                    if let kind = try checkSecondary(key, value: value, index: index, coll, config: config, pool: pool) {
+                        findings.append(Finding(kind: kind, namespace: coll.namespace, key: key))
+                    }
+                }
+                return true
+            }
+        }
         return (checked, findings)
+    }
+
+    /// What is wrong with the secondary key `key` of `index` holding `value`, if anything: `unreadable` (names no
+    /// document), `orphan` (its document is gone), `stale` (its document no longer gives this key, or the copy
+    /// differs), `conflict` (another document gives the same key; checked for templates with one placeholder).
+    private static func checkSecondary(_ key: String, value: String, index: SecondaryIndex, _ coll: CollectionConfig,
+                                       config: CacheSyncConfig, pool: MongoClientPool) throws -> String? {
+        let namespace = MongoNamespace(database: coll.database, collection: coll.collection)
+        let layout = config.keyLayout(coll)
+        let id: BSONValue?
+        switch index.value {
+        case .key: id = layout.idText(of: value).flatMap { try? DocumentID.parse($0, idType: coll.idType) }
+        case .document: id = (try? ExtendedJSONReader.document(value))?["_id"]
+        }
+        guard let id else { return "unreadable" }
+        guard let current = try pool.findOne(namespace, id: id) else { return "orphan" }
+        let keyPrefix = config.redis.keyPrefix
+        guard case .success(key) = index.key(of: current, id: id, keyPrefix: keyPrefix, database: coll.database,
+                                            collection: coll.collection),
+              coll.filter?.matches(current) ?? true else { return "stale" }
+        if index.value == .document, ExtendedJSON.relaxed(coll.projection?.apply(current) ?? current) != value {
+            return "stale"
+        }
+        if let (path, text) = index.soleFieldText(of: key, keyPrefix: keyPrefix, database: coll.database,
+                                                   collection: coll.collection) {
+            var candidates: [BSONValue] = [.string(text)]
+            if let number = Int64(text) { candidates += [.int32(Int32(truncatingIfNeeded: number)), .int64(number)] }
+            let claimants = try pool.find(namespace, filter: [path.joined(separator: "."): .document(["$in": .array(candidates)])],
+                                          limit: 2, projection: ["_id": .int32(1)])
+            if claimants.count > 1 { return "conflict" }
+        }
+        return nil
     }
 }

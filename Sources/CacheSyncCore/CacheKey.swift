@@ -71,6 +71,13 @@ public struct CacheKey: Sendable, Hashable, CustomStringConvertible {
             return idText.withUTF8 { key(idUTF8: $0) }
         }
 
+        /// The `{id}` text of `key` when the template has exactly one `{id}` and `key` fits it; `nil` otherwise.
+        public func idText(of key: String) -> String? {
+            guard runs.count == 2, key.utf8.count >= runsLength, key.utf8.starts(with: runs[0]),
+                  key.utf8.reversed().starts(with: runs[1].reversed()) else { return nil }
+            return String(decoding: key.utf8.dropFirst(runs[0].count).dropLast(runs[1].count), as: UTF8.self)
+        }
+
         /// The runs with `id` between each two, written into the key's storage in one pass.
         private func key(idUTF8 id: UnsafeBufferPointer<UInt8>) -> CacheKey {
             let length = runsLength + (runs.count - 1) * id.count

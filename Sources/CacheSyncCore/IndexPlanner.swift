@@ -13,8 +13,9 @@ public struct IndexPlanner {
     public struct Change: Sendable {
         /// The document's primary key.
         public var primary: CacheKey
-        /// `{"_id":<id>` as the cached JSON starts: how a `value: document` copy is known to be this document's.
-        public var ownerPrefix: String
+        /// The document's `_id` as key text (`DocumentID.keyText`): how a `value: document` copy is known to be
+        /// this document's (equal ids of other numeric types give the same text).
+        public var idKeyText: String
         /// The keys and values the document has now, in index order; empty when it is not cached any more (deleted,
         /// filtered out, too large).
         public var entries: [(key: String, value: String)]
@@ -23,10 +24,10 @@ public struct IndexPlanner {
         /// The TTL of the secondary keys and the record.
         public var ttlSeconds: Int
 
-        public init(primary: CacheKey, ownerPrefix: String, entries: [(key: String, value: String)], before: [String]?,
+        public init(primary: CacheKey, idKeyText: String, entries: [(key: String, value: String)], before: [String]?,
                     ttlSeconds: Int) {
             self.primary = primary
-            self.ownerPrefix = ownerPrefix
+            self.idKeyText = idKeyText
             self.entries = entries
             self.before = before
             self.ttlSeconds = ttlSeconds
@@ -79,9 +80,6 @@ public struct IndexPlanner {
         }
         return keys
     }
-
-    /// `{"_id":<id>` for `id`.
-    public static func ownerPrefix(_ id: BSONValue) -> String { #"{"_id":"# + ExtendedJSON.relaxed(id) }
 
     public let changes: [Change]
     /// Whether records are kept (no pre-images).
@@ -136,7 +134,7 @@ public struct IndexPlanner {
                 if let owner = written[key] {
                     owned = owner == change.primary.text
                 } else if let value = read[key] ?? nil {
-                    owned = value == change.primary.text || Self.isCopy(value, ownerPrefix: change.ownerPrefix)
+                    owned = value == change.primary.text || Self.isCopy(value, of: change.idKeyText)
                 } else {
                     owned = false  // already gone
                 }
@@ -162,10 +160,9 @@ public struct IndexPlanner {
         return ops
     }
 
-    /// Whether `value` is a cached copy of the document whose JSON starts with `ownerPrefix`.
-    static func isCopy(_ value: String, ownerPrefix: String) -> Bool {
-        guard value.hasPrefix(ownerPrefix) else { return false }
-        let next = value.utf8.dropFirst(ownerPrefix.utf8.count).first
-        return next == UInt8(ascii: ",") || next == UInt8(ascii: "}")
+    /// Whether `value` is a cached copy of the document whose `_id` has the key text `idKeyText`.
+    static func isCopy(_ value: String, of idKeyText: String) -> Bool {
+        guard value.hasPrefix(#"{"_id":"#), let id = (try? ExtendedJSONReader.document(value))?["_id"] else { return false }
+        return DocumentID.keyText(id) == idKeyText
     }
 }

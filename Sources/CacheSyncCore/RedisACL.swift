@@ -21,8 +21,8 @@ public enum RedisACL {
         config.redis.cluster == nil ? commands : commands + clusterCommands
     }
 
-    /// The globs of every key `config` touches: each collection's keys with their `:lease` and `:access_count`
-    /// companions, and the checkpoint keys. A pattern another covers is left out. Redis refuses white space in an
+    /// The globs of every key `config` touches: each collection's keys with their `:lease`, `:access_count` and
+    /// `:indexes` companions, its secondary keys, and the checkpoint keys. A pattern another covers is left out. Redis refuses white space in an
     /// ACL key pattern, so each white-space character is `?` (any one character) there.
     public static func keyPatterns(_ config: CacheSyncConfig) -> [String] {
         var patterns = [CacheKey.escapeGlob(config.checkpoint.keyPrefix) + "*"]
@@ -30,6 +30,11 @@ public enum RedisACL {
             let keys = CacheKey.collectionPattern(collection: collection, keyPrefix: config.redis.keyPrefix)
             patterns.append(keys.hasSuffix("*") ? keys : keys + "*")
             if config.redis.cluster != nil { patterns.append(CacheKey.colocatedDerivedPattern(keys)) }
+            for index in collection.indexes {
+                let secondary = index.pattern(keyPrefix: config.redis.keyPrefix, database: collection.database,
+                                              collection: collection.collection)
+                patterns.append(secondary.hasSuffix("*") ? secondary : secondary + "*")
+            }
         }
         patterns = patterns.map { String($0.map { " \t\n\r\u{0B}\u{0C}".contains($0) ? "?" : $0 }) }
         // A pattern that is a literal prefix + "*" covers every pattern starting with that prefix.

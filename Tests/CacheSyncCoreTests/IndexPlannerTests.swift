@@ -75,7 +75,7 @@ struct IndexPlannerTests {
     static let primaryB = CacheKey(text: "users:2")
 
     func change(_ primary: CacheKey, _ keys: [String], before: [String]? = nil) -> IndexPlanner.Change {
-        IndexPlanner.Change(primary: primary, ownerPrefix: IndexPlanner.ownerPrefix(.int32(primary == Self.primaryA ? 1 : 2)),
+        IndexPlanner.Change(primary: primary, idKeyText: primary == Self.primaryA ? "1" : "2",
                             entries: keys.map { ($0, primary.text) }, before: before, ttlSeconds: 60)
     }
 
@@ -106,7 +106,7 @@ struct IndexPlannerTests {
     }
 
     @Test func preImagesNeedNoRecordAndCopiesAreKnownByTheirID() {
-        let copyOfA = #"{"_id":1,"email":"x"}"#
+        let copyOfA = #"{"_id":1.0,"email":"x"}"#
         var moved = change(Self.primaryA, [], before: ["e:x"])
         moved.entries = [("e:y", #"{"_id":1,"email":"y"}"#)]
         let planner = IndexPlanner(changes: [moved, change(Self.primaryB, [], before: ["e:q"])], keepsRecords: false)

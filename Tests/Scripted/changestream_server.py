@@ -21,6 +21,7 @@ connections and runs until SIGTERM or SIGINT (exit code 0).
 
 import argparse
 import datetime
+import random
 import signal
 import sys
 import threading
@@ -183,11 +184,11 @@ class Script(object):
         else:
             ev["ns"] = SON([("db", self.db), ("coll", self.coll)])
         for k, v in spec.items():
-            if k in ("operationType", "fullDocument", "_lookup", "_ns_db_only"):
+            if k in ("operationType", "fullDocument", "_lookup", "_ns_db_only", "_pre"):
                 continue
             ev[k] = v
         entry = Entry("event", seq=self.seq, ts=ts, event=ev, op=op,
-                      lookup=spec.get("_lookup", _MISSING),
+                      lookup=spec.get("_lookup", _MISSING), pre=spec.get("_pre"),
                       token=ev["_id"]["_data"])
         self.entries.append(entry)
 
@@ -301,8 +302,10 @@ def is_slim(pipeline):
     return False
 
 
-def render(entry, full_document_mode, slim=False):
-    """The event document as the server sends it for a stream's fullDocument mode."""
+def render(entry, full_document_mode, slim=False, before_mode=None):
+    """The event document as the server sends it for a stream's fullDocument and fullDocumentBeforeChange modes
+    (a pre-image, null when the scenario has none, on update, replace and delete, as MongoDB 6.0 does for a
+    collection with changeStreamPreAndPostImages enabled)."""
     ev = SON(entry.event)
     if slim:
         for field in SLIM_FIELDS:
@@ -310,6 +313,8 @@ def render(entry, full_document_mode, slim=False):
         return ev
     if entry.op == "update" and full_document_mode in LOOKUP_MODES:
         ev["fullDocument"] = None if entry.lookup is _MISSING else entry.lookup
+    if before_mode in ("whenAvailable", "required") and entry.op in ("update", "replace", "delete"):
+        ev["fullDocumentBeforeChange"] = getattr(entry, "pre", None)
     return ev
 
 
@@ -474,6 +479,33 @@ def scenario_large_event(s):
     s.batch(insert(SON([("_id", "l3"), ("v", 1)])))
 
 
+def scenario_emails(s):
+    """40 users whose email changes 1,000 times at random (seeded), 12 of them deleted on the way, in batches of
+    25 events; every update and delete carries its pre-image (served when the stream asks for one)."""
+    rng = random.Random(7)
+    users = {}
+    specs = []
+    for i in range(40):
+        users[i] = SON([("_id", i), ("email", "u%d-0@example.com" % i), ("name", "user %d" % i)])
+        specs.append(insert(SON(users[i])))
+    for n in range(1, 1001):
+        if n % 80 == 0 and len(users) > 28:
+            victim = rng.choice(sorted(users))
+            spec = delete(victim)
+            spec["_pre"] = users.pop(victim)
+            specs.append(spec)
+        uid = rng.choice(sorted(users))
+        before = users[uid]
+        after = SON(before)
+        after["email"] = "u%d-%d@example.com" % (uid, n)
+        users[uid] = after
+        spec = update(uid, SON([("email", after["email"])]), lookup=SON(after))
+        spec["_pre"] = before
+        specs.append(spec)
+    for start in range(0, len(specs), 25):
+        s.batch(*specs[start:start + 25])
+
+
 def build_script(name, db, coll, resumable_code):
     s = Script(db, coll)
     if name == "basic":
@@ -494,12 +526,15 @@ def build_script(name, db, coll, resumable_code):
         scenario_poison(s)
     elif name == "large_event":
         scenario_large_event(s)
+    elif name == "emails":
+        scenario_emails(s)
     else:
         raise ValueError(name)
     return s
 
 
-SCENARIOS = ["basic", "history_lost", "resumable", "drop", "rename", "dropDatabase", "hostile", "poison", "large_event"]
+SCENARIOS = ["basic", "history_lost", "resumable", "drop", "rename", "dropDatabase", "hostile", "poison", "large_event",
+             "emails"]
 DEFAULT_COLL = {"hostile": "ünï cödé ☃ 集合 coll"}
 
 
@@ -566,7 +601,8 @@ def matches(doc, flt):
 # ---------------------------------------------------------------------------
 
 class Cursor(object):
-    def __init__(self, cid, db, coll, pos, full_document, idle, slim=False, split=False):
+    def __init__(self, cid, db, coll, pos, full_document, idle, slim=False, split=False, before=None):
+        self.before = before
         self.slim = slim
         self.split = split
         self.id = cid
@@ -868,7 +904,7 @@ class ScriptedServer(object):
             rec["position"] = pos
             cid = self.new_cursor_id()
             cur = Cursor(cid, db, target, pos, full_document, idle=False, slim=is_slim(pipeline),
-                         split=is_split(pipeline))
+                         split=is_split(pipeline), before=stage.get("fullDocumentBeforeChange"))
             rec["slim"] = cur.slim
             rec["split"] = cur.split
             self.cursors[cid] = cur
@@ -923,7 +959,7 @@ class ScriptedServer(object):
         """Reply with `events` for cursor `cur` (already advanced); lock held."""
         docs = []
         for e in events:
-            ev = render(e, cur.full_document, cur.slim)
+            ev = render(e, cur.full_document, cur.slim, cur.before)
             docs.extend(fragments(ev, e) if cur.split and getattr(e, "too_large", False) else [ev])
         pbrt = events[-1].token if events else self.script.hwm(cur.pos)
         self.high_water = max(self.high_water, cur.pos)

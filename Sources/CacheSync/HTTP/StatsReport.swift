@@ -24,6 +24,9 @@ struct StatsReport: Encodable {
         var leader = false
         /// Whether this instance's change stream is open (per collection; in totals: every stream it should run).
         var streamOpen = false
+        /// For a collection with `indexes`, where a document's old secondary keys come from: `preImages` (the change
+        /// events' `fullDocumentBeforeChange`) or `record` (`<key>:indexes` in Redis); absent otherwise.
+        var indexOldKeysFrom: String?
     }
 
     /// A Redis Cluster master and the slots it serves.
