@@ -27,6 +27,7 @@ struct ChaosTests {
         let collections = """
               products:
                 strategy: update
+                indexes: [ { key: "product:v:{v}:{id}" } ]
               users:
                 strategy: invalidate
             """
@@ -120,6 +121,7 @@ struct ChaosTests {
         var mismatches: [String] = []
         let settled = waitUntil(timeout: .seconds(60)) {
             mismatches = Self.mismatches(f: f, pool: pool, ns: products, ids: ids)
+                + Self.secondaryMismatches(f: f, pool: pool, ns: products)
             return mismatches.isEmpty
         }
         stop.value = true
@@ -144,6 +146,27 @@ struct ChaosTests {
         print("chaos: \(Int(Self.seconds)) s, \(writes) writes, \(kills) kills, redis and MongoDB restarted once; "
               + "\(leaderSamples.value) leader samples, \(doubleLeaders.value) with two leaders; \(consistency.summary)")
         withExtendedLifetime(sidecars) {}
+    }
+
+    /// The secondary keys `product:v:{v}:{id}` that are missing, or present without a document that gives them.
+    static func secondaryMismatches(f: SidecarFixture, pool: MongoClientPool, ns: MongoNamespace) -> [String] {
+        guard let docs = try? pool.find(ns) else { return ["(MongoDB unreachable)"] }
+        let prefix = f.redisServer.keyPrefix + "product:v:"
+        var expected = Set<String>()
+        for doc in docs {
+            if let id = doc["_id"], let v = doc["v"] { expected.insert(prefix + DocumentID.keyText(v) + ":" + DocumentID.keyText(id)) }
+        }
+        var found = Set<String>()
+        do {
+            try f.redis.scan(match: CacheKey.escapeGlob(prefix) + "*") { keys in
+                found.formUnion(keys)
+                return true
+            }
+        } catch {
+            return ["(Redis unreachable)"]
+        }
+        return expected.subtracting(found).map { "secondary key missing: \($0)" }
+            + found.subtracting(expected).map { "secondary key left behind: \($0)" }
     }
 
     /// Ids `0..<ids` of `ns` (an `update` collection) whose cached value is not MongoDB's current document (missing
