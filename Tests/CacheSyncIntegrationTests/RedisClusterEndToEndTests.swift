@@ -151,8 +151,11 @@ struct RedisClusterChaosTests {
         let bed = try RedisClusterBed()
         let f = try SidecarFixture(cluster: bed)
         let names = ["products", "orders", "carts"]
-        let config = f.config(collections: names.map { "  \($0):\n    strategy: update" }.joined(separator: "\n"),
-                              lease: "{ enabled: true, ttl: 2 }")
+        // products also keeps a secondary key per document (in another slot than the document's).
+        let collections = names.map { "  \($0):\n    strategy: update" }.joined(separator: "\n")
+            .replacingOccurrences(of: "products:\n    strategy: update",
+                                  with: "products:\n    strategy: update\n    indexes: [ { key: \"product:v:{v}:{id}\" } ]")
+        let config = f.config(collections: collections, lease: "{ enabled: true, ttl: 2 }")
         let sidecar = try f.startSidecar(config: config, collections: 3)
         let ids = 150
         let stop = ManagedFlag(), writes = ManagedCounter()
@@ -195,6 +198,7 @@ struct RedisClusterChaosTests {
         var wrong: [String] = []
         let settled = waitUntil(timeout: .seconds(60)) {
             wrong = names.flatMap { ChaosTests.mismatches(f: f, pool: pool, ns: f.ns($0), ids: ids) }
+                + ChaosTests.secondaryMismatches(f: f, pool: pool, ns: f.ns("products"))
             return wrong.isEmpty
         }
         #expect(settled, "run \(run): stale or missing keys: \(wrong.prefix(10))\n\(sidecar.log.suffix(3000))")
