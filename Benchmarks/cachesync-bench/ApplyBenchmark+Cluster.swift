@@ -164,7 +164,7 @@ extension ApplyBenchmark {
                     preload.append([bytes("SET"), bytes(key.text), bytes(value), bytes("EX"), bytes("3600")])
                 case .delete:
                     writes.append([bytes("UNLINK"), bytes(key.text)])
-                case .skip, .flushCollection, .indexSet, .indexDelete:
+                case .skip, .flushCollection, .indexSet, .indexDelete, .setHash, .refreshHash:
                     throw BenchError("unexpected planned op \(op)")
                 }
             }

@@ -284,7 +284,7 @@ struct ApplyBenchmark {
                     preload.append([bytes("SET"), bytes(key.text), bytes(value), bytes("EX"), bytes("3600")])
                 case .delete(let key, _):
                     commands.append([bytes("UNLINK"), bytes(key.text)])
-                case .skip, .flushCollection, .indexSet, .indexDelete:
+                case .skip, .flushCollection, .indexSet, .indexDelete, .setHash, .refreshHash:
                     throw BenchError("unexpected planned op \(op)")
                 }
                 leases.append(bytes(op.key!.leaseKey))

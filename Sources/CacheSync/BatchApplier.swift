@@ -24,6 +24,18 @@ struct BatchApplier {
         case slotted([CacheOp], CheckpointChange, events: Int)
     }
 
+    /// `format: hash`'s refresh: KEYS[1] the hash, ARGV its fields (flattened). Replaces the fields of a cached hash
+    /// and keeps its remaining TTL; leaves a missing key missing. (Sent as `EVAL` inside the transaction, where a
+    /// `NOSCRIPT` could not be retried.)
+    static let refreshHashScript = RedisScript("""
+        local ttl = redis.call('PTTL', KEYS[1])
+        if ttl == -2 then return 0 end
+        redis.call('DEL', KEYS[1])
+        redis.call('HSET', KEYS[1], unpack(ARGV))
+        if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
+        return 1
+        """)
+
     let redis: any RedisClient
     let keys: SyncKeys
     /// The writer of a Redis Cluster; `nil` for one server.
@@ -135,6 +147,8 @@ struct BatchApplier {
             switch ops[index] {
             case .set(let key, let value, _), .refresh(let key, let value): bytes += value.utf8.count + 2 * key.text.utf8.count + 96
             case .delete(let key, _): bytes += 2 * key.text.utf8.count + 64
+            case .setHash(let key, let fields, _), .refreshHash(let key, let fields):
+                bytes += fields.reduce(0) { $0 + $1.utf8.count + 16 } + 3 * key.text.utf8.count + 160
             case .indexSet(let key, let value, _): bytes += value.utf8.count + key.utf8.count + 64
             case .indexDelete(let key): bytes += key.utf8.count + 32
             case .skip, .flushCollection: continue
@@ -152,6 +166,14 @@ struct BatchApplier {
                 leases.append(key.text, suffix: CacheKey.leaseSuffix)
             case .delete(let key, _):
                 commands.append("UNLINK", key.text)
+                leases.append(key.text, suffix: CacheKey.leaseSuffix)
+            case .setHash(let key, let fields, let ttl):
+                commands.append("UNLINK", key.text)
+                commands.append(["HSET", key.text] + fields)
+                commands.append("EXPIRE", key.text, String(ttl))
+                leases.append(key.text, suffix: CacheKey.leaseSuffix)
+            case .refreshHash(let key, let fields):
+                commands.append(["EVAL", Self.refreshHashScript.source, "1", key.text] + fields)
                 leases.append(key.text, suffix: CacheKey.leaseSuffix)
             case .indexSet(let key, let value, let ttl):
                 commands.append("SET", key, value, "EX", ttl)

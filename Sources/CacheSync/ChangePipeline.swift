@@ -427,8 +427,13 @@ public final class ChangePipeline {
         var entries: [(key: String, value: String)] = []
         let primary: CacheKey
         switch op {
-        case .set(let key, let value, _), .refresh(let key, let value):
+        case .set(let key, _, _), .refresh(let key, _), .setHash(let key, _, _), .refreshHash(let key, _):
             primary = key
+            let value = switch op {
+            case .setHash(_, let fields, _), .refreshHash(_, let fields): ValueFormat.json(hashFields: fields)
+            case .set(_, let value, _), .refresh(_, let value): value
+            default: ""
+            }
             if case .document(let encoded) = event.fullDocument, let document = try? encoded.decoded() {
                 let found = IndexPlanner.entries(of: document, id: id, value: value, primary: key,
                                                  collection: collection, keyPrefix: keys.keyPrefix)
@@ -459,7 +464,7 @@ public final class ChangePipeline {
         let changes = indexed.map { item -> IndexPlanner.Change in
             var change = item.change
             switch ops[item.op] {
-            case .set(_, _, let ttl): change.ttlSeconds = ttl
+            case .set(_, _, let ttl), .setHash(_, _, let ttl): change.ttlSeconds = ttl
             default: change.ttlSeconds = collection.ttl.base
             }
             return change

@@ -28,6 +28,7 @@ final class ClusterBatchWriter {
     /// ARGV[2]: the epoch ('' writes unfenced), ARGV[3]: how many fences, then the other fences, then per write: how
     /// many elements follow, the command's name, its key, its arguments. -1 when fenced, before any write.
     static let masterScript = RedisScript("""
+        \(refreshHashFunction)
         local ns, epoch, fences = ARGV[1], ARGV[2], tonumber(ARGV[3])
         if epoch ~= '' then
           local mine, low = tonumber(epoch), {}
@@ -42,7 +43,11 @@ final class ClusterBatchWriter {
         local i = 3 + fences
         while i <= #ARGV do
           local n = tonumber(ARGV[i])
-          redis.call(unpack(ARGV, i + 1, i + n))
+          if ARGV[i + 1] == 'REFRESHHASH' then
+            refresh(ARGV[i + 2], {unpack(ARGV, i + 3, i + n)})
+          else
+            redis.call(unpack(ARGV, i + 1, i + n))
+          end
           i = i + n + 1
         end
         return 1
@@ -52,6 +57,7 @@ final class ClusterBatchWriter {
     /// ARGV[1]: the namespace, ARGV[2]: the epoch, then per write: how many arguments follow its key, its name,
     /// those arguments. -1 when fenced.
     static let slotScript = RedisScript("""
+        \(refreshHashFunction)
         if ARGV[2] ~= '' then
           local held = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
           local mine = tonumber(ARGV[2])
@@ -63,12 +69,28 @@ final class ClusterBatchWriter {
           local n = tonumber(ARGV[i])
           local command = {ARGV[i + 1], KEYS[k]}
           for j = 1, n do command[j + 2] = ARGV[i + 1 + j] end
-          redis.call(unpack(command))
+          if command[1] == 'REFRESHHASH' then
+            refresh(command[2], {unpack(command, 3)})
+          else
+            redis.call(unpack(command))
+          end
           i = i + n + 2
           k = k + 1
         end
         return 1
         """)
+
+    /// `format: hash`'s refresh in a script, as the pseudo-command `REFRESHHASH key fields…`: replaces a cached
+    /// hash's fields keeping its remaining TTL (`BatchApplier.refreshHashScript`).
+    static let refreshHashFunction = """
+        local function refresh(key, fields)
+          local ttl = redis.call('PTTL', key)
+          if ttl == -2 then return end
+          redis.call('DEL', key)
+          redis.call('HSET', key, unpack(fields))
+          if ttl > 0 then redis.call('PEXPIRE', key, ttl) end
+        end
+        """
 
     /// One write: a command with one key.
     enum Write {
@@ -79,11 +101,15 @@ final class ClusterBatchWriter {
         case set(String, value: String)
         case del(String)
         case hincrby(String, field: String, by: Int)
+        /// `HSET key fields…`, `EXPIRE key seconds`, `REFRESHHASH key fields…` (format: hash).
+        case hset(String, fields: [String])
+        case expire(String, seconds: Int)
+        case refreshHash(String, fields: [String])
 
         var key: String {
             switch self {
             case .unlink(let key), .unlinkWithLease(let key, _), .setEx(let key, _, _), .setKeepTTL(let key, _), .set(let key, _), .del(let key),
-                 .hincrby(let key, _, _): key
+                 .hincrby(let key, _, _), .hset(let key, _), .expire(let key, _), .refreshHash(let key, _): key
             }
         }
 
@@ -97,6 +123,9 @@ final class ClusterBatchWriter {
             case .set(_, let value): ("SET", [value])
             case .del: ("DEL", [])
             case .hincrby(_, let field, let by): ("HINCRBY", [field, String(by)])
+            case .hset(_, let fields): ("HSET", fields)
+            case .expire(_, let seconds): ("EXPIRE", [String(seconds)])
+            case .refreshHash(_, let fields): ("REFRESHHASH", fields)
             }
         }
 
@@ -119,6 +148,10 @@ final class ClusterBatchWriter {
                 list.append(number: 2); list.append("DEL"); list.append(key)
             case .hincrby(let key, let field, let by):
                 list.append(number: 4); list.append("HINCRBY"); list.append(key); list.append(field); list.append(number: by)
+            case .hset, .expire, .refreshHash:
+                let (name, arguments) = nameAndArguments
+                list.append(number: 2 + arguments.count); list.append(name); list.append(key)
+                for argument in arguments { list.append(argument) }
             }
         }
     }
@@ -150,6 +183,14 @@ final class ClusterBatchWriter {
             case .delete(let key, _):
                 // The key and its lease share a slot: one command removes both.
                 writes.append(.unlinkWithLease(key.text, lease: key.leaseKey))
+            case .setHash(let key, let fields, let ttl):
+                writes.append(.unlink(key.leaseKey))
+                writes.append(.unlink(key.text))
+                writes.append(.hset(key.text, fields: fields))
+                writes.append(.expire(key.text, seconds: ttl))
+            case .refreshHash(let key, let fields):
+                writes.append(.unlink(key.leaseKey))
+                writes.append(.refreshHash(key.text, fields: fields))
             case .indexSet(let key, let value, let ttl):
                 writes.append(.setEx(key, value: value, seconds: ttl))
             case .indexDelete(let key):

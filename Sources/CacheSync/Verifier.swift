@@ -68,7 +68,23 @@ public enum Verifier {
             for key in keys where !key.hasSuffix(CacheKey.accessCountSuffix) && !key.hasSuffix(CacheKey.leaseSuffix)
                 && !key.hasSuffix(IndexPlanner.recordSuffix) {
                 if let sample, checked >= sample { return false }
-                guard let cached = try redis.command(["GET", key]).text else { continue }
+                let cached: String
+                var fields: [String: String]?
+                if coll.format == .hash {
+                    let reply = try redis.command(["HGETALL", key])
+                    guard let flat = reply.array?.map({ $0.text ?? "" }), !flat.isEmpty else {
+                        if case .error = reply {
+                            checked += 1
+                            findings.append(Finding(kind: "unreadable", namespace: coll.namespace, key: key))
+                        }
+                        continue
+                    }
+                    fields = Self.fieldMap(flat)
+                    cached = ValueFormat.json(hashFields: flat)
+                } else {
+                    guard let text = try redis.command(["GET", key]).text else { continue }
+                    cached = text
+                }
                 checked += 1
                 guard let document = try? ExtendedJSONReader.document(cached), let id = document["_id"] else {
                     findings.append(Finding(kind: "unreadable", namespace: coll.namespace, key: key))
@@ -83,7 +99,10 @@ public enum Verifier {
                     findings.append(Finding(kind: "filtered", namespace: coll.namespace, key: key))
                     continue
                 }
-                if ExtendedJSON.relaxed(coll.projection?.apply(current) ?? current) != cached {
+                let expected = coll.projection?.apply(current) ?? current
+                let same = if let fields { Self.fieldMap(ValueFormat.hashFields(expected)) == fields }
+                    else { ExtendedJSON.relaxed(expected) == cached }
+                if !same {
                     findings.append(Finding(kind: "stale", namespace: coll.namespace, key: key))
                 }
             }
@@ -104,6 +123,17 @@ public enum Verifier {
             }
         }
         return (checked, findings)
+    }
+
+    /// A hash's flattened fields as a map (a hash's field order is not kept by Redis).
+    private static func fieldMap(_ flat: [String]) -> [String: String] {
+        var map: [String: String] = [:]
+        var index = 0
+        while index + 1 < flat.count {
+            map[flat[index]] = flat[index + 1]
+            index += 2
+        }
+        return map
     }
 
     /// What is wrong with the secondary key `key` of `index` holding `value`, if anything: `unreadable` (names no

@@ -8,6 +8,12 @@ public enum CacheOp: Sendable, Equatable {
     case set(key: CacheKey, value: String, ttlSeconds: Int)
     /// `SET key value XX KEEPTTL`: replace a cached document only if cached, keeping its remaining TTL.
     case refresh(key: CacheKey, value: String)
+    /// `format: hash`: replace the hash with these fields (flattened name, value, …) and set its TTL
+    /// (`UNLINK`, `HSET`, `EXPIRE`): the hash form of `set`.
+    case setHash(key: CacheKey, fields: [String], ttlSeconds: Int)
+    /// `format: hash`: replace a cached hash's fields, keeping its remaining TTL, only if it is cached (one script):
+    /// the hash form of `refresh`.
+    case refreshHash(key: CacheKey, fields: [String])
     /// `DEL key` (or `UNLINK`).
     case delete(key: CacheKey, reason: DeleteReason)
     /// Nothing in Redis: the collection's `operations` do not include this event's operation (counted as skip).
@@ -59,7 +65,8 @@ public enum CacheOp: Sendable, Equatable {
     /// The document key the op is about; `nil` for a flush.
     public var key: CacheKey? {
         switch self {
-        case .set(let key, _, _), .refresh(let key, _), .delete(let key, _), .skip(let key, _): key
+        case .set(let key, _, _), .refresh(let key, _), .delete(let key, _), .skip(let key, _),
+             .setHash(let key, _, _), .refreshHash(let key, _): key
         case .flushCollection, .indexSet, .indexDelete: nil
         }
     }
@@ -67,7 +74,7 @@ public enum CacheOp: Sendable, Equatable {
     /// The `action` label of `cachesync_cache_writes_total`: `set`, `delete` or `skip` (`flush` for a flush).
     public var metricAction: String {
         switch self {
-        case .set, .refresh: "set"
+        case .set, .refresh, .setHash, .refreshHash: "set"
         case .delete: "delete"
         case .skip: "skip"
         case .flushCollection: "flush"

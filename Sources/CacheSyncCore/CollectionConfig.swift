@@ -31,6 +31,8 @@ public struct CollectionConfig: Sendable, Equatable {
     public var projection: Projection?
     /// Which documents are cached (`filter`); `nil` caches every one.
     public var filter: DocumentFilter?
+    /// How documents are stored (`format`).
+    public var format = ValueFormat.json
     /// The secondary keys kept in step with each document (`indexes`).
     public var indexes: [SecondaryIndex] = []
     /// Whether the collection has pre-images (`preImages`): a secondary key's old value then comes from the change

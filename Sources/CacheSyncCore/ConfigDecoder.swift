@@ -292,7 +292,7 @@ struct ConfigDecoder {
     private enum CollectionFields {
         static let all = ["strategy", "database", "operations", "ttl", "keyTemplate", "idType", "onHistoryLost",
                           "maxValueBytes", "notFoundTtl", "accessCounts", "project", "filter", "indexes",
-                          "preImages"]
+                          "preImages", "format"]
     }
 
     /// The database and collection a key names: with a `database` field the key is the collection's name verbatim;
@@ -385,6 +385,9 @@ struct ConfigDecoder {
         }
         if let indexesNode = map["indexes"] {
             config.indexes = try secondaryIndexes(indexesNode, collection: config, keyPrefix: keyPrefix)
+        }
+        if let formatNode = map["format"] {
+            config.format = try formatNode.choice(ValueFormat.self, what: "format")
         }
         if let preImagesNode = map["preImages"] {
             config.preImages = try preImagesNode.bool()

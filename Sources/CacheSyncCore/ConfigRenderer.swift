@@ -95,6 +95,7 @@ public enum ConfigRenderer {
             if let filter = collection.filter {
                 lines.append("    filter: \(ExtendedJSON.relaxed(BSONValue.document(filter.document)))")
             }
+            lines.append("    format: \(collection.format.rawValue)")
             if !collection.indexes.isEmpty {
                 lines.append("    indexes:")
                 for index in collection.indexes {

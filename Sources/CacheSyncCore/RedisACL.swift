@@ -18,8 +18,16 @@ public enum RedisACL {
 
     /// The commands of `config`: `commands`, and `clusterCommands` on a cluster.
     public static func commands(_ config: CacheSyncConfig) -> [String] {
-        config.redis.cluster == nil ? commands : commands + clusterCommands
+        var all = config.redis.cluster == nil ? commands : commands + clusterCommands
+        if config.collections.contains(where: { $0.format == .hash }) {
+            all += hashCommands.filter { !all.contains($0) }
+        }
+        return all
     }
+
+    /// What `format: hash` needs besides `commands`: writing, reading and refreshing hashes (`TYPE` tells a cached
+    /// hash from another value, `PTTL` keeps the remaining TTL).
+    public static let hashCommands = ["hset", "hget", "hgetall", "pttl", "type"]
 
     /// The globs of every key `config` touches: each collection's keys with their `:lease`, `:access_count` and
     /// `:indexes` companions, its secondary keys, and the checkpoint keys. A pattern another covers is left out. Redis refuses white space in an

@@ -37,12 +37,16 @@ public enum Strategy {
         case .invalidate:
             ops.append(.delete(key: key, reason: .changed))
         case .update:
-            ops.append(write(event, key, collection) { .set(key: key, value: $0, ttlSeconds: collection.ttl.ttl(forAccesses: accessCount)) })
+            let ttl = collection.ttl.ttl(forAccesses: accessCount)
+            ops.append(write(event, key, collection, json: { .set(key: key, value: $0, ttlSeconds: ttl) },
+                             hash: { .setHash(key: key, fields: $0, ttlSeconds: ttl) }))
         case .preserveTTL:
             if operation == .insert {
-                ops.append(write(event, key, collection) { .set(key: key, value: $0, ttlSeconds: collection.ttl.base) })
+                ops.append(write(event, key, collection, json: { .set(key: key, value: $0, ttlSeconds: collection.ttl.base) },
+                                 hash: { .setHash(key: key, fields: $0, ttlSeconds: collection.ttl.base) }))
             } else {
-                ops.append(write(event, key, collection) { .refresh(key: key, value: $0) })
+                ops.append(write(event, key, collection, json: { .refresh(key: key, value: $0) },
+                                 hash: { .refreshHash(key: key, fields: $0) }))
             }
         }
     }
@@ -50,33 +54,48 @@ public enum Strategy {
     /// Whether `op`, planned for `collection`, takes its TTL from the key's access count (the `update` strategy's
     /// writes), so the applier fetches counters only for these and can plan before it has them.
     public static func ttlFollowsAccessCount(_ op: CacheOp, collection: CollectionConfig) -> Bool {
-        guard collection.strategy == .update, case .set = op else { return false }
-        return true
+        guard collection.strategy == .update else { return false }
+        switch op {
+        case .set, .setHash: return true
+        default: return false
+        }
     }
 
     /// `op` as `plan` makes it when the key's access count is `accessCount`: a write whose TTL follows the count
     /// gets that count's TTL; every other op is returned as it is.
     public static func withAccessCount(_ accessCount: Int, _ op: CacheOp, collection: CollectionConfig) -> CacheOp {
-        guard ttlFollowsAccessCount(op, collection: collection), case .set(let key, let value, _) = op else { return op }
-        return .set(key: key, value: value, ttlSeconds: collection.ttl.ttl(forAccesses: accessCount))
+        guard ttlFollowsAccessCount(op, collection: collection) else { return op }
+        let ttl = collection.ttl.ttl(forAccesses: accessCount)
+        switch op {
+        case .set(let key, let value, _): return .set(key: key, value: value, ttlSeconds: ttl)
+        case .setHash(let key, let fields, _): return .setHash(key: key, fields: fields, ttlSeconds: ttl)
+        default: return op
+        }
     }
 
-    /// The write `op` makes of the event's document, projected, or the delete that replaces it (null, absent, too
-    /// large, not valid BSON, not matching the filter).
+    /// The write `json` (or, `format: hash`, `hash`) makes of the event's document, projected, or the delete that
+    /// replaces it (null, absent, too large as JSON, not valid BSON, not matching the filter).
     private static func write(_ event: ChangeEvent, _ key: CacheKey, _ collection: CollectionConfig,
-                              _ op: (String) -> CacheOp) -> CacheOp {
+                              json: (String) -> CacheOp, hash: ([String]) -> CacheOp) -> CacheOp {
         switch event.fullDocument {
         case .absent: return .delete(key: key, reason: .fullDocumentAbsent)
         case .null: return .delete(key: key, reason: .nullFullDocument)
         case .document(let encoded):
             var document = encoded
-            if collection.projection != nil || collection.filter != nil {
-                guard let decoded = try? encoded.decoded() else { return .delete(key: key, reason: .invalidDocument) }
-                if let filter = collection.filter, !filter.matches(decoded) { return .delete(key: key, reason: .filteredOut) }
-                if let projection = collection.projection { document = EncodedBSONDocument(projection.apply(decoded)) }
+            var decoded: BSONDocument?
+            if collection.projection != nil || collection.filter != nil || collection.format == .hash {
+                guard var whole = try? encoded.decoded() else { return .delete(key: key, reason: .invalidDocument) }
+                if let filter = collection.filter, !filter.matches(whole) { return .delete(key: key, reason: .filteredOut) }
+                if let projection = collection.projection {
+                    whole = projection.apply(whole)
+                    document = EncodedBSONDocument(whole)
+                }
+                decoded = whole
             }
             switch ExtendedJSON.rendering(document, maxBytes: collection.maxValueBytes) {
-            case .text(let json): return op(json)
+            case .text(let text):
+                if collection.format == .hash, let decoded { return hash(ValueFormat.hashFields(decoded)) }
+                return json(text)
             case .tooLarge: return .delete(key: key, reason: .tooLarge)
             case .invalid: return .delete(key: key, reason: .invalidDocument)
             }

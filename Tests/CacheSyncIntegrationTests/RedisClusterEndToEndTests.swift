@@ -11,6 +11,31 @@ import TestSupport
 /// `cachesync check-config --acl` prints for a cluster config (granted on every node).
 @Suite("Redis Cluster end to end", .serialized)
 struct RedisClusterEndToEndTests {
+    @Test("format: hash and a secondary key on the cluster: the strategy table (the hash refresh keeps the TTL inside the master's script) and verify")
+    func hashFormatAndSecondaryKeys() throws {
+        let f = try SidecarFixture(cluster: try RedisClusterBed())
+        let sidecar = try f.startSidecar(config: f.config(collections: """
+              users:
+                strategy: invalidate
+                format: hash
+              products:
+                strategy: update
+                format: hash
+                indexes: [ { key: "product:name:{name}", value: document } ]
+              sessions:
+                strategy: preserve-ttl
+                format: hash
+                ttl: { base: 3600 }
+            """))
+        try StrategyEndToEndTests.checkStrategyTable(f, sidecar, hash: true)
+        let copy = try f.cached(f.redisServer.keyPrefix + "product:name:table")
+        #expect(copy == #"{"_id":2,"name":"table"}"#, "\(copy ?? "none")")
+        #expect(try f.cached(f.redisServer.keyPrefix + "product:name:desk") == nil, "the replaced name's key is gone")
+        sidecar.process.stop()
+        let verify = try CacheSyncProcess.runCommand(["verify", "--config", sidecar.configURL.path])
+        #expect(verify.status == 0, "verify on the cluster:\n\(verify.output)")
+    }
+
     @Test("the strategy table, the adaptive TTL, restart-resume after kill -9 and verify, on a 6-node cluster")
     func strategiesResumeAndVerify() throws {
         let f = try SidecarFixture(cluster: try RedisClusterBed())

@@ -14,7 +14,9 @@ struct StrategyEndToEndTests {
     }
 
     /// The strategy table against the running `sidecar` of `f` (one server or a cluster).
-    static func checkStrategyTable(_ f: SidecarFixture, _ sidecar: CacheSyncProcess) throws {
+    /// With `hash`, the collections are `format: hash`: each cached document is read back as the JSON its hash
+    /// fields stand for.
+    static func checkStrategyTable(_ f: SidecarFixture, _ sidecar: CacheSyncProcess, hash: Bool = false) throws {
         let users = f.ns("users"), products = f.ns("products"), sessions = f.ns("sessions")
 
         // update (write-through): insert → SET, update/replace → SET with the new document, delete → DEL.
@@ -26,10 +28,10 @@ struct StrategyEndToEndTests {
         try f.pool.insertOne(products, ["_id": .int32(3), "name": .string("gone")])
         try f.pool.deleteOne(products, filter: ["_id": .int32(3)])
         try f.eventually("products applied", sidecar) { try f.appliedEvents("products") >= 7 }
-        #expect(try f.cached(f.key("products", "1")) == #"{"_id":1,"name":"lamp","price":12}"#)
-        #expect(try f.cached(f.key("products", "2")) == #"{"_id":2,"name":"table"}"#)
-        #expect(try f.cached(f.key("products", "sku 7 ü")) == #"{"_id":"sku 7 ü","name":"chair"}"#)
-        #expect(try f.cached(f.key("products", "3")) == nil)
+        #expect(try cached(f, hash, f.key("products", "1")) == #"{"_id":1,"name":"lamp","price":12}"#)
+        #expect(try cached(f, hash, f.key("products", "2")) == #"{"_id":2,"name":"table"}"#)
+        #expect(try cached(f, hash, f.key("products", "sku 7 ü")) == #"{"_id":"sku 7 ü","name":"chair"}"#)
+        #expect(try cached(f, hash, f.key("products", "3")) == nil)
         let ttl = try f.pttl(f.key("products", "1"))
         #expect(ttl > 295_000 && ttl <= 300_000, "base TTL expected, got \(ttl) ms")
 
@@ -42,29 +44,85 @@ struct StrategyEndToEndTests {
         try f.pool.insertOne(users, ["_id": .string("u2"), "n": .int32(1)])
         try f.pool.deleteOne(users, filter: ["_id": .string("u2")])
         try f.eventually("users applied", sidecar) { try f.appliedEvents("users") >= 5 }
-        #expect(try f.cached(f.key("users", "u1")) == nil)
-        #expect(try f.cached(f.key("users", "u2")) == nil)
-        #expect(try f.cached(f.key("users", "u3")) == nil, "invalidate must not cache inserts")
+        #expect(try cached(f, hash, f.key("users", "u1")) == nil)
+        #expect(try cached(f, hash, f.key("users", "u2")) == nil)
+        #expect(try cached(f, hash, f.key("users", "u3")) == nil, "invalidate must not cache inserts")
 
         // preserve-ttl: insert → SET EX base; update of a cached key keeps its remaining TTL; an uncached key stays uncached.
         try f.pool.insertOne(sessions, ["_id": .string("s1"), "v": .int32(1)])
-        try f.eventually("session cached", sidecar) { try f.cached(f.key("sessions", "s1")) != nil }
+        try f.eventually("session cached", sidecar) { try cached(f, hash, f.key("sessions", "s1")) != nil }
         let initial = try f.pttl(f.key("sessions", "s1"))
         #expect(initial > 3_595_000 && initial <= 3_600_000)
         _ = try f.redis.command(["PEXPIRE", f.key("sessions", "s1"), "50000"])
         Thread.sleep(forTimeInterval: 2)
         try f.pool.updateOne(sessions, filter: ["_id": .string("s1")], update: ["$set": .document(["v": .int32(2)])])
-        try f.eventually("session refreshed", sidecar) { try f.cached(f.key("sessions", "s1")) == #"{"_id":"s1","v":2}"# }
+        try f.eventually("session refreshed", sidecar) { try cached(f, hash, f.key("sessions", "s1")) == #"{"_id":"s1","v":2}"# }
         let kept = try f.pttl(f.key("sessions", "s1"))
         #expect(abs(kept - 48_000) <= 1_000, "the remaining TTL (~48 s) must be kept, got \(kept) ms")
         try f.pool.insertOne(sessions, ["_id": .string("s2"), "v": .int32(1)])
-        try f.eventually("s2 cached", sidecar) { try f.cached(f.key("sessions", "s2")) != nil }
+        try f.eventually("s2 cached", sidecar) { try cached(f, hash, f.key("sessions", "s2")) != nil }
         _ = try f.redis.command(["DEL", f.key("sessions", "s2")])
         try f.pool.updateOne(sessions, filter: ["_id": .string("s2")], update: ["$set": .document(["v": .int32(2)])])
         try f.pool.insertOne(sessions, ["_id": .string("marker")])
-        try f.eventually("marker", sidecar) { try f.cached(f.key("sessions", "marker")) != nil }
-        #expect(try f.cached(f.key("sessions", "s2")) == nil, "preserve-ttl must not create an uncached key on update")
+        try f.eventually("marker", sidecar) { try cached(f, hash, f.key("sessions", "marker")) != nil }
+        #expect(try cached(f, hash, f.key("sessions", "s2")) == nil, "preserve-ttl must not create an uncached key on update")
         withExtendedLifetime(sidecar) {}
+    }
+
+    /// The cached document at `key`: its JSON, or with `hash` the JSON its hash stands for.
+    static func cached(_ f: SidecarFixture, _ hash: Bool, _ key: String) throws -> String? {
+        hash ? try hashJSON(f, key) : try f.cached(key)
+    }
+
+    /// The JSON document the hash at `key` stands for (`_id` first, then the fields as Redis returns them); `nil`
+    /// when there is no hash there.
+    static func hashJSON(_ f: SidecarFixture, _ key: String) throws -> String? {
+        guard let flat = try f.redis.command(["HGETALL", key]).array?.compactMap(\.text), !flat.isEmpty else { return nil }
+        var pairs = stride(from: 0, to: flat.count - 1, by: 2).map { (flat[$0], flat[$0 + 1]) }
+        pairs.sort { lhs, _ in lhs.0 == "_id" }
+        return "{" + pairs.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}"
+    }
+
+    @Test("format: hash passes the strategy table (TTL tiers, preserve-ttl keeps the remaining TTL), serves the same JSON through the read-through API, and verify compares fields")
+    func hashFormat() throws {
+        let f = try SidecarFixture()
+        let sidecar = try f.startSidecar(config: f.config(collections: """
+              users:
+                strategy: invalidate
+                format: hash
+              products:
+                strategy: update
+                format: hash
+              sessions:
+                strategy: preserve-ttl
+                format: hash
+                ttl: { base: 3600 }
+            """))
+        try Self.checkStrategyTable(f, sidecar, hash: true)
+        #expect(try f.redis.command(["TYPE", f.key("products", "1")]) == .status("hash"))
+        #expect(try f.redis.command(["HGET", f.key("products", "1"), "price"]).text == "12")
+        #expect(try f.redis.command(["HGET", f.key("products", "sku 7 ü"), "_id"]).text == #""sku 7 ü""#)
+
+        // Read-through: a miss stores a hash, a hit answers the same JSON.
+        _ = try f.redis.command(["DEL", f.key("products", "1")])
+        let miss = try #require(HTTPHarness.get(port: f.httpPort, path: "/v1/cache/products/1"))
+        #expect(miss.status == 200 && miss.body == #"{"_id":1,"name":"lamp","price":12}"#, "\(miss.body)")
+        #expect(try Self.hashJSON(f, f.key("products", "1")) == miss.body)
+        let hit = try #require(HTTPHarness.get(port: f.httpPort, path: "/v1/cache/products/1"))
+        #expect(hit.body == miss.body)
+        // The adaptive TTL of a hash follows its access count too.
+        _ = try f.redis.command(["SET", f.key("products", "1") + ":access_count", "150"])
+        try f.pool.updateOne(f.ns("products"), filter: ["_id": .int32(1)], update: ["$set": .document(["price": .int32(13)])])
+        try f.eventually("price 13", sidecar) { try f.redis.command(["HGET", f.key("products", "1"), "price"]).text == "13" }
+        let ttl = try f.pttl(f.key("products", "1"))
+        #expect(ttl > 1_795_000 && ttl <= 1_800_000, "tier TTL expected, got \(ttl) ms")
+
+        sidecar.process.stop()
+        var verify = try CacheSyncProcess.runCommand(["verify", "--config", sidecar.configURL.path])
+        #expect(verify.status == 0, "\(verify.output)")
+        _ = try f.redis.command(["HSET", f.key("products", "2"), "name", #""chair""#])
+        verify = try CacheSyncProcess.runCommand(["verify", "--config", sidecar.configURL.path])
+        #expect(verify.status == 1 && verify.output.contains("stale \(f.database).products \(f.key("products", "2"))"), "\(verify.output)")
     }
 
     @Test("the update strategy's TTL follows the key's access count")

@@ -54,6 +54,30 @@ struct ReadThrough: Sendable {
         return {0, redis.call('GET', KEYS[3]) or ''}
         """)
 
+    /// `lookupScript` for `format: hash`. ARGV[2]: the `_id` field's value (relaxed Extended JSON). A hash whose
+    /// `_id` is this document's: `{1, fields, accesses}`, counted; another value: `{2}`; nothing: `{0, lease}`.
+    static let lookupHashScript = RedisScript("""
+        local t = redis.call('TYPE', KEYS[1])['ok']
+        if t == 'hash' then
+          if redis.call('HGET', KEYS[1], '_id') ~= ARGV[2] then return {2} end
+          local count = redis.call('INCR', KEYS[2])
+          redis.call('EXPIRE', KEYS[2], ARGV[1])
+          return {1, redis.call('HGETALL', KEYS[1]), count}
+        end
+        if t ~= 'none' then return {2} end
+        return {0, redis.call('GET', KEYS[3]) or ''}
+        """)
+
+    /// `storeScript` for `format: hash`. KEYS: key, lease. ARGV: token, ttl, the fields (flattened).
+    static let storeHashScript = RedisScript("""
+        if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+        redis.call('DEL', KEYS[1])
+        redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+        redis.call('EXPIRE', KEYS[1], ARGV[2])
+        redis.call('DEL', KEYS[2])
+        return 1
+        """)
+
     /// KEYS: key, lease. ARGV: token, value, ttl. Stores the value only while the lease holds our token.
     static let storeScript = RedisScript("""
         if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
@@ -88,13 +112,17 @@ struct ReadThrough: Sendable {
     func read(_ collection: CollectionConfig, id: BSONValue, redis: any RedisClient) throws -> Outcome {
         let ns = collection.namespace
         let key = CacheKey(collection: collection, keyPrefix: keyPrefix, id: id, colocatingDerivedKeys: colocatingDerivedKeys)
-        let lookup = try Self.lookupScript.run(
+        let hash = collection.format == .hash
+        let lookup = try (hash ? Self.lookupHashScript : Self.lookupScript).run(
             on: redis, keys: [key.text, key.accessCountKey, key.leaseKey],
-            arguments: [String(collection.accessWindow), #"{"_id":"# + ExtendedJSON.relaxed(id)]).array ?? []
+            arguments: [String(collection.accessWindow),
+                        (hash ? "" : #"{"_id":"#) + ExtendedJSON.relaxed(id)]).array ?? []
         switch lookup.first?.integer {
         case 1:
             telemetry.read(ns, hit: true)
-            return .hit(lookup.count > 1 ? lookup[1].text ?? "" : "")
+            guard lookup.count > 1 else { return .hit("") }
+            if hash { return .hit(ValueFormat.json(hashFields: (lookup[1].array ?? []).map { $0.text ?? "" })) }
+            return .hit(lookup[1].text ?? "")
         case 2:
             // Not a document of this collection: answered from MongoDB, and the key is left alone.
             telemetry.read(ns, hit: false)
@@ -160,9 +188,17 @@ struct ReadThrough: Sendable {
         }
         let ttl = String(collection.ttl.ttl(forAccesses: Int(counted[0].integer ?? 1)))
         if settings.testSwitches.readLeaseDisabled {
-            _ = try redis.command(["SET", key.text, json, "EX", ttl])
+            if hash {
+                try redis.throwFirstError(in: try redis.pipeline([["UNLINK", key.text], ["HSET", key.text] + ValueFormat.hashFields(document),
+                                                                   ["EXPIRE", key.text, ttl]]))
+            } else {
+                _ = try redis.command(["SET", key.text, json, "EX", ttl])
+            }
         } else {
-            let stored = try Self.storeScript.run(on: redis, keys: [key.text, key.leaseKey], arguments: [token, json, ttl])
+            let stored = hash
+                ? try Self.storeHashScript.run(on: redis, keys: [key.text, key.leaseKey],
+                                               arguments: [token, ttl] + ValueFormat.hashFields(document))
+                : try Self.storeScript.run(on: redis, keys: [key.text, key.leaseKey], arguments: [token, json, ttl])
             if stored.integer != 1 {
                 telemetry.readNotCached(ns, reason: "lease_lost")
             }
