@@ -420,42 +420,14 @@ public final class ChangePipeline {
         }
     }
 
-    /// The secondary keys' part of a document event whose primary op is `op`: the keys and values the document has
-    /// now (none when it is not cached any more) and, with pre-images, those it had; `nil` when the op touches no key.
+    /// The secondary keys' part of a document event whose primary op is `op` (`IndexPlanner.change`), counting
+    /// the keys a document could not have and the pre-images missing.
     private func indexChange(_ event: ChangeEvent, preImage: BSONDocument?, _ op: CacheOp) -> IndexPlanner.Change? {
-        guard let id = event.documentID else { return nil }
-        var entries: [(key: String, value: String)] = []
-        let primary: CacheKey
-        switch op {
-        case .set(let key, _, _), .refresh(let key, _), .setHash(let key, _, _), .refreshHash(let key, _):
-            primary = key
-            let value = switch op {
-            case .setHash(_, let fields, _), .refreshHash(_, let fields): ValueFormat.json(hashFields: fields)
-            case .set(_, let value, _), .refresh(_, let value): value
-            default: ""
-            }
-            if case .document(let encoded) = event.fullDocument, let document = try? encoded.decoded() {
-                let found = IndexPlanner.entries(of: document, id: id, value: value, primary: key,
-                                                 collection: collection, keyPrefix: keys.keyPrefix)
-                entries = found.entries
-                for reason in found.skipped { telemetry.indexKeySkipped(ns, reason: reason.rawValue) }
-            }
-        case .delete(let key, _):
-            primary = key
-        default:
-            return nil
-        }
-        var before: [String]?
-        if collection.preImages {
-            if let preImage {
-                before = IndexPlanner.keys(ofPreImage: preImage, id: id, collection: collection, keyPrefix: keys.keyPrefix)
-            } else {
-                before = []
-                if event.operationType != .insert { telemetry.error(ns, kind: "index_preimage_missing") }
-            }
-        }
-        return IndexPlanner.Change(primary: primary, idKeyText: DocumentID.keyText(id), entries: entries,
-                                   before: before, ttlSeconds: 0)
+        let planned = IndexPlanner.change(for: event, preImage: preImage, primary: op, collection: collection,
+                                          keyPrefix: keys.keyPrefix)
+        for reason in planned.skipped { telemetry.indexKeySkipped(ns, reason: reason.rawValue) }
+        if planned.preImageMissing { telemetry.error(ns, kind: "index_preimage_missing") }
+        return planned.change
     }
 
     /// The secondary-key ops of a batch whose primary ops are `ops` (their TTLs final): reads the documents' records
@@ -463,10 +435,7 @@ public final class ChangePipeline {
     private func planIndexes(_ indexed: [(op: Int, change: IndexPlanner.Change)], ops: [CacheOp]) throws -> [CacheOp] {
         let changes = indexed.map { item -> IndexPlanner.Change in
             var change = item.change
-            switch ops[item.op] {
-            case .set(_, _, let ttl), .setHash(_, _, let ttl): change.ttlSeconds = ttl
-            default: change.ttlSeconds = collection.ttl.base
-            }
+            change.ttlSeconds = IndexPlanner.ttl(following: ops[item.op], collection: collection)
             return change
         }
         let planner = IndexPlanner(changes: changes, keepsRecords: !collection.preImages)

@@ -67,6 +67,65 @@ public struct IndexPlanner {
         return (entries, skipped)
     }
 
+    /// What `change(for:…)` found: the change (`nil` when the op touches no key), the indexes that gave the document
+    /// no key, and whether an update or delete came without the pre-image `preImages` needs.
+    public struct Planned {
+        public var change: Change?
+        public var skipped: [SecondaryIndex.Skip] = []
+        public var preImageMissing = false
+    }
+
+    /// The secondary keys' part of a document event whose primary op (as `Strategy.plan` made it) is `primary`: the
+    /// keys and values the document has now (none when it is not cached any more) and, with `preImages`, those its
+    /// pre-image gives. Its TTL is set once the primary op's is final (`ttl(following:)`).
+    public static func change(for event: ChangeEvent, preImage: BSONDocument?, primary op: CacheOp,
+                              collection: CollectionConfig, keyPrefix: String) -> Planned {
+        guard let id = event.documentID else { return Planned() }
+        var planned = Planned()
+        var entries: [(key: String, value: String)] = []
+        let primary: CacheKey
+        switch op {
+        case .set(let key, _, _), .refresh(let key, _), .setHash(let key, _, _), .refreshHash(let key, _):
+            primary = key
+            let value = switch op {
+            case .setHash(_, let fields, _), .refreshHash(_, let fields): ValueFormat.json(hashFields: fields)
+            case .set(_, let value, _), .refresh(_, let value): value
+            default: ""
+            }
+            if case .document(let encoded) = event.fullDocument, let document = try? encoded.decoded() {
+                let found = Self.entries(of: document, id: id, value: value, primary: key, collection: collection,
+                                    keyPrefix: keyPrefix)
+                entries = found.entries
+                planned.skipped = found.skipped
+            }
+        case .delete(let key, _):
+            primary = key
+        default:
+            return planned
+        }
+        var before: [String]?
+        if collection.preImages {
+            if let preImage {
+                before = keys(ofPreImage: preImage, id: id, collection: collection, keyPrefix: keyPrefix)
+            } else {
+                before = []
+                planned.preImageMissing = event.operationType != .insert
+            }
+        }
+        planned.change = Change(primary: primary, idKeyText: DocumentID.keyText(id), entries: entries, before: before,
+                                ttlSeconds: 0)
+        return planned
+    }
+
+    /// The TTL of the secondary keys of a document whose primary op is `op` (its TTL final): the write's TTL, else
+    /// the base TTL (a refresh keeps the primary key's TTL, which cachesync does not read).
+    public static func ttl(following op: CacheOp, collection: CollectionConfig) -> Int {
+        switch op {
+        case .set(_, _, let ttl), .setHash(_, _, let ttl): ttl
+        default: collection.ttl.base
+        }
+    }
+
     /// The keys a document had per its pre-image (as `entries` gives them).
     public static func keys(ofPreImage document: BSONDocument, id: BSONValue, collection: CollectionConfig,
                             keyPrefix: String) -> [String] {
