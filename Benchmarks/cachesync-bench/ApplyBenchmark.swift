@@ -82,6 +82,25 @@ struct ApplyBenchmark {
         }
     }
 
+    /// The shaped collection of the apply path (not of the TLS and cluster runs): the update strategy with a
+    /// projection, a filter (a third of the synthetic documents are inactive, so their keys are deleted) and one
+    /// secondary key (its record beside each document), in a config of its own.
+    var shapedCollection: CollectionConfig {
+        get throws {
+            try ConfigLoader.parse(text: """
+                mongodb: { uri: "mongodb://127.0.0.1:1/?directConnection=true", database: bench }
+                redis: { url: "redis://127.0.0.1:\(redisPort)/0" }
+                collections:
+                  shaped:
+                    strategy: update
+                    ttl: { base: 300, tiers: [ { minAccesses: 100, ttl: 86400 }, { minAccesses: 10, ttl: 3600 } ] }
+                    project: { tags: 0, "stock.us": 0 }
+                    filter: { active: true }
+                    indexes: [ { key: "sku:{sku}" } ]
+                """, path: "bench.yaml").collections[0]
+        }
+    }
+
     /// Runs every strategy `rounds` times. A round interleaves the two loops chunk by chunk — pipeline then raw,
     /// then raw then pipeline, and so on — each chunk on a flushed database with the same keys and the same
     /// events, so both loops run through the same phases of the machine; a round's ratio is the raw loop's time
@@ -89,7 +108,7 @@ struct ApplyBenchmark {
     /// Redis's main thread are pinned to two different CPUs, swapped every two chunks, so both loops run as long
     /// in either placement (this machine's two CPUs can differ in speed by half, and the two loops do not load
     /// them alike: the pipeline's client is the busier side, the raw loop's Redis). `strategies` names the
-    /// strategies to run; empty runs all three.
+    /// strategies to run; empty runs all three; `update` includes the shaped collection.
     func run(rounds: Int, strategies: [StrategyKind] = []) throws -> [Result] {
         let config = try config
         let redis = try RedisConnection(options: RedisConnectionOptions(host: "127.0.0.1", port: redisPort))
@@ -97,9 +116,11 @@ struct ApplyBenchmark {
         defer { placement?.restore() }
         let telemetry = Telemetry(collections: config.collections.map(\.namespace))
         var results: [Result] = []
-        for collection in config.collections where strategies.isEmpty || strategies.contains(collection.strategy) {
+        for collection in config.collections + [try shapedCollection]
+        where strategies.isEmpty || strategies.contains(collection.strategy) {
             let (eventBytes, chunkBatches) = try input(collection, config: config)
-            var result = Result(strategy: collection.strategy.rawValue)
+            var result = Result(strategy: collection.indexes.isEmpty ? collection.strategy.rawValue
+                                    : "\(collection.strategy.rawValue) + project, filter, secondary key")
             for _ in 0..<rounds {
                 var pipelineTally = Tally(), rawTally = Tally()
                 for chunk in 0..<(events / chunkEvents) {
@@ -256,8 +277,10 @@ struct ApplyBenchmark {
     }
 
     /// The commands the applier sends for each batch of the synthetic source, planned by the real planner, as
-    /// plain commands: `MGET` of the access counters (update), per event the cache write, one `UNLINK` of the
-    /// batch's read-through leases, then the checkpoint `SET` and the applied-counter `HINCRBY`s.
+    /// plain commands: `MGET` of the access counters (update), with secondary keys the `MGET` of the documents'
+    /// records, per event the cache write, the secondary keys' writes (as `IndexPlanner` plans them on a flushed
+    /// database, where no record exists yet), one `UNLINK` of the batch's read-through leases, then the checkpoint
+    /// `SET` and the applied-counter `HINCRBY`s.
     private func rawBatches(_ eventBytes: [[UInt8]], collection: CollectionConfig, config: CacheSyncConfig) throws -> [RawBatch] {
         let keyPrefix = config.redis.keyPrefix
         let keys = SyncKeys(checkpointPrefix: config.checkpoint.keyPrefix, namespace: collection.namespace)
@@ -267,12 +290,21 @@ struct ApplyBenchmark {
         var countKeys: [[UInt8]] = []
         var leases: [[UInt8]] = []
         var preload: [[[UInt8]]] = []
+        var changes: [IndexPlanner.Change] = []
+        var events = 0
         var lastToken = ""
         func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
         while let raw = try source.nextEventBytes() {
             let event = try ChangeEvent(bsonBytes: raw, decoding: .forApplying)
             lastToken = Checkpoint.resumeAfter(event.resumeToken).storedText
+            events += 1
             for op in Strategy.plan(event: event, collection: collection, keyPrefix: keyPrefix, accessCount: 0) {
+                if !collection.indexes.isEmpty,
+                   var change = IndexPlanner.change(for: event, preImage: nil, primary: op, collection: collection,
+                                                    keyPrefix: keyPrefix).change {
+                    change.ttlSeconds = IndexPlanner.ttl(following: op, collection: collection)
+                    changes.append(change)
+                }
                 if Strategy.ttlFollowsAccessCount(op, collection: collection) {
                     countKeys.append(bytes(op.key!.accessCountKey))
                 }
@@ -289,7 +321,24 @@ struct ApplyBenchmark {
                 }
                 leases.append(bytes(op.key!.leaseKey))
             }
-            if commands.count == Self.batchSize {
+            if events == Self.batchSize {
+                if !changes.isEmpty {
+                    let planner = IndexPlanner(changes: changes, keepsRecords: true)
+                    let records = planner.recordsToRead
+                    commands.insert([bytes("MGET")] + records.map(bytes), at: 0)
+                    let none = [String?](repeating: nil, count: records.count)
+                    guard planner.oldKeysToRead(records: none).isEmpty else { throw BenchError("old keys on a flushed database") }
+                    for op in planner.ops(records: none, oldKeys: [], oldValues: []) {
+                        switch op {
+                        case .indexSet(let key, let value, let ttl):
+                            commands.append([bytes("SET"), bytes(key), bytes(value), bytes("EX"), bytes(String(ttl))])
+                        case .indexDelete(let key):
+                            commands.append([bytes("UNLINK"), bytes(key)])
+                        default:
+                            throw BenchError("unexpected index op \(op)")
+                        }
+                    }
+                }
                 if !countKeys.isEmpty { commands.insert([bytes("MGET")] + countKeys, at: 0) }
                 commands += [
                     [bytes("UNLINK")] + leases,
@@ -302,6 +351,8 @@ struct ApplyBenchmark {
                 countKeys = []
                 leases = []
                 preload = []
+                changes = []
+                events = 0
             }
         }
         return batches
