@@ -5,6 +5,7 @@ import Metrics
 import MongoBridge
 import RedisBridge
 import ServiceLifecycle
+import UnixSignals
 
 /// `cachesync run`: bootstraps logging, then runs the sync services until SIGTERM/SIGINT.
 public enum Sidecar {
@@ -70,20 +71,25 @@ public enum Sidecar {
             config.collections.forEach { telemetry.setLeader($0.namespace, until: .infinity) }
         }
         let sync = SyncService(config: config, instanceId: instanceId, pool: pool, telemetry: telemetry, logger: logger)
+        let live = LiveConfig(config)
         let http: HTTPService
         do {
-            http = try HTTPService(config: config, pool: pool, telemetry: telemetry, registry: registry, logger: logger)
+            http = try HTTPService(live: live, pool: pool, telemetry: telemetry, registry: registry, logger: logger)
         } catch {
             logger.critical("\(config.sourcePath): \(error)")
             return 2
         }
         let watchdog = SilenceWatchdog(telemetry: telemetry, threshold: config.http.silenceWarningSeconds, logger: logger)
+        // SIGHUP reloads the config (its default action would end the process): trapped from here on.
+        let reloader = ConfigReloader(path: config.sourcePath, live: live, sync: sync, telemetry: telemetry,
+                                      logger: logger, signals: await UnixSignalsSequence(trapping: .sighup))
         // Graceful shutdown runs in reverse order: the sync service drains first, the HTTP API answers until the end.
         var groupConfig = ServiceGroupConfiguration(
             services: [
                 .init(service: http, successTerminationBehavior: .gracefullyShutdownGroup,
                       failureTerminationBehavior: .gracefullyShutdownGroup),
                 .init(service: watchdog, successTerminationBehavior: .gracefullyShutdownGroup),
+                .init(service: reloader, successTerminationBehavior: .gracefullyShutdownGroup),
                 .init(service: sync, successTerminationBehavior: .gracefullyShutdownGroup,
                       failureTerminationBehavior: .gracefullyShutdownGroup),
             ],
