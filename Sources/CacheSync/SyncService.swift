@@ -62,7 +62,6 @@ public final class SyncService: Service, @unchecked Sendable {
     private var live: [String: Running] = [:]
     /// The collections in order, as the config lists them (the order watchers start in).
     private var order: [String] = []
-    private var config: CacheSyncConfig
     /// Watchers a reload stopped that have not ended yet: shutdown waits for them too.
     private var retiring: Set<ObjectIdentifier> = []
     private var started = false
@@ -75,7 +74,6 @@ public final class SyncService: Service, @unchecked Sendable {
             ? LeaseBalancer(checkpointPrefix: config.checkpoint.keyPrefix, instanceId: instanceId,
                             ttl: config.lease.ttlSeconds, collections: config.collections.count)
             : nil
-        self.config = config
         self.instanceId = instanceId
         self.pool = pool
         self.telemetry = telemetry
@@ -152,7 +150,9 @@ public final class SyncService: Service, @unchecked Sendable {
         let stopped: [Running]? = lock.withLock {
             guard !stopping else { return nil }
             let leaving = outgoing.compactMap { live.removeValue(forKey: $0) }
-            if started { leaving.forEach { retiring.insert(ObjectIdentifier($0)) } }
+            // Watchers that never started (a reload before `run`) have no thread to wait for.
+            guard started else { return [] }
+            leaving.forEach { retiring.insert(ObjectIdentifier($0)) }
             leaving.forEach { $0.watcher.requestStop() }
             return leaving
         }
@@ -165,7 +165,6 @@ public final class SyncService: Service, @unchecked Sendable {
         let incoming = diff.added + diff.changed.map(\.new)
         let starting: [Running]? = lock.withLock {
             guard !stopping else { return nil }
-            config = new
             order = new.collections.map(\.namespace)
             // The seam for warm-up: a collection added here starts like one without a checkpoint (no
             // checkpoint: flush, then watch from now); a warm-up would run in its watcher's resync step.
