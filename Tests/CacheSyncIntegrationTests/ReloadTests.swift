@@ -193,10 +193,16 @@ struct ReloadTests {
         let swapped = Date()
         try Self.swapConfigMap(sidecar, text: f.config(collections: after), version: 2)
         var reloadedAt: Date?
+        var leaseRightAfter: Int64?
         while reloadedAt.map({ Date().timeIntervalSince($0) < 2 }) ?? (Date().timeIntervalSince(swapped) < 10) {
             sample()
-            if reloadedAt == nil, sidecar.log.contains("config reloaded") { reloadedAt = Date() }
+            if reloadedAt == nil, sidecar.log.contains("config reloaded") {
+                reloadedAt = Date()
+                // Released, not expired: a lease renewed every second with a 3 s lease time would still be there.
+                leaseRightAfter = try f.redis.command(["EXISTS", f.syncKey("leader", "leaving")]).integer
+            }
         }
+        #expect(leaseRightAfter == 0, "the removed collection's lease is released when the reload is logged")
         #expect(reloadedAt != nil, "no reload logged:\n\(sidecar.log.suffix(3000))")
         writer.stop()
         let written = writer.count("steady")
@@ -204,6 +210,14 @@ struct ReloadTests {
             Self.metric(Self.metricsText(f) ?? "", "cachesync_cache_writes_total", ["collection": steady, "action": "set"])
                 == Double(written)
         }
+        // The changed collection restarted from its checkpoint: every event applied once, under one strategy or
+        // the other (the applied counter moves atomically with the checkpoint).
+        try f.eventually("every insert into the changed collection applied", sidecar) {
+            try f.appliedEvents("shifting") >= writer.count("shifting")
+        }
+        Thread.sleep(forTimeInterval: 0.5)
+        #expect(try f.appliedEvents("shifting") == writer.count("shifting"), "no event of the changed collection lost or applied twice")
+        #expect(try f.appliedEvents("steady") == written)
 
         // The untouched collection. One batch interval: the longest an event written to a quiet stream may wait
         // before its batch is written is the watcher's idle sleep ceiling (IdleTimings(streams:).maxSleep: 50 ms
