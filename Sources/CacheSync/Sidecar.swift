@@ -19,6 +19,8 @@ public enum Sidecar {
 
     /// Runs the sidecar; returns the process exit code (0 clean stop, 1 fatal runtime error).
     public static func run(config: CacheSyncConfig, logFormat: LogFormat, logLevel: String) async -> Int32 {
+        // SIGHUP reloads the config (its default action would end the process): trapped from the start.
+        let sighup = await UnixSignalsSequence(trapping: .sighup)
         let level = Logger.Level(rawValue: logLevel) ?? .info
         LoggingSystem.bootstrap { label in
             var handler = RedactingLogHandler(label: label, format: logFormat)
@@ -80,9 +82,8 @@ public enum Sidecar {
             return 2
         }
         let watchdog = SilenceWatchdog(telemetry: telemetry, threshold: config.http.silenceWarningSeconds, logger: logger)
-        // SIGHUP reloads the config (its default action would end the process): trapped from here on.
         let reloader = ConfigReloader(path: config.sourcePath, live: live, sync: sync, telemetry: telemetry,
-                                      logger: logger, signals: await UnixSignalsSequence(trapping: .sighup))
+                                      logger: logger, signals: sighup)
         // Graceful shutdown runs in reverse order: the sync service drains first, the HTTP API answers until the end.
         var groupConfig = ServiceGroupConfiguration(
             services: [

@@ -268,6 +268,30 @@ struct ReloadTests {
         withExtendedLifetime(sidecar) {}
     }
 
+    @Test("without leases, a collection added and one removed by SIGHUP: the added one applies and counts as led, the removed one leaves /v1/stats, /readyz stays ready")
+    func withoutLeases() throws {
+        let f = try SidecarFixture()
+        let first = f.config(collections: "  users:\n    strategy: invalidate\n  products:\n    strategy: update",
+                             lease: "{ enabled: false }")
+        let sidecar = try f.startSidecar(config: first, instanceId: "reload-3", collections: 2)
+        let second = f.config(collections: "  products:\n    strategy: update\n  orders:\n    strategy: update",
+                              lease: "{ enabled: false }")
+        try RedisTestServer.grantLeastPrivilege(forConfig: first + "\n  orders:\n    strategy: update\n", environment: [:])
+        try second.write(to: sidecar.configURL, atomically: true, encoding: .utf8)
+        sidecar.process.send(SIGHUP)
+        try f.eventually("the reload applied", sidecar) { sidecar.log.contains("config reloaded: added \(f.database).orders") }
+        try f.pool.insertOne(f.ns("orders"), ["_id": .int32(1), "v": .int32(1)])
+        try f.eventually("the added collection applied", sidecar) { try f.cached(f.key("orders", "1")) != nil }
+        let stats = HTTPHarness.get(port: f.httpPort, path: "/v1/stats")?.json?["collections"] as? [String: [String: Any]]
+        #expect(stats?["\(f.database).orders"]?["leader"] as? Bool == true)
+        #expect(stats?["\(f.database).users"] == nil)
+        #expect(HTTPHarness.get(port: f.httpPort, path: "/readyz")?.status == 200)
+        let metrics = Self.metricsText(f) ?? ""
+        #expect(Self.metric(metrics, "cachesync_leader", ["collection": "\(f.database).orders"]) == 1)
+        #expect(Self.metric(metrics, "cachesync_leader", ["collection": "\(f.database).users"]) == 0)
+        withExtendedLifetime(sidecar) {}
+    }
+
     @Test("a broken config and a restart-only change are rejected (file:line, the field named) and the old config goes on; SIGHUP reloads, an unchanged file counts as unchanged")
     func rejectedAndSIGHUP() throws {
         let f = try SidecarFixture()
