@@ -92,11 +92,14 @@ public final class Telemetry: @unchecked Sendable {
     }
 
     /// Forgets a collection a reload removed (after its watcher stopped): it leaves `/v1/stats` and `/readyz`, and
-    /// its gauges read 0 (not leader, no silence); its counters keep their last values until the process restarts.
+    /// its gauges leave `/metrics`; its counters keep their last values until the process restarts (a counter that
+    /// vanished and came back would read as a reset).
     public func unregister(_ ns: String) {
         _ = lock.withLock { stats.removeValue(forKey: ns) }
-        Gauge(label: "cachesync_leader", dimensions: [("collection", ns)]).record(0)
-        Gauge(label: "cachesync_seconds_since_last_event", dimensions: [("collection", ns)]).record(0)
+        for gauge in ["cachesync_leader", "cachesync_hit_ratio", "cachesync_lag_seconds",
+                      "cachesync_last_event_timestamp_seconds", "cachesync_seconds_since_last_event"] {
+            Gauge(label: gauge, dimensions: [("collection", ns)]).destroy()
+        }
     }
 
     /// A config reload ended: `applied`, `rejected` (invalid, or a setting that needs a restart) or `unchanged`.

@@ -271,7 +271,7 @@ struct ReloadTests {
         withExtendedLifetime(sidecar) {}
     }
 
-    @Test("without leases, a collection added and one removed by SIGHUP: the added one applies and counts as led, the removed one leaves /v1/stats, /readyz stays ready")
+    @Test("without leases, a collection added and one removed by SIGHUP: the added one applies and counts as led, the removed one leaves /v1/stats and its gauges /metrics, /readyz stays ready")
     func withoutLeases() throws {
         let f = try SidecarFixture()
         let first = f.config(collections: "  users:\n    strategy: invalidate\n  products:\n    strategy: update",
@@ -291,7 +291,10 @@ struct ReloadTests {
         #expect(HTTPHarness.get(port: f.httpPort, path: "/readyz")?.status == 200)
         let metrics = Self.metricsText(f) ?? ""
         #expect(Self.metric(metrics, "cachesync_leader", ["collection": "\(f.database).orders"]) == 1)
-        #expect(Self.metric(metrics, "cachesync_leader", ["collection": "\(f.database).users"]) == 0)
+        #expect(Self.metric(metrics, "cachesync_leader", ["collection": "\(f.database).users"]) == nil,
+                "a removed collection's gauges leave /metrics")
+        #expect(Self.metric(metrics, "cachesync_events_total", ["collection": "\(f.database).users", "operation": "update"]) == 0,
+                "its counters stay")
         withExtendedLifetime(sidecar) {}
     }
 
