@@ -61,18 +61,16 @@ struct ConfigReloader: Service {
                         continuation.yield(.file)
                     }
                 }
-                group.addTask {
-                    var watch = FileWatch(path: path)
-                    // The file may have changed between the start's read and now.
-                    if let text = watch.text, (try? parse(text)) != live.current {
-                        watch.seen = nil
-                    }
-                    for await trigger in triggers {
-                        guard let text = trigger == .signal ? watch.read() : watch.changedText() else { continue }
-                        await reload(text, trigger: trigger)
-                    }
+                var watch = FileWatch(path: path)
+                // The file may have changed between the start's read and now.
+                if let text = watch.text, (try? parse(text)) != live.current {
+                    watch.seen = nil
                 }
-                await group.next()
+                // One reload at a time, in the order asked; ends when the service is cancelled.
+                for await trigger in triggers {
+                    guard let text = trigger == .signal ? watch.read() : watch.changedText() else { continue }
+                    await reload(text, trigger: trigger)
+                }
                 group.cancelAll()
             }
         }
