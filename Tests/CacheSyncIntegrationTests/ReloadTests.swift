@@ -298,6 +298,48 @@ struct ReloadTests {
         withExtendedLifetime(sidecar) {}
     }
 
+    @Test("two replicas reloaded from 4 to 6 collections: the lease balancer follows the count, so each leads 3 and the leases stay put")
+    func balancerFollowsReload() throws {
+        let f = try SidecarFixture()
+        let ports = try (0..<2).map { _ in try FreePort.next() }
+        func collections(_ n: Int) -> String {
+            (0..<n).map { "  c\($0):\n    strategy: invalidate" }.joined(separator: "\n")
+        }
+        try RedisTestServer.grantLeastPrivilege(forConfig: f.config(collections: collections(6)), environment: [:])
+        let replicas = try (0..<2).map { i in
+            let process = try CacheSyncProcess(config: f.config(collections: collections(4), httpPort: ports[i]),
+                                               environment: ["CACHESYNC_INSTANCE_ID": "balance-\(i)"])
+            try process.start()
+            return process
+        }
+        func leaders() -> [Int] {
+            ports.map { port in
+                let stats = HTTPHarness.get(port: port, path: "/v1/stats", timeout: .milliseconds(300))?.json
+                let all = stats?["collections"] as? [String: [String: Any]] ?? [:]
+                return all.values.filter { $0["leader"] as? Bool == true }.count
+            }
+        }
+        var last: [Int] = []
+        #expect(waitUntil(timeout: .seconds(30)) { last = leaders(); return last == [2, 2] }, "4 collections: \(last)")
+        // The grant above covered six collections; the sidecars' own grants at start narrowed it to four again.
+        try RedisTestServer.grantLeastPrivilege(forConfig: f.config(collections: collections(6)), environment: [:])
+        for (i, replica) in replicas.enumerated() {
+            try f.config(collections: collections(6), httpPort: ports[i])
+                .write(to: replica.configURL, atomically: true, encoding: .utf8)
+        }
+        #expect(waitUntil(timeout: .seconds(30)) { last = leaders(); return last == [3, 3] }, "6 collections: \(last)")
+        let handOvers = replicas.map { $0.log.components(separatedBy: "handing the collection lease over").count }
+        var stable = true
+        for _ in 0..<20 {
+            Thread.sleep(forTimeInterval: 0.1)
+            stable = stable && leaders() == [3, 3]
+        }
+        #expect(stable, "the leases moved after settling at 3 and 3")
+        #expect(replicas.map { $0.log.components(separatedBy: "handing the collection lease over").count } == handOvers,
+                "no hand-over once each leads its share")
+        withExtendedLifetime(replicas) {}
+    }
+
     @Test("a broken config and a restart-only change are rejected (file:line, the field named) and the old config goes on; SIGHUP reloads, an unchanged file counts as unchanged")
     func rejectedAndSIGHUP() throws {
         let f = try SidecarFixture()
