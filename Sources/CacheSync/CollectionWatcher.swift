@@ -151,6 +151,7 @@ final class CollectionWatcher: @unchecked Sendable {
             closeStream(&state)
             if let lease {
                 lease.release(redis)
+                balancer?.noteLeads(ns, false)
                 telemetry.setLeader(ns, until: 0)
             }
             redis.close()

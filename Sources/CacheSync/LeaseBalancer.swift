@@ -22,7 +22,7 @@ final class LeaseBalancer: @unchecked Sendable {
     private let membersKey: String
     private let instanceId: String
     private let ttl: Double
-    private let collections: Int
+    private var collections: Int
     private let lock = NSLock()
     private var members = 1
     private var lastHeartbeat = Date.distantPast
@@ -42,6 +42,17 @@ final class LeaseBalancer: @unchecked Sendable {
     /// This instance's share: ceil(M/N).
     var share: Int {
         lock.withLock { (collections + members - 1) / max(1, members) }
+    }
+
+    /// Follows a reload: `count` collections are configured now, and `removed` are no longer led here.
+    func reconfigure(collections count: Int, removed: [String]) {
+        lock.withLock {
+            collections = count
+            for ns in removed {
+                led.remove(ns)
+                seenFree.remove(ns)
+            }
+        }
     }
 
     /// How many live instances the last heartbeat counted.

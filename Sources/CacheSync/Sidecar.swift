@@ -5,6 +5,7 @@ import Metrics
 import MongoBridge
 import RedisBridge
 import ServiceLifecycle
+import UnixSignals
 
 /// `cachesync run`: bootstraps logging, then runs the sync services until SIGTERM/SIGINT.
 public enum Sidecar {
@@ -18,6 +19,8 @@ public enum Sidecar {
 
     /// Runs the sidecar; returns the process exit code (0 clean stop, 1 fatal runtime error).
     public static func run(config: CacheSyncConfig, logFormat: LogFormat, logLevel: String) async -> Int32 {
+        // SIGHUP reloads the config (its default action would end the process): trapped from the start.
+        let sighup = await UnixSignalsSequence(trapping: .sighup)
         let level = Logger.Level(rawValue: logLevel) ?? .info
         LoggingSystem.bootstrap { label in
             var handler = RedactingLogHandler(label: label, format: logFormat)
@@ -70,20 +73,24 @@ public enum Sidecar {
             config.collections.forEach { telemetry.setLeader($0.namespace, until: .infinity) }
         }
         let sync = SyncService(config: config, instanceId: instanceId, pool: pool, telemetry: telemetry, logger: logger)
+        let live = LiveConfig(config)
         let http: HTTPService
         do {
-            http = try HTTPService(config: config, pool: pool, telemetry: telemetry, registry: registry, logger: logger)
+            http = try HTTPService(live: live, pool: pool, telemetry: telemetry, registry: registry, logger: logger)
         } catch {
             logger.critical("\(config.sourcePath): \(error)")
             return 2
         }
         let watchdog = SilenceWatchdog(telemetry: telemetry, threshold: config.http.silenceWarningSeconds, logger: logger)
+        let reloader = ConfigReloader(path: config.sourcePath, live: live, sync: sync, telemetry: telemetry,
+                                      logger: logger, signals: sighup)
         // Graceful shutdown runs in reverse order: the sync service drains first, the HTTP API answers until the end.
         var groupConfig = ServiceGroupConfiguration(
             services: [
                 .init(service: http, successTerminationBehavior: .gracefullyShutdownGroup,
                       failureTerminationBehavior: .gracefullyShutdownGroup),
                 .init(service: watchdog, successTerminationBehavior: .gracefullyShutdownGroup),
+                .init(service: reloader, successTerminationBehavior: .gracefullyShutdownGroup),
                 .init(service: sync, successTerminationBehavior: .gracefullyShutdownGroup,
                       failureTerminationBehavior: .gracefullyShutdownGroup),
             ],

@@ -48,9 +48,25 @@ public final class Telemetry: @unchecked Sendable {
     /// Every per-collection series of docs/ARCHITECTURE.md §7 is created at zero here, so `/metrics` lists each collection
     /// from the start (counters for the usual label values; others appear when they first happen).
     public init(collections: [String] = []) {
+        register(collections)
+        _ = Timer(label: "cachesync_apply_seconds")
+        for result in ["applied", "rejected", "unchanged"] {
+            Counter(label: "cachesync_config_reloads_total", dimensions: [("result", result)]).increment(by: 0)
+        }
+    }
+
+    /// Adds collections (at start, or added by a reload): their figures start at zero, and every per-collection
+    /// series is created at zero (counters for the usual label values; others appear when they first happen). A
+    /// collection already known keeps its figures.
+    public func register(_ collections: [String]) {
         let now = Date().timeIntervalSince1970
         for ns in collections {
-            stats[ns] = CollectionStats(lastActivityTime: now)
+            let known = lock.withLock {
+                if stats[ns] != nil { return true }
+                stats[ns] = CollectionStats(lastActivityTime: now)
+                return false
+            }
+            if known { continue }
             let collection = ("collection", ns)
             Gauge(label: "cachesync_leader", dimensions: [collection]).record(0)
             Gauge(label: "cachesync_hit_ratio", dimensions: [collection]).record(0)
@@ -73,7 +89,22 @@ public final class Telemetry: @unchecked Sendable {
                 Counter(label: "cachesync_resyncs_total", dimensions: [collection, ("reason", reason)]).increment(by: 0)
             }
         }
-        _ = Timer(label: "cachesync_apply_seconds")
+    }
+
+    /// Forgets a collection a reload removed (after its watcher stopped): it leaves `/v1/stats` and `/readyz`, and
+    /// its gauges leave `/metrics`; its counters keep their last values until the process restarts (a counter that
+    /// vanished and came back would read as a reset).
+    public func unregister(_ ns: String) {
+        _ = lock.withLock { stats.removeValue(forKey: ns) }
+        for gauge in ["cachesync_leader", "cachesync_hit_ratio", "cachesync_lag_seconds",
+                      "cachesync_last_event_timestamp_seconds", "cachesync_seconds_since_last_event"] {
+            Gauge(label: gauge, dimensions: [("collection", ns)]).destroy()
+        }
+    }
+
+    /// A config reload ended: `applied`, `rejected` (invalid, or a setting that needs a restart) or `unchanged`.
+    public func configReloaded(result: String) {
+        Counter(label: "cachesync_config_reloads_total", dimensions: [("result", result)]).increment()
     }
 
     private func update(_ ns: String, _ body: (inout CollectionStats) -> Void) {

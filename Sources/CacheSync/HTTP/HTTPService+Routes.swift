@@ -52,6 +52,7 @@ extension HTTPService {
     /// `GET /v1/cache/{collection}/{id}`: 400 for an unknown collection or a bad id, else the read-through answer.
     func readThrough(collection name: String, id rawID: String) async -> Response {
         let collectionName = ReadThroughPath.collection(name)
+        let collections = live.collectionsByRouteName
         guard let collection = collections[collectionName] else {
             let known = Set(collections.keys).sorted().joined(separator: ", ")
             return Self.error(.badRequest, "unknown collection \"\(collectionName)\" (configured: \(known))")

@@ -24,15 +24,19 @@ public final class HTTPService: Service, Sendable {
     let connections: [any RedisClient]
     let readiness: ReadinessProbe
     let logger: Logger
-    /// Collections by the names a URL may use: `db.coll`, and `coll` for those in `mongodb.database` (or unique).
-    let collections: [String: CollectionConfig]
+    /// The config in force: `/v1/cache` looks its collections up here at every request, so a reload is seen at once.
+    let live: LiveConfig
     /// The bearer token `/v1/cache` requires (`http.api.tokenFile`), if any.
     let apiToken: APIToken?
 
-    /// The service for `config`; `registry` is the one `MetricsBootstrap` installed.
+    /// The service for the config in `live`; `registry` is the one `MetricsBootstrap` installed. The listening
+    /// addresses, the token file and Redis are taken from the config at start (a reload that changes them is
+    /// refused); the collections are looked up in `live` at every request.
     /// Throws when `http.api.tokenFile` cannot be read.
-    public init(config: CacheSyncConfig, pool: MongoClientPool, telemetry: Telemetry,
+    public init(live: LiveConfig, pool: MongoClientPool, telemetry: Telemetry,
                 registry: PrometheusCollectorRegistry, logger: Logger) throws {
+        let config = live.current
+        self.live = live
         apiToken = try config.http.apiTokenFile.map { file in try APIToken(file: file, logger: logger) }
         self.config = config
         self.telemetry = telemetry
@@ -47,7 +51,6 @@ public final class HTTPService: Service, Sendable {
         readiness = ReadinessProbe(
             redis: config.redisConnection(connectTimeout: .milliseconds(500), commandTimeout: .milliseconds(500)),
             telemetry: telemetry)
-        collections = Self.routeNames(config)
     }
 
     /// Serves until graceful shutdown, then stops the worker threads.
@@ -110,20 +113,5 @@ public final class HTTPService: Service, Sendable {
     /// The HTTP API could not listen (address in use, no permission, …).
     struct HTTPListenError: Error, CustomStringConvertible {
         let description: String
-    }
-
-    /// The URL names of each collection.
-    static func routeNames(_ config: CacheSyncConfig) -> [String: CollectionConfig] {
-        var names: [String: CollectionConfig] = [:]
-        for collection in config.collections {
-            names[collection.namespace] = collection
-        }
-        let byName = Dictionary(grouping: config.collections, by: \.collection)
-        for (name, matches) in byName where names[name] == nil {
-            if let match = matches.first(where: { $0.database == config.mongodb.database }) ?? (matches.count == 1 ? matches[0] : nil) {
-                names[name] = match
-            }
-        }
-        return names
     }
 }
