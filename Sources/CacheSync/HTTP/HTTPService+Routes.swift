@@ -38,10 +38,10 @@ extension HTTPService {
             return Response(status: .ok, headers: headers,
                             body: ResponseBody(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer())))
         }
-        router.get("/v1/stats") { [telemetry, readiness, config] _, _ in
+        router.get("/v1/stats") { [telemetry, readiness, live] _, _ in
             var report = StatsReport(telemetry.snapshot())
             report.redisCluster = await readiness.clusterTopology()
-            for collection in config.collections where !collection.indexes.isEmpty {
+            for collection in live.current.collections where !collection.indexes.isEmpty {
                 report.collections[collection.namespace]?.indexOldKeysFrom = collection.preImages ? "preImages" : "record"
             }
             return Self.json(.ok, report.json())
