@@ -270,7 +270,8 @@ enum BSONWriter {
 
     /// Appends a NUL-terminated key (NULs inside are dropped: BSON keys cannot hold them).
     static func cstring(_ s: String, _ out: inout [UInt8]) {
-        out.append(contentsOf: s.utf8.filter { $0 != 0 })
+        // A name without NUL (every usual one) is appended as it is, without a filtered copy.
+        if s.utf8.contains(0) { out.append(contentsOf: s.utf8.filter { $0 != 0 }) } else { out.append(contentsOf: s.utf8) }
         out.append(0)
     }
 

@@ -49,13 +49,13 @@ public struct IndexPlanner {
         return text.split(separator: "\0").map(String.init)
     }
 
-    /// The secondary keys and values of `document`, and why an index gave none (one reason per index without a key).
-    public static func entries(of document: BSONDocument, id: BSONValue, value cached: String, primary: CacheKey,
+    /// The secondary keys and values of `document` (the whole document, encoded), and why an index gave none (one reason per index without a key).
+    public static func entries(of document: EncodedBSONDocument, id: BSONValue, value cached: String, primary: CacheKey,
                                collection: CollectionConfig, keyPrefix: String) -> (entries: [(key: String, value: String)], skipped: [SecondaryIndex.Skip]) {
         var entries: [(key: String, value: String)] = []
         var skipped: [SecondaryIndex.Skip] = []
         for index in collection.indexes {
-            switch index.key(of: document, id: id, keyPrefix: keyPrefix, database: collection.database,
+            switch index.key(field: { document[$0] }, id: id, keyPrefix: keyPrefix, database: collection.database,
                              collection: collection.collection) {
             case .success(let key):
                 if !entries.contains(where: { $0.key == key }) {
@@ -92,7 +92,7 @@ public struct IndexPlanner {
             case .set(_, let value, _), .refresh(_, let value): value
             default: ""
             }
-            if case .document(let encoded) = event.fullDocument, let document = try? encoded.decoded() {
+            if case .document(let document) = event.fullDocument {
                 let found = Self.entries(of: document, id: id, value: value, primary: key, collection: collection,
                                     keyPrefix: keyPrefix)
                 entries = found.entries
@@ -143,21 +143,18 @@ public struct IndexPlanner {
     public let changes: [Change]
     /// Whether records are kept (no pre-images).
     public let keepsRecords: Bool
+    /// Step 1: the record keys to read (each once), for the changes without a pre-image.
+    public let recordsToRead: [String]
 
     public init(changes: [Change], keepsRecords: Bool) {
         self.changes = changes
         self.keepsRecords = keepsRecords
-    }
-
-    /// Step 1: the record keys to read (each once), for the changes without a pre-image.
-    public var recordsToRead: [String] {
-        guard keepsRecords else { return [] }
         var seen = Set<String>()
-        return changes.compactMap { change in
+        recordsToRead = keepsRecords ? changes.compactMap { change in
             guard change.before == nil else { return nil }
             let key = Self.recordKey(change.primary)
             return seen.insert(key).inserted ? key : nil
-        }
+        } : []
     }
 
     /// Step 2: given the records' texts (in `recordsToRead` order), the old keys to read: those some change drops.

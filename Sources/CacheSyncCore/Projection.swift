@@ -27,6 +27,11 @@ public struct Projection: Sendable, Equatable {
                 fields.append(field)
                 continue
             }
+            // Most fields are not listed: decided without building the list of paths below them.
+            guard paths.contains(where: { $0.first == field.key }) else {
+                if !including { fields.append(field) }
+                continue
+            }
             let below = paths.filter { $0.first == field.key }
             if including {
                 guard !below.isEmpty else { continue }

@@ -94,6 +94,13 @@ public struct SecondaryIndex: Sendable, Equatable {
     /// The key of `document` (the whole document, before any projection) behind `keyPrefix`, or why it has none.
     public func key(of document: BSONDocument, id: BSONValue, keyPrefix: String, database: String,
                     collection: String) -> Result<String, Skip> {
+        key(field: { document[$0] }, id: id, keyPrefix: keyPrefix, database: database, collection: collection)
+    }
+
+    /// `key(of:…)` of the document whose top-level fields `field` looks up (an encoded document's, decoding only
+    /// the fields the template reads).
+    public func key(field: (String) -> BSONValue?, id: BSONValue, keyPrefix: String, database: String,
+                    collection: String) -> Result<String, Skip> {
         var text = keyPrefix
         for part in parts {
             switch part {
@@ -102,7 +109,7 @@ public struct SecondaryIndex: Sendable, Equatable {
             case .database: text += database
             case .collection: text += collection
             case .field(let path):
-                switch Self.keyText(at: path[...], in: document) {
+                switch Self.keyText(at: path[...], field: field) {
                 case .success(let value): text += value
                 case .failure(let skip): return .failure(skip)
                 }
@@ -115,10 +122,10 @@ public struct SecondaryIndex: Sendable, Equatable {
 
     /// The key text of the value at `path` (through embedded documents only): a string as it is, an integer in
     /// decimal, an ObjectId in hex.
-    static func keyText(at path: ArraySlice<String>, in document: BSONDocument) -> Result<String, Skip> {
-        guard let name = path.first, let value = document[name] else { return .failure(.missing) }
+    static func keyText(at path: ArraySlice<String>, field: (String) -> BSONValue?) -> Result<String, Skip> {
+        guard let name = path.first, let value = field(name) else { return .failure(.missing) }
         if path.count > 1 {
-            if case .document(let inner) = value { return keyText(at: path.dropFirst(), in: inner) }
+            if case .document(let inner) = value { return keyText(at: path.dropFirst(), field: { inner[$0] }) }
             return value == .null ? .failure(.missing) : .failure(.type)
         }
         switch value {
