@@ -14,19 +14,8 @@ struct RedisClusterEndToEndTests {
     @Test("format: hash and a secondary key on the cluster: the strategy table (the hash refresh keeps the TTL inside the master's script) and verify")
     func hashFormatAndSecondaryKeys() throws {
         let f = try SidecarFixture(cluster: try RedisClusterBed())
-        let sidecar = try f.startSidecar(config: f.config(collections: """
-              users:
-                strategy: invalidate
-                format: hash
-              products:
-                strategy: update
-                format: hash
-                indexes: [ { key: "product:name:{name}", value: document } ]
-              sessions:
-                strategy: preserve-ttl
-                format: hash
-                ttl: { base: 3600 }
-            """))
+        let sidecar = try f.startSidecar(config: f.config(collections: StrategyEndToEndTests.hashCollections(
+            productsExtra: "    indexes: [ { key: \"product:name:{name}\", value: document } ]")))
         try StrategyEndToEndTests.checkStrategyTable(f, sidecar, hash: true)
         let copy = try f.cached(f.redisServer.keyPrefix + "product:name:table")
         #expect(copy == #"{"_id":2,"name":"table"}"#, "\(copy ?? "none")")

@@ -83,21 +83,27 @@ struct StrategyEndToEndTests {
         return "{" + pairs.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}"
     }
 
+    /// The strategy table's collections with `format: hash`; `products` also gets `productsExtra`.
+    static func hashCollections(productsExtra: String = "") -> String {
+        """
+          users:
+            strategy: invalidate
+            format: hash
+          products:
+            strategy: update
+            format: hash
+        \(productsExtra)
+          sessions:
+            strategy: preserve-ttl
+            format: hash
+            ttl: { base: 3600 }
+        """
+    }
+
     @Test("format: hash passes the strategy table (TTL tiers, preserve-ttl keeps the remaining TTL), serves the same JSON through the read-through API, and verify compares fields")
     func hashFormat() throws {
         let f = try SidecarFixture()
-        let sidecar = try f.startSidecar(config: f.config(collections: """
-              users:
-                strategy: invalidate
-                format: hash
-              products:
-                strategy: update
-                format: hash
-              sessions:
-                strategy: preserve-ttl
-                format: hash
-                ttl: { base: 3600 }
-            """))
+        let sidecar = try f.startSidecar(config: f.config(collections: Self.hashCollections()))
         try Self.checkStrategyTable(f, sidecar, hash: true)
         #expect(try f.redis.command(["TYPE", f.key("products", "1")]) == .status("hash"))
         #expect(try f.redis.command(["HGET", f.key("products", "1"), "price"]).text == "12")
