@@ -47,11 +47,22 @@ public indirect enum DocumentFilter: Sendable, Equatable {
 
     /// Whether `document` matches.
     public func matches(_ document: BSONDocument) -> Bool {
+        matches(field: { document[$0] })
+    }
+
+    /// Whether the encoded `document` matches, decoding only the fields the filter reads (a document whose bytes
+    /// are broken has none of them).
+    public func matches(_ document: EncodedBSONDocument) -> Bool {
+        matches(field: { document[$0] })
+    }
+
+    /// Whether the document whose top-level fields `field` looks up matches.
+    private func matches(field: (String) -> BSONValue?) -> Bool {
         switch self {
-        case .and(let filters): return filters.allSatisfy { $0.matches(document) }
-        case .or(let filters): return filters.contains { $0.matches(document) }
+        case .and(let filters): return filters.allSatisfy { $0.matches(field: field) }
+        case .or(let filters): return filters.contains { $0.matches(field: field) }
         case .field(let path, let conditions):
-            let values = Self.values(at: path[...], in: .document(document))
+            let values = field(path[0]).map { Self.values(at: path.dropFirst(), in: $0) } ?? []
             return conditions.allSatisfy { Self.meets($0, values) }
         }
     }

@@ -99,3 +99,76 @@ public struct Projection: Sendable, Equatable {
         BSONDocument(paths.map { ($0.joined(separator: "."), BSONValue.int32(including ? 1 : 0)) })
     }
 }
+
+/// An exclusion applied to a document's bytes: the elements it keeps are copied as they are, without decoding the
+/// document into a tree and encoding it again (what the stream's writes do for every event).
+extension Projection {
+    /// `apply` of an exclusion on encoded bytes (the same document as `apply` gives, encoded); `nil` for an
+    /// inclusion (`apply` it decoded) or when the bytes are not a valid document.
+    public func apply(_ document: EncodedBSONDocument) -> EncodedBSONDocument? {
+        guard !including else { return nil }
+        var reader = document.reader
+        var out: [UInt8] = []
+        out.reserveCapacity(document.bytes.count)
+        guard (try? Self.exclude(paths, from: &reader, into: &out, keepingID: true)) != nil else { return nil }
+        return EncodedBSONDocument(sharing: out, range: out.indices)
+    }
+
+    /// Copies the document (or array) at `reader` into `out` without the parts under `paths`, as `removing` does.
+    private static func exclude(_ paths: [[String]], from reader: inout BSONReader, into out: inout [UInt8],
+                                keepingID: Bool) throws {
+        let start = out.count
+        out += [0, 0, 0, 0]
+        try reader.readElements { reader, type in
+            let elementStart = reader.offset - 1
+            let nameRange = try reader.cstringRange()
+            let name = reader.withBytes(nameRange) { String(decoding: $0, as: UTF8.self) }
+            let listed = !(keepingID && name == "_id") && paths.contains { $0.first == name }
+            guard listed else {
+                try reader.skipValue(type: type)
+                reader.withBytes(elementStart..<reader.offset) { out.append(contentsOf: $0) }
+                return
+            }
+            let below = paths.filter { $0.first == name }
+            if below.contains(where: { $0.count == 1 }) {
+                try reader.skipValue(type: type)  // left out whole
+                return
+            }
+            reader.withBytes(elementStart..<reader.offset) { out.append(contentsOf: $0) }  // type and name
+            try excludeValue(below.map { Array($0.dropFirst()) }, type: type, from: &reader, into: &out)
+        }
+        out.append(0)
+        patchLength(&out, at: start)
+    }
+
+    /// Copies the value of `type` at `reader` into `out` without the parts under `paths`: a document loses them, each
+    /// element of an array is treated the same way (positions kept), any other value stays.
+    private static func excludeValue(_ paths: [[String]], type: UInt8, from reader: inout BSONReader,
+                                     into out: inout [UInt8]) throws {
+        switch type {
+        case 0x03:
+            try exclude(paths, from: &reader, into: &out, keepingID: false)
+        case 0x04:
+            let start = out.count
+            out += [0, 0, 0, 0]
+            try reader.readElements { reader, type in
+                let elementStart = reader.offset - 1
+                try reader.skipCString()
+                reader.withBytes(elementStart..<reader.offset) { out.append(contentsOf: $0) }
+                try excludeValue(paths, type: type, from: &reader, into: &out)
+            }
+            out.append(0)
+            patchLength(&out, at: start)
+        default:
+            let valueStart = reader.offset
+            try reader.skipValue(type: type)
+            reader.withBytes(valueStart..<reader.offset) { out.append(contentsOf: $0) }
+        }
+    }
+
+    /// Writes the length of the document that starts at `start` of `out` and ends at its end.
+    private static func patchLength(_ out: inout [UInt8], at start: Int) {
+        let length = UInt32(out.count - start)
+        for i in 0..<4 { out[start + i] = UInt8(truncatingIfNeeded: length >> (8 * i)) }
+    }
+}

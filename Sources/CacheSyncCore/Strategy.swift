@@ -82,14 +82,19 @@ public enum Strategy {
         case .null: return .delete(key: key, reason: .nullFullDocument)
         case .document(let encoded):
             var document = encoded
-            var decoded: BSONDocument?
-            if collection.projection != nil || collection.filter != nil || collection.format == .hash {
-                guard var whole = try? encoded.decoded() else { return .delete(key: key, reason: .invalidDocument) }
-                if let filter = collection.filter, !filter.matches(whole) { return .delete(key: key, reason: .filteredOut) }
-                if let projection = collection.projection {
-                    whole = projection.apply(whole)
-                    document = EncodedBSONDocument(whole)
+            // Filter and exclusion read the encoded bytes; an inclusion is applied to the decoded document.
+            if let filter = collection.filter, !filter.matches(encoded) { return .delete(key: key, reason: .filteredOut) }
+            if let projection = collection.projection {
+                if let projected = projection.apply(encoded) {
+                    document = projected
+                } else {
+                    guard let whole = try? encoded.decoded() else { return .delete(key: key, reason: .invalidDocument) }
+                    document = EncodedBSONDocument(projection.apply(whole))
                 }
+            }
+            var decoded: BSONDocument?
+            if collection.format == .hash {
+                guard let whole = try? document.decoded() else { return .delete(key: key, reason: .invalidDocument) }
                 decoded = whole
             }
             switch ExtendedJSON.rendering(document, maxBytes: collection.maxValueBytes) {

@@ -41,6 +41,25 @@ struct ShapingTests {
         #expect(projection.changeStreamStage == nil, "an inclusion cannot be pushed into a change stream with $project")
     }
 
+    @Test func exclusionOnTheEncodedBytesGivesTheSameDocument() throws {
+        let nested: BSONDocument = ["_id": .int32(1), "grid": .array([.array([.document(["x": .int32(1), "y": .int32(2)])]), .int32(3)]),
+                                    "deep": .document(["a": .document(["b": .int32(1), "c": .int32(2)]), "d": .null])]
+        for text in ["{ passwordHash: 0 }", "{ passwordHash: 0, \"mfa.secret\": 0 }", "{ \"orders.sku\": 0, tags: 0 }",
+                     "{ \"address.city\": 0, \"address.zip\": 0 }", "{ \"age.x\": 0, \"grid.x\": 0, \"deep.a.b\": 0 }",
+                     "{ nothing: 0 }"] {
+            let projection = try #require(try parse("    strategy: update\n    project: \(text)").projection)
+            for document in [Self.user, nested] {
+                let bytes = try #require(projection.apply(EncodedBSONDocument(document)))
+                #expect(try bytes.decoded() == projection.apply(document), "\(text)")
+                #expect(bytes == EncodedBSONDocument(projection.apply(document)), "\(text): the same bytes")
+            }
+        }
+        let inclusion = try #require(try parse("    strategy: update\n    project: { name: 1 }").projection)
+        #expect(inclusion.apply(EncodedBSONDocument(Self.user)) == nil, "an inclusion is applied decoded")
+        let filter = try #require(try parse("    strategy: update\n    filter: { \"address.city\": Oslo, age: { $gt: 30 } }").filter)
+        #expect(filter.matches(EncodedBSONDocument(Self.user)) && filter.matches(Self.user))
+    }
+
     @Test func filterOperators() throws {
         func matches(_ filter: String) throws -> Bool {
             try #require(try parse("    strategy: update\n    filter: \(filter)").filter).matches(Self.user)
