@@ -48,7 +48,14 @@ enum FuzzTarget: String, CaseIterable, Sendable {
               "looking up _id in the bytes differs from the decoded document")
         let reencoded = document.bsonBytes()
         check((try? BSONDocument(bsonBytes: reencoded))?.bsonBytes() == reencoded, "re-encoding the document is not stable")
+        // An exclusion applied to the bytes gives the bytes of the exclusion applied to the tree.
+        check(Self.exclusion.apply(encoded) == EncodedBSONDocument(Self.exclusion.apply(document)),
+              "the exclusion on the bytes differs from the exclusion on the decoded document")
     }
+
+    /// The exclusion the `bson` target checks: a top-level field, a path into documents and arrays, and `_id`'s
+    /// neighbour names.
+    private static let exclusion = Projection(including: false, paths: [["a"], ["b", "c"], ["_id", "x"], [""]])
 
     /// The three decodings (from a tree, from bytes, from bytes for applying) agree; what the applier reads of an
     /// event (key, token, the JSON of `fullDocument` for each strategy) never traps.
@@ -58,7 +65,12 @@ enum FuzzTarget: String, CaseIterable, Sendable {
             _ = applying.resumeToken
             _ = applying.documentKey
             for strategy in StrategyKind.allCases {
-                let collection = CollectionConfig(database: "app", collection: "items", strategy: strategy, maxValueBytes: 256)
+                var collection = CollectionConfig(database: "app", collection: "items", strategy: strategy, maxValueBytes: 256)
+                _ = Strategy.plan(event: applying, collection: collection, keyPrefix: "", accessCount: 0)
+                // Shaped: a filter and an exclusion read the unchecked bytes of fullDocument; hashes decode them.
+                collection.projection = Self.exclusion
+                collection.filter = .field(["b", "c"], [.exists(true)])
+                collection.format = .hash
                 _ = Strategy.plan(event: applying, collection: collection, keyPrefix: "", accessCount: 0)
             }
         }
