@@ -31,6 +31,8 @@ public struct CollectionConfig: Sendable, Equatable {
     public var projection: Projection?
     /// Which documents are cached (`filter`); `nil` caches every one.
     public var filter: DocumentFilter?
+    /// Whether and how the cache is filled from a snapshot when there is no checkpoint or history was lost.
+    public var warmup = WarmupSettings.none
 
     /// A collection config; unspecified fields take the defaults of docs/ARCHITECTURE.md §3.
     public init(database: String, collection: String, strategy: StrategyKind,

@@ -46,7 +46,7 @@ public final class HTTPService: Service, Sendable {
         }
         readiness = ReadinessProbe(
             redis: config.redisConnection(connectTimeout: .milliseconds(500), commandTimeout: .milliseconds(500)),
-            telemetry: telemetry)
+            telemetry: telemetry, readyAfterWarmup: config.readyAfterWarmup)
         collections = Self.routeNames(config)
     }
 
