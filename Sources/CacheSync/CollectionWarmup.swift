@@ -136,8 +136,19 @@ final class CollectionWarmup {
             // projects again, as the stream and the read-through API do.
             let serverProjection = collection.filter == nil && collection.projection?.including == false
                 ? collection.projection?.document : nil
-            documents = try pool.findBytes(namespace, filter: position.filter, sort: ["_id": .int32(1)],
-                                           limit: requested, projection: serverProjection)
+            // From the last `_id` on in the `_id` index (`min`, inclusive, with `hint`: BSON order across types,
+            // and an index range where `$gt` on `_id` is a scan on some servers), one more to drop the last one
+            // itself. Majority, as the stream reads: the chunk never holds a write the stream could still lose in
+            // a rollback, or deliver after the chunk is written with an older document.
+            let bound: BSONDocument? = position.after.map { ["_id": $0] }
+            var read = try pool.findBytes(namespace, sort: ["_id": .int32(1)], limit: requested + (bound == nil ? 0 : 1),
+                                          projection: serverProjection, readConcern: "majority", min: bound,
+                                          hint: bound == nil ? nil : ["_id": .int32(1)])
+            if let after = position.after, let first = read.first,
+               EncodedBSONDocument(sharing: first, range: first.indices)?["_id"] == after {
+                read.removeFirst()
+            }
+            documents = Array(read.prefix(requested))
         } else {
             documents = []
         }

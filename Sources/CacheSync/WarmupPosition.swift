@@ -37,7 +37,7 @@ struct WarmupPosition: Sendable, Equatable {
         after = document["after"]
     }
 
-    /// The `find` filter of the next chunk: `_id` above `after`.
+    /// The documents still to read, as a query: `_id` above `after` (for counting them).
     var filter: BSONDocument {
         guard let after else { return [:] }
         return ["_id": .document(["$gt": after])]

@@ -71,18 +71,22 @@ extension MongoClientPool {
     }
 
     /// The BSON bytes of the documents matching `filter` in `sort` order, at most `limit` (0: no limit), without
-    /// decoding them: each copied once from libmongoc. `readConcern` (`majority`, `local`) is sent when given.
+    /// decoding them: each copied once from libmongoc. `readConcern` (`majority`, `local`) is sent when given;
+    /// `min` is an inclusive lower bound on the index `hint` names (the `find` command's `min` and `hint`).
     public func findBytes(_ ns: MongoNamespace, filter: BSONDocument = [:], sort: BSONDocument? = nil, limit: Int = 0,
-                          projection: BSONDocument? = nil, readConcern: String? = nil) throws -> [[UInt8]] {
+                          projection: BSONDocument? = nil, readConcern: String? = nil, min: BSONDocument? = nil,
+                          hint: BSONDocument? = nil) throws -> [[UInt8]] {
         let filterHandle = BSONHandle(filter)
         var opts = BSONDocument()
         if let sort { opts["sort"] = .document(sort) }
         if limit > 0 {
             opts["limit"] = .int64(Int64(limit))
-            opts["batchSize"] = .int64(Int64(min(limit, 100_000)))
+            opts["batchSize"] = .int64(Int64(Swift.min(limit, 100_000)))
         }
         if let projection { opts["projection"] = .document(projection) }
         if let readConcern { opts["readConcern"] = .document(["level": .string(readConcern)]) }
+        if let min { opts["min"] = .document(min) }
+        if let hint { opts["hint"] = .document(hint) }
         let optsHandle = BSONHandle(opts)
         return try withCollection(ns) { coll in
             let cursor = filterHandle.withUnsafeHandle { f in
