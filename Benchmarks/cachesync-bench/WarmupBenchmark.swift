@@ -76,11 +76,13 @@ struct WarmupBenchmark {
             throw BenchError("the warm-up did not finish; the log:\n\(process.log.suffix(3000))")
         }
         let rss = sampler.stop()
-        let line = process.log.components(separatedBy: "\n").first { $0.contains("warm-up finished") } ?? ""
-        guard let range = line.range(of: "of them in "),
-              let seconds = Double(line[range.upperBound...].prefix { $0.isNumber || $0 == "." }) else {
-            throw BenchError("no time in \(line)")
+        // From the log line that starts the warm-up (after the flush) to the one that ends it, by their timestamps.
+        let lines = process.log.components(separatedBy: "\n")
+        guard let start = Self.timestamp(lines.first { $0.contains("warm-up started") }),
+              let end = Self.timestamp(lines.first { $0.contains("warm-up finished") }) else {
+            throw BenchError("no warm-up lines with timestamps in the log:\n\(process.log.suffix(2000))")
         }
+        let seconds = end.timeIntervalSince(start)
         let keys = try redis.command(["EVAL", "return #redis.call('KEYS', 'products:*')", "0"]).integer ?? 0
         guard keys == expectKeys else { throw BenchError("the warm-up cached \(keys) of \(expectKeys) documents") }
         return (Double(documents) / max(seconds, 0.001), seconds, rss)
@@ -119,6 +121,15 @@ struct WarmupBenchmark {
             "tags": .array([.string("tag\(n % 7)"), .string("tag\(n % 11)")]),
             "description": .string(String(repeating: "lorem ipsum ", count: 16)),
         ]
+    }
+
+    /// The `ts` of a JSON log line (`2026-12-03T18:04:02.839Z`).
+    private static func timestamp(_ line: String?) -> Date? {
+        guard let line, let range = line.range(of: #""ts":""#) else { return nil }
+        let text = String(line[range.upperBound...].prefix { $0 != "\"" })
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter.date(from: text)
     }
 
     private func log(_ text: String) {
