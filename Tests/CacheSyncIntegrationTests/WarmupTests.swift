@@ -2,6 +2,7 @@ import BSONModel
 import CacheSyncCore
 import Foundation
 import MongoBridge
+import RedisBridge
 import Testing
 import TestSupport
 
@@ -113,6 +114,50 @@ struct WarmupTests {
         print("warm-up chaos run \(run): \(total) documents, \(changes) changes, killed at \(doneAtKill) done; "
             + "\(converged ? "converged" : "NOT converged") in \(Int(Date().timeIntervalSince(started))) s; "
             + "first process logged \(firstLog.components(separatedBy: "warm-up ").count - 1) warm-up lines; \(resumed.prefix(200))")
+        withExtendedLifetime(sidecar) {}
+    }
+
+    @Test("on a Redis Cluster: killed half way, the warm-up resumes from the position in the collection's slot, and every key lands on its master")
+    func clusterResumes() throws {
+        let f = try SidecarFixture(cluster: try RedisClusterBed())
+        let products = f.ns("products")
+        let total = 2_000
+        try f.pool.insertMany(products, (0..<total).map { ["_id": .string(Self.id($0)), "v": .int32(Int32($0))] })
+        let config = f.config(collections: """
+              products:
+                strategy: update
+                warmup: { chunkSize: 50, share: 0.2 }
+            """)
+        let environment = ["CACHESYNC_INSTANCE_ID": "test-1", "CACHESYNC_TEST_WARMUP_READ_DELAY_MS": "20"]
+        var sidecar = try CacheSyncProcess(config: config, environment: environment)
+        try sidecar.start()
+        let position = f.syncKey("warmup", "products")
+        #expect(position.contains("{\(f.database).products}"), "the position shares the checkpoint's slot: \(position)")
+        let halfWay = waitUntil(timeout: .seconds(120)) {
+            guard let text = try? f.cached(position), let done = Self.done(text) else { return false }
+            return done >= total / 2
+        }
+        #expect(halfWay, "the warm-up never got half way:\n\(sidecar.log.suffix(3000))")
+        sidecar.process.kill()
+        try f.pool.deleteOne(products, filter: ["_id": .string(Self.id(total - 1))])
+        sidecar = try CacheSyncProcess(config: config, environment: environment)
+        try sidecar.start()
+        try f.eventually("the warm-up to finish", sidecar, timeout: .seconds(120)) {
+            let stored = try f.cached(position)
+            return sidecar.log.contains("warm-up finished") && stored == nil
+        }
+        #expect(sidecar.log.contains("warm-up resumed after _id"), "\(sidecar.log.suffix(3000))")
+        #expect(!sidecar.log.contains("warm-up started"), "the restart started the warm-up over")
+        var wrong: [Int] = []
+        for n in 0..<total {
+            let expected: String? = n == total - 1 ? nil : #"{"_id":"\#(Self.id(n))","v":\#(n)}"#
+            if try f.cached(f.key("products", Self.id(n))) != expected { wrong.append(n) }
+        }
+        #expect(wrong.isEmpty, "\(wrong.count) keys differ from MongoDB, e.g. \(wrong.prefix(5))")
+        let cluster = try #require(f.redis as? RedisCluster)
+        for connection in try cluster.masterConnections() {
+            #expect(try connection.command(["DBSIZE"]).integer ?? 0 > 100, "every master holds some of the keys")
+        }
         withExtendedLifetime(sidecar) {}
     }
 
