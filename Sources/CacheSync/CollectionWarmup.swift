@@ -41,6 +41,8 @@ final class CollectionWarmup {
     private var plan: (total: Int, doneAtStart: Int, started: Double)?
     /// The last tenth of the way logged.
     private var loggedTenth = 0
+    /// Documents this process left to the stream, which wrote their keys between a chunk's read and its write.
+    private var leftToStream = 0
     /// Test-only: seconds to wait after a chunk's read (debug builds only).
     private let testReadDelay = TestSwitches.current.warmupReadDelay
 
@@ -71,6 +73,7 @@ final class CollectionWarmup {
         position = .start
         plan = nil
         loggedTenth = 0
+        leftToStream = 0
         telemetry.setWarmingUp(ns, true)
         logger.notice("warm-up started: reading the collection in chunks of \(settings.chunkSize) by _id",
                       metadata: ["share": "\(settings.share)"])
@@ -92,6 +95,7 @@ final class CollectionWarmup {
         telemetry.setWarmingUp(ns, true)
         if resumed {
             loggedTenth = 0
+            leftToStream = 0
             let after = stored.after.map { ExtendedJSON.relaxed($0) } ?? "the start"
             logger.notice("warm-up resumed after _id \(after): \(stored.done) documents were done",
                           metadata: ["done": "\(stored.done)"])
@@ -169,7 +173,6 @@ final class CollectionWarmup {
         var ops: [CacheOp] = []
         ops.reserveCapacity(chunk.documents.count)
         var last = position.after
-        var leftToStream = 0
         for bytes in chunk.documents {
             guard let document = EncodedBSONDocument(sharing: bytes, range: bytes.indices),
                   let id = document["_id"] else { continue }
@@ -188,11 +191,11 @@ final class CollectionWarmup {
         try pipeline.applyWarmup(ops, position: finished ? .delete : .set(next.storedText), idleToken: idleToken)
         self.position = finished ? nil : next
         telemetry.warmupDocuments(ns, chunk.documents.count)
-        report(next, finished: finished, leftToStream: leftToStream)
+        report(next, finished: finished)
     }
 
     /// Metrics and the log line per tenth of the way (rate and time left), and the end.
-    private func report(_ position: WarmupPosition, finished: Bool, leftToStream: Int) {
+    private func report(_ position: WarmupPosition, finished: Bool) {
         let now = ProcessInfo.processInfo.systemUptime
         guard let plan else { return }
         let doneHere = position.done - plan.doneAtStart
@@ -204,8 +207,8 @@ final class CollectionWarmup {
             telemetry.setWarmingUp(ns, false)
             logger.notice("""
                 warm-up finished: \(position.done) documents, \(doneHere) of them in \(String(format: "%.1f", elapsed)) s \
-                (\(Int(rate)) documents/s)
-                """, metadata: ["done": "\(position.done)"])
+                (\(Int(rate)) documents/s); \(leftToStream) left to the stream, which wrote them meanwhile
+                """, metadata: ["done": "\(position.done)", "leftToStream": "\(leftToStream)"])
             return
         }
         guard plan.total > 0 else { return }

@@ -110,10 +110,12 @@ struct WarmupTests {
             return wrong.isEmpty
         }
         #expect(converged, "\(wrong.count) keys differ from MongoDB, e.g. \(wrong.prefix(5))\n\(sidecar.log.suffix(3000))")
-        let resumed = sidecar.log.components(separatedBy: "\n").first { $0.contains("warm-up resumed") } ?? ""
+        let lines = sidecar.log.components(separatedBy: "\n")
+        let resumed = (lines.first { $0.contains("warm-up resumed") } ?? "") + " "
+            + (lines.first { $0.contains("warm-up finished") } ?? "")
         print("warm-up chaos run \(run): \(total) documents, \(changes) changes, killed at \(doneAtKill) done; "
             + "\(converged ? "converged" : "NOT converged") in \(Int(Date().timeIntervalSince(started))) s; "
-            + "first process logged \(firstLog.components(separatedBy: "warm-up ").count - 1) warm-up lines; \(resumed.prefix(200))")
+            + "first process logged \(firstLog.components(separatedBy: "warm-up ").count - 1) warm-up lines; \(resumed)")
         withExtendedLifetime(sidecar) {}
     }
 
