@@ -23,7 +23,7 @@ if [[ -s "$CACHESYNC_SECRET_LEAKS" ]]; then
     exit 1
 fi
 rm -f "$CACHESYNC_SECRET_LEAKS"
-"$(swift build --show-bin-path)/cachesync-bench" --events 2560 --rounds 1 --bulk 1000 --lag-writes 60 --ready-runs 1 --idle-collections 5 >/dev/null
+"$(swift build --show-bin-path)/cachesync-bench" --events 2560 --rounds 1 --bulk 1000 --lag-writes 60 --ready-runs 1 --idle-collections 5 --warmup-documents 2000 >/dev/null
 # Each fuzz target for 5 s after the sanitizer build (about 2 minutes from a cold .build-fuzz); scripts/fuzz.sh without
 # arguments runs each for 10 minutes (SECURITY.md).
 scripts/fuzz.sh 5

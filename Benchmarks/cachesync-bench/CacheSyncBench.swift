@@ -56,6 +56,9 @@ struct CacheSyncBench: ParsableCommand {
     @Option(help: "Collections of the idle-footprint run (0 skips it).")
     var idleCollections = 50
 
+    @Option(help: "Documents of the warm-up run: the binary warming a collection up beside a plain find of it (0 skips it).")
+    var warmupDocuments = 50_000
+
     @Flag(help: "Skip the Redis Cluster benchmark (the apply path on three masters beside a raw loop to the same nodes, and the end-to-end figures on a 6-node cluster beside one server).")
     var skipCluster = false
 
@@ -92,7 +95,28 @@ struct CacheSyncBench: ParsableCommand {
 
                 """
         }
+        if warmupDocuments > 0 {
+            out += try warmupSection()
+        }
         print(out, terminator: "")
+    }
+
+    private func warmupSection() throws -> String {
+        let r = try WarmupBenchmark(documents: warmupDocuments, shares: [0.5, 1]).run()
+        var text = """
+            ### Warm-up of \(r.documents) documents (release binary, nx-27017 in memory, `strategy: update`, chunks of 1,024)
+
+            | measure | cachesync | of which private (`RssAnon`) | target |
+            |---|---|---|---|
+            | plain `find` of the whole collection, best of 3 | \(Self.rate(r.findRate)) documents/s | | |
+
+            """
+        for run in r.warmupRates {
+            text += "| warm-up, `share: \(run.share)`: \(Self.seconds(run.seconds)) | \(Self.rate(run.rate)) documents/s, \(Self.percent(run.rate / r.findRate)) of the find | | ≥ 50% of the find |\n"
+            text += "| resident memory, peak from start to the end of the warm-up (`share: \(run.share)`) | \(Self.mib(run.rss)) | |\n"
+        }
+        text += "| resident memory, peak without warm-up, same collection and time | \(Self.mib(r.noWarmupRSS)) | |\n\n"
+        return text
     }
 
     private func applySection() throws -> String {

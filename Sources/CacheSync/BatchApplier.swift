@@ -18,6 +18,14 @@ struct BatchApplier {
         case delete
     }
 
+    /// What the warm-up position (`SyncKeys.warmup`) becomes with a write.
+    enum WarmupChange {
+        case keep
+        /// Its stored text (`WarmupPosition.storedText`).
+        case set(String)
+        case delete
+    }
+
     /// A batch laid out for sending: the transaction's commands, or for a cluster the ops themselves.
     enum Prepared {
         case transaction(RedisCommandBatch)
@@ -51,6 +59,11 @@ struct BatchApplier {
     /// The one server; only called when there is no cluster writer.
     private var server: RedisConnection {
         redis as! RedisConnection
+    }
+
+    /// The stored warm-up position's text, if a warm-up is under way.
+    func loadWarmupPosition() throws(RedisError) -> String? {
+        try redis.command(["GET", keys.warmup]).text
     }
 
     /// The stored checkpoint, if any.
@@ -91,12 +104,13 @@ struct BatchApplier {
 
     /// Applies `ops` (set, refresh, delete; others are ignored) and the checkpoint change atomically.
     /// Throws `FencedWriteError` when this instance no longer holds the lease, `RedisError` when Redis fails.
-    func apply(_ ops: [CacheOp], checkpoint: CheckpointChange, events: Int, fence: String?) throws {
+    func apply(_ ops: [CacheOp], checkpoint: CheckpointChange, events: Int, warmup: WarmupChange = .keep,
+               fence: String?) throws {
         if let clusterWriter {
-            try clusterWriter.apply(ops, checkpoint: checkpoint, events: events, fence: fence)
+            try clusterWriter.apply(ops, checkpoint: checkpoint, events: events, warmup: warmup, fence: fence)
             return
         }
-        let commands = commands(ops, checkpoint: checkpoint, events: events)
+        let commands = commands(ops, checkpoint: checkpoint, events: events, warmup: warmup)
         guard commands.count > 0 else { return }
         guard let replies = try server.transaction(commands, onlyIf: condition(fence)) else { throw fenced }
         try redis.throwFirstError(in: replies)
@@ -139,7 +153,7 @@ struct BatchApplier {
     /// The transaction's commands: each op's write in order, one `UNLINK` of their read-through leases (removing
     /// a lease commutes with every write, and the transaction applies them together), then the checkpoint and
     /// the counters.
-    func commands(_ ops: [CacheOp], checkpoint: CheckpointChange, events: Int) -> RedisCommandBatch {
+    func commands(_ ops: [CacheOp], checkpoint: CheckpointChange, events: Int, warmup: WarmupChange = .keep) -> RedisCommandBatch {
         var commands = RedisCommandBatch()
         // The values, the keys (twice: the lease key too) and, per op, room for the command names and lengths.
         var bytes = 256
@@ -187,6 +201,11 @@ struct BatchApplier {
         case .keep: break
         case .delete: commands.append("DEL", keys.resume)
         case .set(let cp): commands.append("SET", keys.resume, cp.storedText)
+        }
+        switch warmup {
+        case .keep: break
+        case .delete: commands.append("DEL", keys.warmup)
+        case .set(let text): commands.append("SET", keys.warmup, text)
         }
         if events > 0 {
             commands.append("HINCRBY", keys.applied, "events", String(events))

@@ -41,6 +41,9 @@ public final class ChangePipeline {
     private let applier: BatchApplier
     /// Test-only: seconds to wait between reading a batch and applying it (debug builds only).
     private let testApplyDelay = TestSwitches.current.applyDelay
+    /// While a warm-up chunk waits between its read and its write: where the keys of every op planned meanwhile go
+    /// (and whether a flush ran), so the chunk leaves those documents to the stream.
+    var warmupWindow: WarmupWindow?
     /// The batch whose transaction was sent last and whose outcome is not taken yet.
     private var inFlight: InFlight?
 
@@ -144,12 +147,20 @@ public final class ChangePipeline {
         return checkpoint
     }
 
+    /// The stored warm-up position, if a warm-up is under way.
+    func loadWarmupPosition() throws -> WarmupPosition? {
+        try applier.loadWarmupPosition().flatMap(WarmupPosition.init(storedText:))
+    }
+
     /// Removes every key matching `pattern` and stores the checkpoint of a stream just opened from now (`position`,
-    /// its resume token; none removes the checkpoint); returns how many keys were removed.
-    func resync(pattern: String, position: BSONDocument?) throws -> Int {
+    /// its resume token; none removes the checkpoint) with `warmup`, the warm-up position from the start or none;
+    /// returns how many keys were removed.
+    func resync(pattern: String, position: BSONDocument?, warmup: BatchApplier.WarmupChange = .delete) throws -> Int {
         try finishInFlight()
+        warmupWindow?.flushed = true
         let removed = try flush(pattern: pattern)
-        try applier.apply([], checkpoint: position.map { .set(.resumeAfter($0)) } ?? .delete, events: 0, fence: fence())
+        try applier.apply([], checkpoint: position.map { .set(.resumeAfter($0)) } ?? .delete, events: 0, warmup: warmup,
+                          fence: fence())
         lastCheckpointToken = position
         return removed
     }
@@ -308,6 +319,7 @@ public final class ChangePipeline {
     /// Drop, rename or dropDatabase: every key of the collection goes, then the stream continues (the server
     /// follows with an `invalidate`, which reopens it).
     private func flushForCollectionEvent(_ event: ChangeEvent) throws {
+        warmupWindow?.flushed = true
         let ops = Strategy.plan(event: event, collection: collection, keys: keys, accessCount: 0)
         var removed = 0
         for case .flushCollection(_, let pattern, let reason) in ops {
@@ -322,6 +334,7 @@ public final class ChangePipeline {
     /// An event that could not be decoded and names no document: the collection's keys are flushed, then its
     /// token (when readable) is the checkpoint.
     private func flushForUndecodable(token: BSONDocument?) throws {
+        warmupWindow?.flushed = true
         let pattern = CacheKey.collectionPattern(collection: collection, keyPrefix: keys.keyPrefix)
         let removed = try flush(pattern: pattern)
         telemetry.resynced(ns, reason: "undecodable_event")
@@ -373,6 +386,11 @@ public final class ChangePipeline {
                 }
             }
             eventTime = event.eventTimeSeconds
+        }
+        if let warmupWindow {
+            for op in ops {
+                if let key = op.key { warmupWindow.keys.insert(key.text) }
+            }
         }
         let token = pending.reversed().lazy.compactMap(\.token).first
         let change: BatchApplier.CheckpointChange = token.map { .set(.resumeAfter($0)) } ?? .keep
@@ -442,6 +460,40 @@ public final class ChangePipeline {
         let records = try applier.read(planner.recordsToRead)
         let oldKeys = planner.oldKeysToRead(records: records)
         return planner.ops(records: records, oldKeys: oldKeys, oldValues: try applier.read(oldKeys))
+    }
+
+    /// Writes a warm-up chunk's ops (sets) with the new warm-up `position`, in one fenced transaction, at an idle
+    /// pass: the batch in flight is finished first, and the idle stream's `idleToken` (everything up to it is
+    /// applied) is checkpointed with it when newer. TTLs that follow access counts are read first. `documents` are
+    /// the ops' documents, in order (one op each), whose secondary keys come along as for an insert.
+    func applyWarmup(_ ops: [CacheOp], documents: [EncodedBSONDocument], position: BatchApplier.WarmupChange,
+                     idleToken: BSONDocument?) throws {
+        try finishInFlight()
+        var ops = ops
+        let counted = ops.indices.filter { Strategy.ttlFollowsAccessCount(ops[$0], collection: collection) }
+        if !counted.isEmpty {
+            let counts = try applier.accessCounts(of: counted.compactMap { ops[$0].key })
+            for (index, count) in zip(counted, counts) {
+                ops[index] = Strategy.withAccessCount(count, ops[index], collection: collection)
+            }
+        }
+        if !collection.indexes.isEmpty {
+            var indexed: [(op: Int, change: IndexPlanner.Change)] = []
+            for (index, document) in zip(ops.indices, documents) {
+                guard let id = document["_id"] else { continue }
+                let insert = ChangeEvent(resumeToken: [:], operationType: .insert, documentKey: ["_id": id],
+                                         fullDocument: .document(document))
+                if let change = indexChange(insert, preImage: nil, ops[index]) { indexed.append((index, change)) }
+            }
+            ops += try planIndexes(indexed, ops: ops)
+        }
+        let token = idleToken.flatMap { $0 == lastCheckpointToken ? nil : $0 }
+        try applier.apply(ops, checkpoint: token.map { .set(.resumeAfter($0)) } ?? .keep, events: 0, warmup: position,
+                          fence: fence())
+        if let token { lastCheckpointToken = token }
+        var writes = TallyByName()
+        for op in ops { writes.add(op.metricAction) }
+        for (action, count) in writes.tallies { telemetry.cacheWrites(ns, action: action, count: count) }
     }
 
     /// Waits for the batch in flight, if any, and records it (checkpoint token, writes, lag); throws its failure.

@@ -203,7 +203,8 @@ final class ClusterBatchWriter {
 
     /// Applies `ops` in every slot, then the checkpoint change and the counters. Throws `FencedWriteError` when a
     /// slot's fence is above this instance's epoch, `RedisError` when Redis fails (the checkpoint then stays).
-    func apply(_ ops: [CacheOp], checkpoint: BatchApplier.CheckpointChange, events: Int, fence: String?) throws {
+    func apply(_ ops: [CacheOp], checkpoint: BatchApplier.CheckpointChange, events: Int,
+               warmup: BatchApplier.WarmupChange = .keep, fence: String?) throws {
         let epoch = try self.epoch(fence)
         try run(Self.writes(ops), epoch: epoch, replicated: true)
         var last: [Write] = []
@@ -211,6 +212,11 @@ final class ClusterBatchWriter {
         case .keep: break
         case .delete: last.append(.del(keys.resume))
         case .set(let cp): last.append(.set(keys.resume, value: cp.storedText))
+        }
+        switch warmup {
+        case .keep: break
+        case .delete: last.append(.del(keys.warmup))
+        case .set(let text): last.append(.set(keys.warmup, value: text))
         }
         if events > 0 {
             last.append(.hincrby(keys.applied, field: "events", by: events))

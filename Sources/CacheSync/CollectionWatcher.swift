@@ -39,6 +39,8 @@ final class CollectionWatcher: @unchecked Sendable {
     /// Spreads the leases over the live replicas; `nil` without leases.
     private let balancer: LeaseBalancer?
     private let pipeline: ChangePipeline
+    /// The collection's warm-up, when `warmup` is enabled.
+    private let warmup: CollectionWarmup?
     private let lease: LeaderLease?
     private let telemetry: Telemetry
     private let logger: Logger
@@ -68,6 +70,10 @@ final class CollectionWatcher: @unchecked Sendable {
         pipeline = ChangePipeline(collection: collection, config: config, redis: redis, telemetry: telemetry,
                                   logger: logger, limits: settings.limits)
         pipeline.fence = { lease?.held }
+        warmup = collection.warmup.enabled
+            ? CollectionWarmup(collection: collection, keys: config.keyLayout(collection), pool: pool, telemetry: telemetry,
+                               logger: logger)
+            : nil
         self.settings = settings
         // A standby tries to claim the lease five times per lease time, at least once a second.
         machineSettings = WatcherStateMachine.Settings(leased: lease != nil, onHistoryLost: collection.onHistoryLost,
@@ -205,7 +211,9 @@ final class CollectionWatcher: @unchecked Sendable {
             }
             return state.machine.leaseClaimed(held)
         case .openStream(let from):
-            return state.machine.streamOpened(fromCheckpoint: try open(from, &state))
+            let fromCheckpoint = try open(from, &state)
+            if fromCheckpoint { try warmup?.load(pipeline) }
+            return state.machine.streamOpened(fromCheckpoint: fromCheckpoint)
         case .resync(let reason):
             try resync(reason, &state)
             return state.machine.resynced()
@@ -215,6 +223,11 @@ final class CollectionWatcher: @unchecked Sendable {
             case .applied: .applied
             case .reopen: .invalidated
             case .idle(let waited): .idle(waited: waited)
+            }
+            if case .idle = outcome, !state.slimEvents, let warmup,
+               try warmup.step(pipeline, idleToken: stream.resumeToken) {
+                // A warm-up chunk was written or read: poll again at once, as after a batch.
+                outcome = .applied
             }
             if case .idle = outcome, state.slimEvents {
                 // Caught up past the oversized event: reopen from the checkpoint with documents again, the way an
@@ -368,7 +381,8 @@ final class CollectionWatcher: @unchecked Sendable {
     /// Removes every key of the collection and checkpoints the new stream's position.
     private func resync(_ reason: WatcherStateMachine.ResyncReason, _ state: inout LoopState) throws {
         let pattern = CacheKey.collectionPattern(collection: collection, keyPrefix: keyPrefix)
-        let removed = try pipeline.resync(pattern: pattern, position: state.stream?.resumeToken)
+        let removed = try pipeline.resync(pattern: pattern, position: state.stream?.resumeToken,
+                                          warmup: warmup == nil ? .delete : .set(WarmupPosition.start.storedText))
         telemetry.resynced(ns, reason: reason.rawValue)
         let message = switch reason {
         case .noCheckpoint: "no checkpoint stored; watching from now"
@@ -376,6 +390,7 @@ final class CollectionWatcher: @unchecked Sendable {
         }
         logger.warning("collection \(ns): \(message); flushed \(removed) keys and restarted from now",
                        metadata: ["reason": "\(reason.rawValue)", "flushed": "\(removed)"])
+        warmup?.began()
     }
 
     /// What the server said when the stored checkpoint's history was gone.
@@ -385,6 +400,7 @@ final class CollectionWatcher: @unchecked Sendable {
 
     /// Closes the stream, if open.
     private func closeStream(_ state: inout LoopState) {
+        warmup?.abandonChunk(pipeline)
         guard state.stream != nil else { return }
         state.stream = nil
         telemetry.setStreamOpen(ns, false)

@@ -11,6 +11,8 @@ public struct SyncKeys: Sendable, Equatable {
     public let epoch: String
     /// `<checkpoint.keyPrefix>applied:<db>.<coll>`: events applied, ever (a hash: `events`, `batches`).
     public let applied: String
+    /// `<checkpoint.keyPrefix>warmup:<db>.<coll>`: while a warm-up runs, where it continues (`WarmupPosition`).
+    public let warmup: String
     /// `checkpoint.keyPrefix`: every collection's keys above start with it.
     public let checkpointPrefix: String
 
@@ -25,6 +27,7 @@ public struct SyncKeys: Sendable, Equatable {
         leader = "\(checkpointPrefix)leader:\(tagged)"
         epoch = "\(checkpointPrefix)epoch:\(tagged)"
         applied = "\(checkpointPrefix)applied:\(tagged)"
+        warmup = "\(checkpointPrefix)warmup:\(tagged)"
         self.checkpointPrefix = checkpointPrefix
         self.namespace = namespace
     }

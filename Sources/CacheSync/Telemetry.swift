@@ -29,6 +29,10 @@ public final class Telemetry: @unchecked Sendable {
         public var leaderUntil = 0.0
         /// Whether this instance's change stream on the collection is open.
         public var streamOpen = false
+        /// Whether this instance is warming the collection up (`warmup`).
+        public var warmingUp = false
+        /// Documents the warm-up has still to read, as last counted.
+        public var warmupRemaining = 0
 
         /// Whether this instance applies the collection now: its lease has not run out, even if the watcher thread
         /// is stuck and has not noticed yet, so two instances never both report themselves leader.
@@ -73,6 +77,8 @@ public final class Telemetry: @unchecked Sendable {
             Gauge(label: "cachesync_lag_seconds", dimensions: [collection]).record(0)
             Gauge(label: "cachesync_last_event_timestamp_seconds", dimensions: [collection]).record(0)
             Gauge(label: "cachesync_seconds_since_last_event", dimensions: [collection]).record(0)
+            Gauge(label: "cachesync_warmup_remaining", dimensions: [collection]).record(0)
+            Counter(label: "cachesync_warmup_documents_total", dimensions: [collection]).increment(by: 0)
             for result in ["hit", "miss"] {
                 Counter(label: "cachesync_reads_total", dimensions: [collection, ("result", result)]).increment(by: 0)
             }
@@ -175,6 +181,23 @@ public final class Telemetry: @unchecked Sendable {
     public func error(_ ns: String, kind: String) {
         update(ns) { $0.errors += 1 }
         Counter(label: "cachesync_errors_total", dimensions: [("collection", ns), ("kind", kind)]).increment()
+    }
+
+    /// Whether this instance is warming the collection up.
+    public func setWarmingUp(_ ns: String, _ warmingUp: Bool) {
+        update(ns) { $0.warmingUp = warmingUp }
+        if !warmingUp { warmupRemaining(ns, 0) }
+    }
+
+    /// The warm-up has `count` documents still to read.
+    public func warmupRemaining(_ ns: String, _ count: Int) {
+        update(ns) { $0.warmupRemaining = count }
+        Gauge(label: "cachesync_warmup_remaining", dimensions: [("collection", ns)]).record(count)
+    }
+
+    /// The warm-up read `count` more documents (written, or left to the stream that wrote them meanwhile).
+    public func warmupDocuments(_ ns: String, _ count: Int) {
+        Counter(label: "cachesync_warmup_documents_total", dimensions: [("collection", ns)]).increment(by: count)
     }
 
     /// Whether this instance's stream on the collection is open.

@@ -13,6 +13,9 @@ struct TestSwitches: Sendable {
     /// Seconds between the read-through's MongoDB read and its cache write, to widen the window in which a change
     /// can overtake a reader (`CACHESYNC_TEST_READ_DELAY_MS`, in milliseconds).
     var readDelay = 0.0
+    /// Seconds a warm-up waits after reading a chunk, so that more changes land between a chunk's read and its write
+    /// (`CACHESYNC_TEST_WARMUP_READ_DELAY_MS`, in milliseconds).
+    var warmupReadDelay = 0.0
     /// The names of the switches set, for the warning logged at start.
     private(set) var active: [String] = []
 
@@ -36,6 +39,10 @@ struct TestSwitches: Sendable {
         if let text = environment["CACHESYNC_TEST_READ_DELAY_MS"], let ms = Double(text), ms > 0 {
             readDelay = ms / 1000
             active.append("CACHESYNC_TEST_READ_DELAY_MS")
+        }
+        if let text = environment["CACHESYNC_TEST_WARMUP_READ_DELAY_MS"], let ms = Double(text), ms > 0 {
+            warmupReadDelay = ms / 1000
+            active.append("CACHESYNC_TEST_WARMUP_READ_DELAY_MS")
         }
         #endif
     }

@@ -16,6 +16,8 @@ public struct CacheSyncConfig: Sendable, Equatable {
     public var shutdownTimeout: Double
     /// The path the config was read from (for messages).
     public var sourcePath: String
+    /// Whether `/readyz` answers 503 while a collection this instance applies is warming up.
+    public var readyAfterWarmup = false
 
     /// A configuration with every field given.
     public init(mongodb: MongoSettings, redis: RedisSettings, http: HTTPSettings = .init(),

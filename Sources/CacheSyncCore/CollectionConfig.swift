@@ -38,6 +38,8 @@ public struct CollectionConfig: Sendable, Equatable {
     /// Whether the collection has pre-images (`preImages`): a secondary key's old value then comes from the change
     /// event's `fullDocumentBeforeChange` instead of a record kept in Redis.
     public var preImages = false
+    /// Whether and how the cache is filled from a snapshot when there is no checkpoint or history was lost.
+    public var warmup = WarmupSettings.none
 
     /// A collection config; unspecified fields take the defaults of docs/ARCHITECTURE.md §3.
     public init(database: String, collection: String, strategy: StrategyKind,

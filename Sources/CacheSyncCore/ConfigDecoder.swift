@@ -14,13 +14,15 @@ struct ConfigDecoder {
         var maxValueBytes = 1 << 20
         var notFoundTTL = 5
         var onHistoryLost = HistoryLostPolicy.flush
+        var warmup = WarmupSettings.none
     }
 
     /// The validated config of a whole document.
     func decode(_ root: Node) throws(ConfigError) -> CacheSyncConfig {
         let top = ConfigNode(node: root, path: [], file: file, keyLine: nil)
         let map = try top.mapping(
-            allowed: ["mongodb", "redis", "http", "checkpoint", "lease", "shutdownTimeout", "defaults", "collections"],
+            allowed: ["mongodb", "redis", "http", "checkpoint", "lease", "shutdownTimeout", "readyAfterWarmup", "defaults",
+                      "collections"],
             what: "a map with mongodb, redis and collections", extensionPrefix: "x-")
         let mongodb = try mongoSettings(map.required("mongodb", "missing (required: the MongoDB to watch)"))
         let redis = try map["redis"].map(redisSettings) ?? RedisSettings(url: "redis://127.0.0.1:6379/0")
@@ -35,8 +37,12 @@ struct ConfigDecoder {
         let collections = try collectionList(
             map.required("collections", "missing (required: a map of the collections to watch)"),
             mongodb: mongodb, redis: redis, defaults: defaults)
-        return CacheSyncConfig(mongodb: mongodb, redis: redis, http: http, checkpoint: checkpoint, lease: lease,
-                               collections: collections, shutdownTimeout: shutdownTimeout, sourcePath: file)
+        var config = CacheSyncConfig(mongodb: mongodb, redis: redis, http: http, checkpoint: checkpoint, lease: lease,
+                                     collections: collections, shutdownTimeout: shutdownTimeout, sourcePath: file)
+        if let node = map["readyAfterWarmup"] {
+            config.readyAfterWarmup = try node.bool()
+        }
+        return config
     }
 
     // MARK: Sections
@@ -223,7 +229,7 @@ struct ConfigDecoder {
     }
 
     private func defaultsSettings(_ node: ConfigNode) throws(ConfigError) -> Defaults {
-        let map = try node.mapping(allowed: ["ttl", "accessCounts", "maxValueBytes", "notFoundTtl", "onHistoryLost"])
+        let map = try node.mapping(allowed: ["ttl", "accessCounts", "maxValueBytes", "notFoundTtl", "onHistoryLost", "warmup"])
         var defaults = Defaults()
         if let ttlNode = map["ttl"] {
             defaults.ttl = try ttlPolicy(ttlNode, inherited: defaults.ttl)
@@ -239,6 +245,9 @@ struct ConfigDecoder {
         }
         if let historyNode = map["onHistoryLost"] {
             defaults.onHistoryLost = try historyNode.choice(HistoryLostPolicy.self, what: "onHistoryLost policy")
+        }
+        if let warmupNode = map["warmup"] {
+            defaults.warmup = try warmup(warmupNode)
         }
         return defaults
     }
@@ -292,7 +301,7 @@ struct ConfigDecoder {
     private enum CollectionFields {
         static let all = ["strategy", "database", "operations", "ttl", "keyTemplate", "idType", "onHistoryLost",
                           "maxValueBytes", "notFoundTtl", "accessCounts", "project", "filter", "indexes",
-                          "preImages", "format"]
+                          "preImages", "format", "warmup"]
     }
 
     /// The database and collection a key names: with a `database` field the key is the collection's name verbatim;
@@ -392,7 +401,67 @@ struct ConfigDecoder {
         if let preImagesNode = map["preImages"] {
             config.preImages = try preImagesNode.bool()
         }
+        let warmupNode = map["warmup"]
+        config.warmup = try warmupNode.map(warmup) ?? defaults.warmup
+        if config.warmup.enabled {
+            // Only a collection's own `warmup` is refused; one from `defaults` just does not apply to it.
+            if strategy == .invalidate {
+                guard let warmupNode else {
+                    config.warmup = .none
+                    return config
+                }
+                throw warmupNode.error("""
+                    strategy: invalidate never caches a document, so there is nothing to warm up: use strategy: update \
+                    or preserve-ttl, or warmup: none
+                    """)
+            }
+            if !config.operations.contains(.insert) {
+                throw (warmupNode ?? node).error("""
+                    warm-up caches each document as an insert would, and operations leaves insert out: add insert to \
+                    operations, or set warmup: none
+                    """)
+            }
+        }
         return config
+    }
+
+    /// `warmup`: `none`, `all`, or `{ limit, chunkSize, share }` (a map turns warm-up on).
+    private func warmup(_ node: ConfigNode) throws(ConfigError) -> WarmupSettings {
+        if case .scalar = node.node {
+            switch try node.string() {
+            case "none": return .none
+            case "all": return .all
+            case let other:
+                throw node.error("unknown warmup \"\(other)\" (expected none, all, or a map { limit, chunkSize, share })")
+            }
+        }
+        let map = try node.mapping(allowed: ["limit", "chunkSize", "share", "sort"],
+                                   what: "none, all, or a map { limit, chunkSize, share }")
+        var settings = WarmupSettings.all
+        if let sortNode = map["sort"] {
+            throw sortNode.error("""
+                is not supported: warm-up reads in _id order, which is what lets it resume after a crash from the last \
+                chunk written; use limit alone (the first documents by _id)
+                """)
+        }
+        if let limitNode = map["limit"] {
+            settings.limit = try positiveInt(limitNode, unit: "documents")
+        }
+        if let chunkNode = map["chunkSize"] {
+            let size = try chunkNode.int()
+            guard (1...100_000).contains(size) else {
+                throw chunkNode.error("must be 1 to 100000 documents, found \(size)")
+            }
+            settings.chunkSize = size
+        }
+        if let shareNode = map["share"] {
+            let share = try shareNode.seconds()
+            guard share > 0, share <= 1 else {
+                throw shareNode.error("must be above 0 and at most 1 (the share of time spent reading), found \(shareNode.describe())")
+            }
+            settings.share = share
+        }
+        return settings
     }
 
     /// `notFoundTtl`: whole seconds, 0 (no negative entries) to one day.

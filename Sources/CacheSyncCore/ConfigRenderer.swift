@@ -60,6 +60,7 @@ public enum ConfigRenderer {
             lines.append("  instanceId: \(quoted(instanceId))")
         }
         lines.append("shutdownTimeout: \(number(config.shutdownTimeout))")
+        lines.append("readyAfterWarmup: \(config.readyAfterWarmup)")
         lines.append("collections:")
         for collection in config.collections {
             // With mongodb.database set a dotted key would be ambiguous: the key is the name, `database` says where.
@@ -103,6 +104,13 @@ public enum ConfigRenderer {
                     lines.append("        value: \(index.value.rawValue)")
                 }
                 lines.append("    preImages: \(collection.preImages)")
+            }
+            if collection.warmup.enabled {
+                let warmup = collection.warmup
+                let limit = warmup.limit.map { "limit: \($0), " } ?? ""
+                lines.append("    warmup: { \(limit)chunkSize: \(warmup.chunkSize), share: \(number(warmup.share)) }")
+            } else {
+                lines.append("    warmup: none")
             }
         }
         return lines.joined(separator: "\n") + "\n"

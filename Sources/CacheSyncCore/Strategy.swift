@@ -51,6 +51,30 @@ public enum Strategy {
         }
     }
 
+    /// The write a warm-up makes of one document read from the collection (`document`, its BSON, `_id` included):
+    /// what the stream plans for an insert of it, through the same `plan`, so every write a document implies comes
+    /// along. Only writes (`set`, `setHash`) are kept, at most one per document: a document the snapshot leaves uncached (too large, filtered out, not valid)
+    /// has no key to delete, since warm-up writes only documents the stream did not touch meanwhile.
+    public static func planSnapshot(document: EncodedBSONDocument, collection: CollectionConfig, keys: CacheKey.Layout,
+                                    into ops: inout [CacheOp]) {
+        guard let id = document["_id"] else { return }
+        let event = ChangeEvent(resumeToken: [:], operationType: .insert, documentKey: ["_id": id],
+                                fullDocument: .document(document))
+        let planned = ops.count
+        plan(event: event, collection: collection, keys: keys, accessCount: 0, into: &ops)
+        var kept = planned
+        for index in planned..<ops.count {
+            switch ops[index] {
+            case .set, .setHash:
+                ops[kept] = ops[index]
+                kept += 1
+            default:
+                continue
+            }
+        }
+        ops.removeLast(ops.count - kept)
+    }
+
     /// Whether `op`, planned for `collection`, takes its TTL from the key's access count (the `update` strategy's
     /// writes), so the applier fetches counters only for these and can plan before it has them.
     public static func ttlFollowsAccessCount(_ op: CacheOp, collection: CollectionConfig) -> Bool {

@@ -70,6 +70,51 @@ extension MongoClientPool {
         }
     }
 
+    /// The BSON bytes of the documents matching `filter` in `sort` order, at most `limit` (0: no limit), without
+    /// decoding them: each copied once from libmongoc. `readConcern` (`majority`, `local`) is sent when given;
+    /// `min` is an inclusive lower bound on the index `hint` names (the `find` command's `min` and `hint`).
+    public func findBytes(_ ns: MongoNamespace, filter: BSONDocument = [:], sort: BSONDocument? = nil, limit: Int = 0,
+                          projection: BSONDocument? = nil, readConcern: String? = nil, min: BSONDocument? = nil,
+                          hint: BSONDocument? = nil) throws -> [[UInt8]] {
+        let filterHandle = BSONHandle(filter)
+        var opts = BSONDocument()
+        if let sort { opts["sort"] = .document(sort) }
+        if limit > 0 {
+            opts["limit"] = .int64(Int64(limit))
+            opts["batchSize"] = .int64(Int64(Swift.min(limit, 100_000)))
+        }
+        if let projection { opts["projection"] = .document(projection) }
+        if let readConcern { opts["readConcern"] = .document(["level": .string(readConcern)]) }
+        if let min { opts["min"] = .document(min) }
+        if let hint { opts["hint"] = .document(hint) }
+        let optsHandle = BSONHandle(opts)
+        return try withCollection(ns) { coll in
+            let cursor = filterHandle.withUnsafeHandle { f in
+                optsHandle.withUnsafeHandle { o in mongoc_collection_find_with_opts(coll, f, o, nil)! }
+            }
+            defer { mongoc_cursor_destroy(cursor) }
+            var results: [[UInt8]] = []
+            var doc: OpaquePointer?
+            while mongoc_cursor_next(cursor, &doc), let doc {
+                results.append(BSONHandle.bytes(ofBorrowed: doc))
+            }
+            var error = bson_error_t()
+            var reply: OpaquePointer?
+            if mongoc_cursor_error_document(cursor, &error, &reply) {
+                let replyDoc = reply.flatMap { try? BSONHandle(copying: $0).document() }
+                throw MongoError(bsonError: error, reply: replyDoc, context: "find in \(ns)")
+            }
+            return results
+        }
+    }
+
+    /// How many documents match `filter` (the `count` command).
+    public func count(_ ns: MongoNamespace, filter: BSONDocument = [:]) throws -> Int {
+        let reply = try runCommand(database: ns.database,
+                                   command: ["count": .string(ns.collection), "query": .document(filter)])
+        return reply.intValue("n")
+    }
+
     /// The document whose `_id` is `id`, or `nil`.
     public func findOne(_ ns: MongoNamespace, id: BSONValue, projection: BSONDocument? = nil) throws -> BSONDocument? {
         try find(ns, filter: ["_id": id], limit: 1, projection: projection).first

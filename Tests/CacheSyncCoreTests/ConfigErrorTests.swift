@@ -74,7 +74,7 @@ struct ConfigErrorTests {
               users:
                 <<: *common
             """,
-            expected: #"cachesync.yaml:6: common: unknown key "common" (expected one of mongodb, redis, http, checkpoint, lease, shutdownTimeout, defaults, collections)"#),
+            expected: #"cachesync.yaml:6: common: unknown key "common" (expected one of mongodb, redis, http, checkpoint, lease, shutdownTimeout, readyAfterWarmup, defaults, collections)"#),
         BadConfig(name: "a bad value from a merged map", yaml: head + """
             collections:
               users: &base

@@ -58,6 +58,7 @@ struct ConfigRenderingTests {
               ttl: 10
               instanceId: "pod \\"a\\""
             shutdownTimeout: 10
+            readyAfterWarmup: false
             collections:
               "users":
                 database: "shop"
@@ -73,6 +74,7 @@ struct ConfigRenderingTests {
                 notFoundTtl: 5
                 accessCounts:
                   window: 86400
+                warmup: none
               "sessions":
                 database: "shop"
                 strategy: preserve-ttl
@@ -87,6 +89,7 @@ struct ConfigRenderingTests {
                 notFoundTtl: 5
                 accessCounts:
                   window: 86400
+                warmup: none
 
             """)
     }

@@ -180,6 +180,42 @@ struct ScriptedServerTests {
         }
     }
 
+    @Test("history lost (286) with warmup: all: after the flush the collection's documents are cached again from a read of it")
+    func historyLostWarmsUp() throws {
+        try withRedisServer { redis in
+            try withScriptedMongoServer(scenario: "history_lost") { server in
+                let connection = try redis.connect()
+                let prefix = redis.key("")
+                let keys = prefix + "items:"
+                let first = ScriptedMongoServer.eventToken(seq: 1)
+                _ = try connection.command(["SET", prefix + "cachesync:resume:app.items", resumeAfterText(first)])
+                _ = try connection.command(["SET", keys + "planted", "stale"])
+
+                let config = server.cachesyncConfig(redis: redis, keyPrefix: prefix, httpPort: try FreePort.next(),
+                                                    settings: ["warmup: { chunkSize: 1 }"], lease: false)
+                let sidecar = try CacheSyncProcess(config: config)
+                try sidecar.start()
+                defer { sidecar.process.stop() }
+                let done = waitUntil(timeout: .seconds(30)) {
+                    sidecar.log.contains("warm-up finished") && (try? value(connection, keys + "h3")) != nil
+                }
+                #expect(done, context(sidecar, server))
+                let log = sidecar.log
+                #expect(log.contains("code 286") || log.contains("ChangeStreamHistoryLost"), context(sidecar, server))
+                let flushed = try #require(log.range(of: "restarted from now"), context(sidecar, server))
+                let started = try #require(log.range(of: "warm-up started"), context(sidecar, server))
+                #expect(flushed.upperBound <= started.lowerBound, "the warm-up starts after the flush")
+                // h1 and h2 were flushed with the lost history and come back from the read; the planted key stays gone.
+                #expect(try cacheKeys(connection, prefix: prefix) == [keys + "h1", keys + "h2", keys + "h3"], context(sidecar, server))
+                #expect(try value(connection, keys + "h1") == #"{"_id":"h1","v":1}"#)
+                #expect(try value(connection, keys + "h2") == #"{"_id":"h2","v":2}"#)
+                #expect(server.commands("find").count >= 3, "one find per chunk of one document: \(server.commands("find"))")
+                #expect(try connection.command(["GET", prefix + "cachesync:warmup:app.items"]).text == nil,
+                        "the finished warm-up leaves no position")
+            }
+        }
+    }
+
     @Test("an event that cannot be decoded deletes the key of the document it names, or flushes the collection when it names none; the stream goes on")
     func undecodableEvents() throws {
         try withSidecar(scenario: "poison") { server, connection, prefix, sidecar throws in

@@ -87,6 +87,20 @@ struct BatchApplierTests {
                 == writes + [["SET", "cs:resume:shop.products", Checkpoint.startAfter(["_data": .string("82AB")]).storedText]] + counters)
     }
 
+    @Test("a warm-up chunk's sets come with its position (SET of the warm-up key), the last chunk's with its removal (DEL), after the checkpoint")
+    func warmupPositionChanges() throws {
+        let applier = try Self.offlineApplier()
+        let ops: [CacheOp] = [.set(key: CacheKey(text: "products:1"), value: #"{"_id":1}"#, ttlSeconds: 60)]
+        let writes = [["SET", "products:1", #"{"_id":1}"#, "EX", "60"], ["UNLINK", "products:1:lease"]]
+        let position = WarmupPosition(after: .int32(1), done: 1)
+        #expect(Self.decode(applier.commands(ops, checkpoint: .keep, events: 0, warmup: .set(position.storedText)))
+                == writes + [["SET", "cs:warmup:shop.products", position.storedText]])
+        #expect(Self.decode(applier.commands(ops, checkpoint: .set(.resumeAfter(["_data": .string("82AB")])), events: 0,
+                                             warmup: .delete))
+                == writes + [["SET", "cs:resume:shop.products", Checkpoint.resumeAfter(["_data": .string("82AB")]).storedText],
+                             ["DEL", "cs:warmup:shop.products"]])
+    }
+
     @Test("a batch of skipped events still moves the checkpoint and counts them; no events, no counters; nothing at all, no commands")
     func emptyBatches() throws {
         let applier = try Self.offlineApplier()

@@ -589,6 +589,9 @@ def matches(doc, flt):
                 elif op == "$in":
                     if not any(bson_equal(value, x) for x in arg):
                         return False
+                elif op == "$gt":
+                    if type(value) is not type(arg) or not value > arg:
+                        return False
                 else:
                     return False
         elif not bson_equal(value, cond):
@@ -692,7 +695,7 @@ class ScriptedServer(object):
                 "hello": self.cmd_hello, "ismaster": self.cmd_hello,
                 "ping": self.cmd_ok, "buildinfo": self.cmd_build_info,
                 "endsessions": self.cmd_ok, "killcursors": self.cmd_kill_cursors,
-                "find": self.cmd_find, "aggregate": self.cmd_aggregate,
+                "find": self.cmd_find, "count": self.cmd_count, "aggregate": self.cmd_aggregate,
                 "getmore": self.cmd_get_more,
             }.get(lname)
             if handler is None:
@@ -820,12 +823,29 @@ class ScriptedServer(object):
                 found = [d for d in self.state() if matches(d, flt)]
             else:
                 found = []
+        # sort by _id and min: {_id: x} (inclusive), as a warm-up reads its chunks; ids of one type only.
+        if "_id" in (doc.get("sort") or {}):
+            found.sort(key=lambda d: d["_id"], reverse=doc["sort"]["_id"] < 0)
+        bound = (doc.get("min") or {}).get("_id", _MISSING)
+        if bound is not _MISSING:
+            found = [d for d in found if d["_id"] >= bound]
         if limit:
             found = found[:limit]
         rec["reply"] = {"ok": 1, "count": len(found)}
         return SON([("cursor", SON([("firstBatch", found), ("id", Int64(0)),
                                     ("ns", "%s.%s" % (db, coll))])),
                     ("ok", 1.0)])
+
+    def cmd_count(self, doc, rec):
+        db = doc.get("$db")
+        coll = doc.get("count")
+        with self.lock:
+            if db == self.args.db and coll == self.args.coll:
+                found = [d for d in self.state() if matches(d, doc.get("query") or {})]
+            else:
+                found = []
+        rec["reply"] = {"ok": 1, "n": len(found)}
+        return SON([("n", len(found)), ("ok", 1.0)])
 
     # -- change streams ------------------------------------------------------
 

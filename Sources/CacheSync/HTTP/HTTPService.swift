@@ -50,7 +50,7 @@ public final class HTTPService: Service, Sendable {
         }
         readiness = ReadinessProbe(
             redis: config.redisConnection(connectTimeout: .milliseconds(500), commandTimeout: .milliseconds(500)),
-            telemetry: telemetry)
+            telemetry: telemetry, readyAfterWarmup: config.readyAfterWarmup)
     }
 
     /// Serves until graceful shutdown, then stops the worker threads.

@@ -4,7 +4,8 @@ import RedisSlot
 
 /// Decides `/readyz`: Redis answers PING (checked on a connection of its own with short timeouts, the answer
 /// cached for at most `maxAge`) and is what the config says (a Redis Cluster serving every slot with `redis.cluster`,
-/// not a cluster node without it), and every collection this instance leads has its change stream open.
+/// not a cluster node without it), every collection this instance leads has its change stream open, and, with
+/// `readyAfterWarmup`, none of them is warming up.
 final class ReadinessProbe: @unchecked Sendable {
     /// The answer of one check.
     struct Verdict: Sendable, Equatable {
@@ -19,11 +20,13 @@ final class ReadinessProbe: @unchecked Sendable {
     private let telemetry: Telemetry
     private let worker = BlockingWorkers(count: 1, name: "readyz")
     private let maxAge: Double
+    private let readyAfterWarmup: Bool
     private let lock = NSLock()
     private var lastPing: (time: Double, failure: String?) = (-.infinity, nil)
 
     /// A probe that pings Redis through `redis` and reads the streams' state from `telemetry`.
-    init(redis: any RedisClient, telemetry: Telemetry, maxAge: Double = 1) {
+    init(redis: any RedisClient, telemetry: Telemetry, maxAge: Double = 1, readyAfterWarmup: Bool = false) {
+        self.readyAfterWarmup = readyAfterWarmup
         self.redis = redis
         self.telemetry = telemetry
         self.maxAge = maxAge
@@ -37,6 +40,11 @@ final class ReadinessProbe: @unchecked Sendable {
         }
         for (ns, stats) in telemetry.snapshot().sorted(by: { $0.key < $1.key }) where stats.leader && !stats.streamOpen {
             reasons.append("collection \(ns): this instance applies it but its change stream is not open")
+        }
+        if readyAfterWarmup {
+            for (ns, stats) in telemetry.snapshot().sorted(by: { $0.key < $1.key }) where stats.leader && stats.warmingUp {
+                reasons.append("collection \(ns): warming up (\(stats.warmupRemaining) documents to go; readyAfterWarmup is set)")
+            }
         }
         return Verdict(reasons: reasons)
     }
