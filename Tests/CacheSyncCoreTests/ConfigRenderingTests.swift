@@ -74,6 +74,7 @@ struct ConfigRenderingTests {
                 notFoundTtl: 5
                 accessCounts:
                   window: 86400
+                format: json
                 warmup: none
               "sessions":
                 database: "shop"
@@ -89,6 +90,7 @@ struct ConfigRenderingTests {
                 notFoundTtl: 5
                 accessCounts:
                   window: 86400
+                format: json
                 warmup: none
 
             """)

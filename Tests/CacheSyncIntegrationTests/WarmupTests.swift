@@ -206,6 +206,34 @@ struct WarmupTests {
         withExtendedLifetime(sidecar) {}
     }
 
+    @Test("warm-up writes a hashed collection's documents as hashes with their secondary keys and records, as the stream would")
+    func hashAndSecondaryKeys() throws {
+        let f = try SidecarFixture()
+        let users = f.ns("users")
+        try f.pool.insertMany(users, (0..<50).map {
+            ["_id": .string(Self.id($0)), "email": .string("u\($0)@example.com"), "v": .int32(Int32($0))]
+        })
+        let sidecar = try f.startSidecar(config: f.config(collections: """
+              users:
+                strategy: update
+                format: hash
+                indexes: [ { key: "user:email:{email}" } ]
+                warmup: { chunkSize: 8 }
+            """), collections: 1)
+        try f.eventually("warm-up finished", sidecar, timeout: .seconds(60)) { sidecar.log.contains("warm-up finished") }
+        let prefix = f.redisServer.keyPrefix
+        for i in 0..<50 {
+            let key = f.key("users", Self.id(i))
+            #expect(try StrategyEndToEndTests.hashJSON(f, key) == #"{"_id":"\#(Self.id(i))","email":"u\#(i)@example.com","v":\#(i)}"#)
+            #expect(try f.cached(prefix + "user:email:u\(i)@example.com") == key)
+            #expect(try f.cached(key + ":indexes") == prefix + "user:email:u\(i)@example.com")
+        }
+        // The stream takes over: an email change moves the secondary key.
+        try f.pool.updateOne(users, filter: ["_id": .string(Self.id(3))], update: ["$set": .document(["email": .string("new@example.com")])])
+        try f.eventually("moved", sidecar) { try f.cached(prefix + "user:email:new@example.com") != nil }
+        #expect(try f.cached(prefix + "user:email:u3@example.com") == nil)
+    }
+
     /// The `_id` of document `n`: zero-padded text, since nx-27017 sorts integer `_id`s as text (`10` before `9`)
     /// while comparing them as numbers in `$gt`, which reads a range in an order MongoDB never uses.
     static func id(_ n: Int) -> String {
