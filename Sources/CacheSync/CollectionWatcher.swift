@@ -264,7 +264,8 @@ final class CollectionWatcher: @unchecked Sendable {
             pipeline.abandonInFlight()
             closeStream(&state)
             telemetry.setLeader(ns, until: 0)
-            pause(seconds)
+            // Another instance's lease that runs out before the next poll is claimed right after it does.
+            pause(min(seconds, (lease?.expiresIn).map { $0 + 0.02 } ?? seconds))
         case .backOff(let failure, let delay, let attempt):
             pipeline.abandonInFlight()
             closeStream(&state)

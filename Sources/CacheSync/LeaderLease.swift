@@ -83,11 +83,21 @@ final class LeaderLease {
     }
 
     /// Whether a claim could take the lease now (for `LeaseBalancer.mayClaim`): no instance holds it, or it is held
-    /// under this instance's id (a restart reclaims it; `acquireOrRenew` decides).
+    /// under this instance's id (a restart reclaims it; `acquireOrRenew` decides). Also notes when another's lease
+    /// runs out (`expiresIn`), so a standby polls again right then instead of up to a poll later.
     func isOpen(_ redis: any RedisClient) throws(RedisError) -> Bool {
-        guard let value = try redis.command(["GET", keys.leader]).text else { return true }
+        let replies = try redis.pipeline([["GET", keys.leader], ["PTTL", keys.leader]])
+        try redis.throwFirstError(in: replies)
+        guard let value = replies[0].text else {
+            expiresIn = nil
+            return true
+        }
+        expiresIn = replies[1].integer.flatMap { $0 >= 0 ? Double($0) / 1000 : nil }
         return value.hasPrefix(instanceId + "|")
     }
+
+    /// Seconds until the lease another instance holds runs out, as `isOpen` last saw it; `nil` when it saw none.
+    private(set) var expiresIn: Double?
 
     /// Gives the lease up (clean shutdown, or handing it over), so a standby takes over at once.
     func release(_ redis: any RedisClient) {

@@ -2,20 +2,21 @@ import Foundation
 import RedisBridge
 
 /// Spreads the collections' leases over the live replicas: each instance heartbeats into one sorted set in Redis
-/// (`<checkpoint.keyPrefix>members`, scored by Redis's own clock) and counts the instances seen within one lease
-/// time, N; with M collections its share is ceil(M/N). Below its share it claims a free lease at once; at or above
+/// (`<checkpoint.keyPrefix>members`, scored by Redis's own clock) and counts the instances seen within 60% of the
+/// lease time (three heartbeats), N: a lost instance stops counting before its leases run out, so the others take
+/// them as soon as they do; with M collections its share is ceil(M/N). Below its share it claims a free lease at once; at or above
 /// it, only a lease it saw free on two polls in a row (so no collection stays unled while the others are full); above
 /// its share it hands one lease over per poll (a clean release, which a replica below its share takes at its next
 /// poll). No coordinator: Redis is the only shared state. Shared by the watchers of one process; thread-safe.
 final class LeaseBalancer: @unchecked Sendable {
-    /// KEYS: the members set. ARGV: instance id, lease time in ms. Records this instance now (Redis's clock), drops
-    /// instances not seen within the lease time, returns how many remain.
+    /// KEYS: the members set. ARGV: instance id, how long an instance counts after its last heartbeat, in ms.
+    /// Records this instance now (Redis's clock), drops instances not seen within that time, returns how many remain.
     private static let heartbeatScript = RedisScript("""
         local t = redis.call('TIME')
         local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
         redis.call('ZADD', KEYS[1], now, ARGV[1])
         redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
-        redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) * 10)
+        redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) * 20)
         return redis.call('ZCARD', KEYS[1])
         """)
 
@@ -62,7 +63,7 @@ final class LeaseBalancer: @unchecked Sendable {
     func heartbeatIfDue(_ redis: any RedisClient) throws(RedisError) {
         guard lock.withLock({ Date().timeIntervalSince(lastHeartbeat) >= ttl / 5 }) else { return }
         let count = try Self.heartbeatScript.run(on: redis, keys: [membersKey],
-                                                 arguments: [instanceId, String(Int(ttl * 1000))]).integer ?? 1
+                                                 arguments: [instanceId, String(Int(ttl * 600))]).integer ?? 1
         lock.withLock {
             members = max(1, Int(count))
             lastHeartbeat = Date()

@@ -37,7 +37,7 @@ public struct ConfigDiff: Sendable, Equatable {
 
     /// The settings read only at start: where MongoDB and Redis are and how to reach them, the key prefix every
     /// key starts with, the listening addresses and the API token file, the checkpoint and lease keys and timings,
-    /// the shutdown timeout and the silence warning. Their values are never named, only the fields (they may hold
+    /// the shutdown timeout, the silence warning and `readyAfterWarmup` (the readiness probe's). Their values are never named, only the fields (they may hold
     /// secrets).
     static func restartOnlyFields(_ old: CacheSyncConfig, _ new: CacheSyncConfig) -> [String] {
         var fields: [String] = []
@@ -60,6 +60,7 @@ public struct ConfigDiff: Sendable, Equatable {
         check("lease.ttl", old.lease.ttlSeconds, new.lease.ttlSeconds)
         check("lease.instanceId", old.lease.instanceId, new.lease.instanceId)
         check("shutdownTimeout", old.shutdownTimeout, new.shutdownTimeout)
+        check("readyAfterWarmup", old.readyAfterWarmup, new.readyAfterWarmup)
         // A setting added later and not listed above is never ignored silently: the running config with every
         // field reloaded live or listed above taken from the new one must equal the new one.
         var rest = old
@@ -83,6 +84,7 @@ public struct ConfigDiff: Sendable, Equatable {
         rest.lease.ttlSeconds = new.lease.ttlSeconds
         rest.lease.instanceId = new.lease.instanceId
         rest.shutdownTimeout = new.shutdownTimeout
+        rest.readyAfterWarmup = new.readyAfterWarmup
         rest.sourcePath = new.sourcePath
         if rest != new { fields.append("(another setting)") }
         return fields

@@ -9,7 +9,7 @@ public enum RedisACL {
         "ping", "info", "select", "role",
         "get", "mget", "set", "del", "unlink", "expire", "pexpire", "incr", "hincrby",
         "eval", "evalsha", "watch", "unwatch", "multi", "exec", "scan",
-        "time", "zadd", "zremrangebyscore", "zcard",
+        "time", "zadd", "zremrangebyscore", "zcard", "pttl",
     ]
 
     /// What a Redis Cluster needs besides `commands`: the slot map, `ASKING` before a command sent where `ASK`
@@ -26,8 +26,8 @@ public enum RedisACL {
     }
 
     /// What `format: hash` needs besides `commands`: writing, reading and refreshing hashes (`TYPE` tells a cached
-    /// hash from another value, `PTTL` keeps the remaining TTL).
-    public static let hashCommands = ["hset", "hget", "hgetall", "pttl", "type"]
+    /// hash from another value).
+    public static let hashCommands = ["hset", "hget", "hgetall", "type"]
 
     /// The globs of every key `config` touches: each collection's keys with their `:lease`, `:access_count` and
     /// `:indexes` companions, its secondary keys, and the checkpoint keys. A pattern another covers is left out. Redis refuses white space in an

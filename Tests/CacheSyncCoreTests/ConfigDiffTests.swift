@@ -103,10 +103,11 @@ struct ConfigDiffTests {
             lease:
               ttl: 5
             shutdownTimeout: 3
+            readyAfterWarmup: true
             """)
         let diff = ConfigDiff(old: old, new: new)
         #expect(diff.restartNeeded == ["mongodb.uri", "redis.url", "http.listen", "checkpoint.keyPrefix", "lease.ttl",
-                                       "shutdownTimeout"])
+                                       "shutdownTimeout", "readyAfterWarmup"])
         #expect(diff.collectionsUnchanged)
         #expect(!diff.restartNeeded.joined().contains("s3cret") && !diff.restartNeeded.joined().contains("hunter2"))
     }

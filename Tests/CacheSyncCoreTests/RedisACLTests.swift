@@ -38,7 +38,7 @@ struct RedisACLTests {
     func setUser() throws {
         let line = RedisACL.setUserCommand(try config("  users: { strategy: invalidate }"))
         #expect(line.hasPrefix("ACL SETUSER app on >PASSWORD resetkeys ~cachesync:* ~users:* resetchannels -@all +ping "))
-        #expect(line.hasSuffix(" +scan +time +zadd +zremrangebyscore +zcard"))
+        #expect(line.hasSuffix(" +scan +time +zadd +zremrangebyscore +zcard +pttl"))
         #expect(!line.contains("@write") && !line.contains("flush") && !line.contains("+keys"))
     }
 }

@@ -13,7 +13,7 @@ struct LeaseSpreadTests {
         var leaders: [[String]]
     }
 
-    @Test("3 replicas, 12 collections: each leads 3 to 5; one killed: all 12 led again once its leases expire (within the lease time and two polls); restarted: it leads again within two lease times, and no collection is unled longer than a lease time while work moves back")
+    @Test("3 replicas, 12 collections: each leads 3 to 5; one killed: all 12 led again within the lease time; restarted: it leads again within two lease times, and no collection is unled longer than a lease time while work moves back")
     func spread() throws {
         let f = try SidecarFixture()
         let names = (0..<12).map { "c\($0)" }
@@ -54,7 +54,9 @@ struct LeaseSpreadTests {
             return led(Sample(time: last.time, leaders: Array(last.leaders.prefix(2)))).count == 12
         }
         let takeover = Date().timeIntervalSince(killed)
-        #expect(retaken && takeover <= ttl + 2, "all 12 led again after \(takeover) s")
+        // Within the lease time, plus the 100 ms sampling and the stats requests of this test.
+        #expect(retaken && takeover <= ttl + 0.3, "all 12 led again after \(takeover) s")
+        print("lease spread: all 12 led again \(String(format: "%.2f", takeover)) s after the kill (lease time \(ttl) s)")
         // Until the killed replica's heartbeat ages out the others count three instances, so one of them may take
         // more than half at first; once they count two, neither leads more than ceil(12/2)+1.
         let rebalanced = waitUntil(timeout: .seconds(3 * ttl)) {
