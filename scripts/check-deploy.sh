@@ -449,6 +449,8 @@ REFUSED = {
                                                 "config": {"redis": {"tls": {}}}},
     "config.http.api (the chart writes it)": {"config": {"http": {"api": {"listen": "0.0.0.0:9465"}}}},
     "an empty NetworkPolicy peer (it would admit everyone)": {"networkPolicy": {"apiFrom": [{}]}},
+    "warmup.sort without limit": {"collections": [{"name": "products", "strategy": "update",
+                                                    "warmup": {"sort": {"updatedAt": -1}}}]},
 }
 # Values the schema takes but the templates refuse with `fail`, and a fragment of the message.
 TOKEN_NEEDED = "api.token.existingSecret is empty"

@@ -43,6 +43,9 @@ final class CollectionWarmup {
     private var loggedTenth = 0
     /// Documents this process left to the stream, which wrote their keys between a chunk's read and its write.
     private var leftToStream = 0
+    /// With `sort`: the picked `_id`s still to warm, in `_id` order (read at the first step after the warm-up began
+    /// or resumed); `nil` until read, and always without `sort`.
+    private var picked: [BSONValue]?
     /// Test-only: seconds to wait after a chunk's read (debug builds only).
     private let testReadDelay = TestSwitches.current.warmupReadDelay
 
@@ -50,6 +53,9 @@ final class CollectionWarmup {
         var documents: [[UInt8]]
         var requested: Int
         var window: WarmupWindow
+        /// With `sort`: the picked `_id`s this chunk covers (its documents are those of them that still exist); the
+        /// last one is the next position.
+        var ids: [BSONValue]? = nil
     }
 
     /// The warm-up of `collection` (whose `warmup` is enabled) reading from `pool`.
@@ -72,11 +78,19 @@ final class CollectionWarmup {
         chunk = nil
         position = .start
         plan = nil
+        picked = nil
         loggedTenth = 0
         leftToStream = 0
         telemetry.setWarmingUp(ns, true)
-        logger.notice("warm-up started: reading the collection in chunks of \(settings.chunkSize) by _id",
-                      metadata: ["share": "\(settings.share)"])
+        if settings.sort.isEmpty {
+            logger.notice("warm-up started: reading the collection in chunks of \(settings.chunkSize) by _id",
+                          metadata: ["share": "\(settings.share)"])
+        } else {
+            logger.notice("""
+                warm-up started: the first \(settings.limit ?? 0) documents by \(sortText), read in chunks of \
+                \(settings.chunkSize) by _id
+                """, metadata: ["share": "\(settings.share)"])
+        }
     }
 
     /// The stream was opened from a stored checkpoint: continues a warm-up whose position is stored, if any.
@@ -92,6 +106,7 @@ final class CollectionWarmup {
         let resumed = position == nil
         position = stored
         plan = nil
+        picked = nil
         telemetry.setWarmingUp(ns, true)
         if resumed {
             loggedTenth = 0
@@ -123,6 +138,9 @@ final class CollectionWarmup {
         guard let position = self.position else { return worked }
         let now = ProcessInfo.processInfo.systemUptime
         guard now >= nextReadAt else { return worked }
+        if !settings.sort.isEmpty {
+            return try stepSorted(pipeline, position: position, now: now) || worked
+        }
         if plan == nil {
             var total = try pool.count(namespace, filter: position.filter)
             if let limit = settings.limit { total = min(total, max(0, limit - position.done)) }
@@ -163,6 +181,62 @@ final class CollectionWarmup {
         return true
     }
 
+    /// `sort: { updatedAt: -1 }` in the config, for the log.
+    private var sortText: String {
+        "{ " + settings.sort.map { "\($0.path): \($0.direction)" }.joined(separator: ", ") + " }"
+    }
+
+    /// A step with `sort`: picks the `limit` first documents by `sort` (once per start or resume), orders their
+    /// `_id`s by the server's `_id` order, and reads the next chunk of them with `$in`. The position is still the
+    /// last `_id` written, so a restart picks again and continues with the picked `_id`s above it.
+    private func stepSorted(_ pipeline: ChangePipeline, position: WarmupPosition, now: Double) throws -> Bool {
+        if picked == nil {
+            picked = try pick(after: position.after)
+            plan = (picked?.count ?? 0, position.done, now)
+            telemetry.warmupRemaining(ns, picked?.count ?? 0)
+        }
+        let ids = Array((picked ?? []).prefix(settings.chunkSize))
+        let window = WarmupWindow()
+        var documents: [[UInt8]] = []
+        if !ids.isEmpty {
+            pipeline.warmupWindow = window
+            let serverProjection = collection.filter == nil && collection.projection?.including == false
+                ? collection.projection?.document : nil
+            // Majority, as the stream reads (see `step`). Sorted by `_id` only to keep the log and tests steady:
+            // the chunk's order does not matter for its write.
+            documents = try pool.findBytes(namespace, filter: ["_id": .document(["$in": .array(ids)])],
+                                           sort: ["_id": .int32(1)], projection: serverProjection,
+                                           readConcern: "majority")
+        }
+        let took = ProcessInfo.processInfo.systemUptime - now
+        if testReadDelay > 0 { Thread.sleep(forTimeInterval: testReadDelay) }
+        nextReadAt = now + took / settings.share
+        chunk = Chunk(documents: documents, requested: ids.count, window: window, ids: ids)
+        return true
+    }
+
+    /// The `_id`s of the first `limit` documents by `sort` (ties by `_id`), minus the `done` already warmed before a
+    /// restart, those above `after` in `_id` order. Documents that entered the first `limit` since the warm-up
+    /// began and sort below `after` are not warmed: the stream caches them when they change.
+    private func pick(after: BSONValue?) throws -> [BSONValue] {
+        guard let limit = settings.limit else { return [] }
+        var sort = BSONDocument()
+        for key in settings.sort { sort[key.path] = .int32(Int32(key.direction)) }
+        if sort["_id"] == nil { sort["_id"] = .int32(1) }
+        let top = try pool.findBytes(namespace, sort: sort, limit: limit, projection: ["_id": .int32(1)],
+                                     readConcern: "majority")
+        let ids = top.compactMap { EncodedBSONDocument(sharing: $0, range: $0.indices)?["_id"] }
+        guard !ids.isEmpty else { return [] }
+        // The server orders them by `_id` (BSON order across types). After a restart, `$gt` the last `_id` written
+        // (which compares within its BSON type: with mixed `_id` types, picked ones of other types are left to the
+        // stream after a restart).
+        var condition: BSONDocument = ["$in": .array(ids)]
+        if let after { condition["$gt"] = after }
+        let ordered = try pool.findBytes(namespace, filter: ["_id": .document(condition)], sort: ["_id": .int32(1)],
+                                         projection: ["_id": .int32(1)], readConcern: "majority")
+        return ordered.compactMap { EncodedBSONDocument(sharing: $0, range: $0.indices)?["_id"] }
+    }
+
     /// Writes a chunk's documents but those the stream wrote since its read, with the next position (or the end).
     private func write(_ chunk: Chunk, from position: WarmupPosition, _ pipeline: ChangePipeline,
                        idleToken: BSONDocument?) throws {
@@ -188,12 +262,22 @@ final class CollectionWarmup {
             }
             if ops.count > planned { written.append(document) }
         }
-        let next = WarmupPosition(after: last, done: position.done + chunk.documents.count)
-        let finished = chunk.documents.count < chunk.requested
-            || settings.limit.map { next.done >= $0 } ?? false
+        let next: WarmupPosition
+        let finished: Bool
+        if let ids = chunk.ids {
+            // With `sort`: the chunk covers its picked ids, found or deleted since they were picked.
+            next = WarmupPosition(after: ids.last ?? position.after, done: position.done + ids.count)
+            let left = Array((picked ?? []).dropFirst(ids.count))
+            picked = left
+            finished = left.isEmpty
+        } else {
+            next = WarmupPosition(after: last, done: position.done + chunk.documents.count)
+            finished = chunk.documents.count < chunk.requested
+                || settings.limit.map { next.done >= $0 } ?? false
+        }
         try pipeline.applyWarmup(ops, documents: written, position: finished ? .delete : .set(next.storedText), idleToken: idleToken)
         self.position = finished ? nil : next
-        telemetry.warmupDocuments(ns, chunk.documents.count)
+        telemetry.warmupDocuments(ns, chunk.ids?.count ?? chunk.documents.count)
         report(next, finished: finished)
     }
 

@@ -425,27 +425,46 @@ struct ConfigDecoder {
         return config
     }
 
-    /// `warmup`: `none`, `all`, or `{ limit, chunkSize, share }` (a map turns warm-up on).
+    /// `warmup`: `none`, `all`, or `{ limit, sort, chunkSize, share }` (a map turns warm-up on).
     private func warmup(_ node: ConfigNode) throws(ConfigError) -> WarmupSettings {
         if case .scalar = node.node {
             switch try node.string() {
             case "none": return .none
             case "all": return .all
             case let other:
-                throw node.error("unknown warmup \"\(other)\" (expected none, all, or a map { limit, chunkSize, share })")
+                throw node.error("unknown warmup \"\(other)\" (expected none, all, or a map { limit, sort, chunkSize, share })")
             }
         }
-        let map = try node.mapping(allowed: ["limit", "chunkSize", "share", "sort"],
-                                   what: "none, all, or a map { limit, chunkSize, share }")
+        let map = try node.mapping(allowed: ["limit", "sort", "chunkSize", "share"],
+                                   what: "none, all, or a map { limit, sort, chunkSize, share }")
         var settings = WarmupSettings.all
-        if let sortNode = map["sort"] {
-            throw sortNode.error("""
-                is not supported: warm-up reads in _id order, which is what lets it resume after a crash from the last \
-                chunk written; use limit alone (the first documents by _id)
-                """)
-        }
         if let limitNode = map["limit"] {
             settings.limit = try positiveInt(limitNode, unit: "documents")
+        }
+        if let sortNode = map["sort"] {
+            let entries = try sortNode.entries(what: "a map of field paths to 1 or -1, e.g. { updatedAt: -1 }")
+            guard !entries.isEmpty else {
+                throw sortNode.error("must name at least one field, e.g. { updatedAt: -1 }")
+            }
+            for (path, directionNode) in entries {
+                guard !path.isEmpty, !path.hasPrefix("$"), !path.split(separator: ".", omittingEmptySubsequences: false).contains(where: \.isEmpty) else {
+                    throw directionNode.error("is not a field path (dotted names, not starting with $)")
+                }
+                let direction = try directionNode.int()
+                guard direction == 1 || direction == -1 else {
+                    throw directionNode.error("must be 1 (ascending) or -1 (descending), found \(direction)")
+                }
+                settings.sort.append(WarmupSortKey(path: path, descending: direction == -1))
+            }
+            guard let limit = settings.limit else {
+                throw sortNode.error("needs limit: sort picks which documents to warm, limit says how many (e.g. { limit: 10000, sort: { updatedAt: -1 } })")
+            }
+            guard limit <= WarmupSettings.maxSortedLimit else {
+                throw (map["limit"] ?? sortNode).error("""
+                    must be at most \(WarmupSettings.maxSortedLimit) documents with sort (the picked _ids are ordered by \
+                    the server in one command), found \(limit)
+                    """)
+            }
         }
         if let chunkNode = map["chunkSize"] {
             let size = try chunkNode.int()

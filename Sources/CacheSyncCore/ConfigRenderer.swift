@@ -108,7 +108,11 @@ public enum ConfigRenderer {
             if collection.warmup.enabled {
                 let warmup = collection.warmup
                 let limit = warmup.limit.map { "limit: \($0), " } ?? ""
-                lines.append("    warmup: { \(limit)chunkSize: \(warmup.chunkSize), share: \(number(warmup.share)) }")
+                let sort = warmup.sort.isEmpty ? "" : "sort: { " + warmup.sort.map { key in
+                    let plain = key.path.allSatisfy { $0.isLetter || $0.isNumber || $0 == "_" || $0 == "." }
+                    return "\(plain ? key.path : quoted(key.path)): \(key.direction)"
+                }.joined(separator: ", ") + " }, "
+                lines.append("    warmup: { \(limit)\(sort)chunkSize: \(warmup.chunkSize), share: \(number(warmup.share)) }")
             } else {
                 lines.append("    warmup: none")
             }

@@ -206,6 +206,60 @@ struct WarmupTests {
         withExtendedLifetime(sidecar) {}
     }
 
+    @Test("warmup { limit: 50, sort: { updatedAt: -1 } } caches exactly the 50 newest; killed half way, the restart resumes and still ends with exactly those")
+    func sortedLimitResumes() throws {
+        let f = try SidecarFixture()
+        let products = f.ns("products")
+        // The rank of document n by updatedAt: a permutation, so that the newest are spread over the `_id`s.
+        func rank(_ n: Int) -> Int { n * 37 % 200 }
+        try f.pool.insertMany(products, (0..<200).map {
+            ["_id": .string(Self.id($0)), "updatedAt": .datetime(1_700_000_000_000 + Int64(rank($0)) * 1_000), "v": .int32(Int32($0))]
+        })
+        let newest = Set((0..<200).filter { rank($0) >= 150 })
+        let config = f.config(collections: """
+              products:
+                strategy: update
+                warmup: { limit: 50, sort: { updatedAt: -1 }, chunkSize: 10, share: 0.5 }
+            """)
+        // A slow read per chunk: five chunks take long enough to be killed between two of them.
+        let environment = ["CACHESYNC_INSTANCE_ID": "test-1", "CACHESYNC_TEST_WARMUP_READ_DELAY_MS": "400"]
+        var sidecar = try CacheSyncProcess(config: config, environment: environment)
+        try sidecar.start()
+        #expect(sidecar.waitForLog("warm-up started: the first 50 documents by { updatedAt: -1 }"), "\(sidecar.log.suffix(2000))")
+        let position = f.checkpointPrefix + "warmup:\(f.database).products"
+        var doneAtKill = 0
+        let halfWay = waitUntil(timeout: .seconds(60)) {
+            guard let text = try? f.cached(position), let done = Self.done(text) else { return false }
+            doneAtKill = done
+            return done >= 20
+        }
+        #expect(halfWay, "the warm-up never got half way:\n\(sidecar.log.suffix(3000))")
+        sidecar.process.kill()
+        #expect(doneAtKill < 50, "the warm-up finished before the kill")
+        sidecar = try CacheSyncProcess(config: config, environment: environment)
+        try sidecar.start()
+        #expect(sidecar.waitForLog("warm-up resumed after _id", timeout: .seconds(30)), "\(sidecar.log.suffix(3000))")
+        try f.eventually("the warm-up to finish", sidecar, timeout: .seconds(60)) {
+            let stored = try f.cached(position)
+            return sidecar.log.contains("warm-up finished") && stored == nil
+        }
+        #expect(!sidecar.log.contains("warm-up started"), "the restart started the warm-up over")
+        #expect(sidecar.log.contains("warm-up finished: 50 documents"), "\(sidecar.log.suffix(3000))")
+        var documents: [String: String] = [:]
+        for document in try f.pool.find(products) {
+            if case .string(let id)? = document["_id"] { documents[id] = ExtendedJSON.relaxed(document) }
+        }
+        var wrong: [String] = []
+        for n in 0..<200 {
+            let cached = try f.cached(f.key("products", Self.id(n)))
+            let expected = newest.contains(n) ? documents[Self.id(n)] : nil
+            if cached != expected { wrong.append("\(n) (rank \(rank(n))): cached \(cached ?? "nothing")") }
+        }
+        #expect(wrong.isEmpty, "\(wrong.count) keys wrong, e.g. \(wrong.prefix(5))\n\(sidecar.log.suffix(3000))")
+        print("sorted warm-up: killed at \(doneAtKill) of 50 done; \(wrong.isEmpty ? "exactly the 50 newest cached" : "\(wrong.count) keys wrong")")
+        withExtendedLifetime(sidecar) {}
+    }
+
     @Test("warm-up writes a hashed collection's documents as hashes with their secondary keys and records, as the stream would")
     func hashAndSecondaryKeys() throws {
         let f = try SidecarFixture()
