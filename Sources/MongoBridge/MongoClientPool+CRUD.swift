@@ -45,29 +45,12 @@ extension MongoClientPool {
     /// Finds documents matching `filter`, at most `limit` (0: no limit).
     public func find(_ ns: MongoNamespace, filter: BSONDocument = [:], limit: Int = 0,
                      projection: BSONDocument? = nil) throws -> [BSONDocument] {
-        let filterHandle = BSONHandle(filter)
         var opts = BSONDocument()
         if limit > 0 { opts["limit"] = .int64(Int64(limit)) }
         if let projection { opts["projection"] = .document(projection) }
-        let optsHandle = BSONHandle(opts)
-        return try withCollection(ns) { coll in
-            let cursor = filterHandle.withUnsafeHandle { f in
-                optsHandle.withUnsafeHandle { o in mongoc_collection_find_with_opts(coll, f, o, nil)! }
-            }
-            defer { mongoc_cursor_destroy(cursor) }
-            var results: [BSONDocument] = []
-            var doc: OpaquePointer?
-            while mongoc_cursor_next(cursor, &doc), let doc {
-                results.append(try BSONHandle(copying: doc).document())
-            }
-            var error = bson_error_t()
-            var reply: OpaquePointer?
-            if mongoc_cursor_error_document(cursor, &error, &reply) {
-                let replyDoc = reply.flatMap { try? BSONHandle(copying: $0).document() }
-                throw MongoError(bsonError: error, reply: replyDoc, context: "find in \(ns)")
-            }
-            return results
-        }
+        var results: [BSONDocument] = []
+        try eachFound(ns, filter: filter, opts: opts) { results.append(try BSONHandle(copying: $0).document()) }
+        return results
     }
 
     /// The BSON bytes of the documents matching `filter` in `sort` order, at most `limit` (0: no limit), without
@@ -76,7 +59,6 @@ extension MongoClientPool {
     public func findBytes(_ ns: MongoNamespace, filter: BSONDocument = [:], sort: BSONDocument? = nil, limit: Int = 0,
                           projection: BSONDocument? = nil, readConcern: String? = nil, min: BSONDocument? = nil,
                           hint: BSONDocument? = nil) throws -> [[UInt8]] {
-        let filterHandle = BSONHandle(filter)
         var opts = BSONDocument()
         if let sort { opts["sort"] = .document(sort) }
         if limit > 0 {
@@ -87,24 +69,30 @@ extension MongoClientPool {
         if let readConcern { opts["readConcern"] = .document(["level": .string(readConcern)]) }
         if let min { opts["min"] = .document(min) }
         if let hint { opts["hint"] = .document(hint) }
+        var results: [[UInt8]] = []
+        try eachFound(ns, filter: filter, opts: opts) { results.append(BSONHandle.bytes(ofBorrowed: $0)) }
+        return results
+    }
+
+    /// Runs `find` with `opts` and hands each document (borrowed from libmongoc, valid during the call) to `body`;
+    /// throws the cursor's error.
+    private func eachFound(_ ns: MongoNamespace, filter: BSONDocument, opts: BSONDocument,
+                           _ body: (OpaquePointer) throws -> Void) throws {
+        let filterHandle = BSONHandle(filter)
         let optsHandle = BSONHandle(opts)
-        return try withCollection(ns) { coll in
+        try withCollection(ns) { coll in
             let cursor = filterHandle.withUnsafeHandle { f in
                 optsHandle.withUnsafeHandle { o in mongoc_collection_find_with_opts(coll, f, o, nil)! }
             }
             defer { mongoc_cursor_destroy(cursor) }
-            var results: [[UInt8]] = []
             var doc: OpaquePointer?
-            while mongoc_cursor_next(cursor, &doc), let doc {
-                results.append(BSONHandle.bytes(ofBorrowed: doc))
-            }
+            while mongoc_cursor_next(cursor, &doc), let doc { try body(doc) }
             var error = bson_error_t()
             var reply: OpaquePointer?
             if mongoc_cursor_error_document(cursor, &error, &reply) {
                 let replyDoc = reply.flatMap { try? BSONHandle(copying: $0).document() }
                 throw MongoError(bsonError: error, reply: replyDoc, context: "find in \(ns)")
             }
-            return results
         }
     }
 
