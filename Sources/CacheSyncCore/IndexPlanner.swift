@@ -87,8 +87,10 @@ public struct IndexPlanner {
         switch op {
         case .set(let key, _, _), .refresh(let key, _), .setHash(let key, _, _), .refreshHash(let key, _):
             primary = key
+            // A hash's JSON is assembled only for `value: document` copies.
+            let copies = collection.indexes.contains { $0.value == .document }
             let value = switch op {
-            case .setHash(_, let fields, _), .refreshHash(_, let fields): ValueFormat.json(hashFields: fields)
+            case .setHash(_, let fields, _), .refreshHash(_, let fields): copies ? ValueFormat.json(hashFields: fields) : ""
             case .set(_, let value, _), .refresh(_, let value): value
             default: ""
             }
