@@ -381,10 +381,24 @@ extension ApplyBenchmark {
     /// Writes `resp` (pre-encoded commands) whole through hiredis, then reads and frees `replies` replies; an error
     /// reply throws.
     static func rawRoundTrip(_ context: UnsafeMutablePointer<redisContext>, _ resp: [UInt8], replies: Int) throws {
+        try rawWrite(context, resp)
+        try rawRead(context, replies: replies)
+    }
+
+    /// Writes `resp` (pre-encoded commands) whole to the socket.
+    static func rawWrite(_ context: UnsafeMutablePointer<redisContext>, _ resp: [UInt8]) throws {
         let status = resp.withUnsafeBufferPointer { buffer in
             buffer.withMemoryRebound(to: CChar.self) { redisAppendFormattedCommand(context, $0.baseAddress, $0.count) }
         }
         guard status == REDIS_OK else { throw BenchError("hiredis append failed") }
+        var done: Int32 = 0
+        while done == 0 {
+            guard redisBufferWrite(context, &done) == REDIS_OK else { throw BenchError("hiredis write failed") }
+        }
+    }
+
+    /// Reads and frees `replies` replies; an error reply throws.
+    static func rawRead(_ context: UnsafeMutablePointer<redisContext>, replies: Int) throws {
         for _ in 0..<replies {
             var reply: UnsafeMutableRawPointer?
             guard redisGetReply(context, &reply) == REDIS_OK, let reply else { throw BenchError("hiredis read failed") }

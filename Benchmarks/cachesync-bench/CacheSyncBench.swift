@@ -62,6 +62,9 @@ struct CacheSyncBench: ParsableCommand {
     @Flag(help: "Skip the Redis Cluster benchmark (the apply path on three masters beside a raw loop to the same nodes, and the end-to-end figures on a 6-node cluster beside one server).")
     var skipCluster = false
 
+    @Flag(help: "In the Redis Cluster benchmark, only the apply path (no end-to-end run on six nodes).")
+    var clusterApplyOnly = false
+
     mutating func run() throws {
         _ = MetricsBootstrap.bootstrap()
         var out = ""
@@ -170,6 +173,7 @@ struct CacheSyncBench: ParsableCommand {
         for r in results {
             text += "| \(r.strategy) | \(Self.percent(Measure.percentile(r.roundRatios, 0.5))) (\(Self.percent(r.roundRatios.min() ?? 0))–\(Self.percent(r.roundRatios.max() ?? 0))) | \(Self.rate(r.pipelineRate)) events/s | \(Self.rate(r.rawRate)) events/s | \(String(format: "%.2f", r.pipelineRedisMicros)) µs / \(String(format: "%.2f", r.rawRedisMicros)) µs | \(String(format: "%.2f", r.pipelineClientMicros)) µs / \(String(format: "%.2f", r.rawClientMicros)) µs |\n"
         }
+        if clusterApplyOnly { return text + "\n" }
         let single = try single ?? EndToEndBenchmark(bulkWrites: bulk, lagWrites: lagWrites, rate: rate, readyRuns: readyRuns).run()
         var clustered = EndToEndBenchmark(bulkWrites: bulk, lagWrites: lagWrites, rate: rate, readyRuns: readyRuns)
         clustered.cluster = true

@@ -125,11 +125,12 @@ struct BatchApplier {
 
     /// `apply` of a prepared batch without waiting for Redis: returns once the transaction is written (`false` when
     /// there was nothing to write); `awaitSent()` takes its outcome. A fence that fails already throws here. On a
-    /// cluster the batch is applied before this returns.
+    /// cluster every master's script is written (`ClusterBatchWriter.send`), and a slot's fence that refuses throws
+    /// from `awaitSent()`, which also writes the checkpoint.
     func send(_ prepared: Prepared, fence: String?) throws -> Bool {
         switch prepared {
         case .slotted(let ops, let checkpoint, let events):
-            try apply(ops, checkpoint: checkpoint, events: events, fence: fence)
+            try clusterWriter!.send(ops, checkpoint: checkpoint, events: events, fence: fence)
             return true
         case .transaction(let commands):
             guard commands.count > 0 else { return false }
@@ -140,13 +141,13 @@ struct BatchApplier {
 
     /// Waits for the transaction `send` wrote and throws what `apply` would have thrown.
     func awaitSent() throws {
-        guard clusterWriter == nil else { return }
+        if let clusterWriter { return try clusterWriter.awaitSent() }
         guard try server.awaitTransaction() != nil else { throw fenced }
     }
 
     /// Forgets the transaction `send` wrote without waiting for its outcome (after a failure elsewhere).
     func abandonSent() {
-        guard clusterWriter == nil else { return }
+        if let clusterWriter { return clusterWriter.abandonSent() }
         server.discardSentTransaction()
     }
 

@@ -13,145 +13,155 @@ import RedisSlot
 /// key outright, so applying a batch again converges to the same state.
 ///
 /// Fencing holds in every slot. Each slot has a fence hash (`SyncKeys.fence(slot:)`, a key in that slot) holding,
-/// per collection, the highest lease epoch seen there; the script refuses to write when the fence is above the
-/// writer's epoch, and raises it otherwise, check and write being one atomic step on the slot's master. A new leader
-/// raises the fence of all 16,384 slots to its epoch (which `LeaderLease` makes larger than any before it) before its
-/// first write. So once the new leader writes anything, every slot already refuses the old leader: an old write that
-/// lands in a slot did so before that slot's fence was raised, hence before any write of the new leader there, and
-/// the new leader replays those events from the checkpoint (which the old leader could only have moved to events
-/// whose writes all landed). The fence keys move with their slot in a resharding (a slot's keys move together;
-/// while they move Redis answers `TRYAGAIN` or `ASK`, which `RedisCluster` follows), and a promoted replica has them
-/// as its master had (raised, like the batches' writes, with `WAIT 1` where there are replicas).
+/// per collection, the highest lease epoch seen there. A new leader raises the fences of all 16,384 slots to its epoch
+/// (which `LeaderLease` makes larger than any before it) before its first write, and every script checks one fence on
+/// its node, that of its first write's slot, before any write: above the writer's epoch, it refuses the whole part.
+/// A check and the writes behind it are one atomic step on the node. So an old leader's script either finds that
+/// fence raised and writes nothing, or runs entirely before the new leader finished raising every fence, hence
+/// before the new leader's first write anywhere: whatever it wrote is overwritten when the new leader replays the
+/// events from the checkpoint (which the old leader could only have moved to events whose writes all landed), in
+/// stream order. (Checking the fence of every slot a part writes, as the first version did, adds nothing to this
+/// argument and cost a command per slot.) The fence keys move with their slot in a resharding (a slot's keys move
+/// together; while they move Redis answers `TRYAGAIN` or `ASK`, which `RedisCluster` follows), and a promoted replica
+/// has them as its master had (raised, like the batches' writes, with `WAIT 1` where there are replicas).
 /// Fences must not be evicted: like the checkpoints they have no TTL, which `volatile-*` eviction policies keep.
 final class ClusterBatchWriter {
-    /// The script of one master's part. KEYS[1]: the first slot's fence (which routes it). ARGV[1]: the namespace,
-    /// ARGV[2]: the epoch ('' writes unfenced), ARGV[3]: how many fences, then the other fences, then per write: how
-    /// many elements follow, the command's name, its key, its arguments. -1 when fenced, before any write.
-    static let masterScript = RedisScript("""
-        \(refreshHashFunction)
-        local ns, epoch, fences = ARGV[1], ARGV[2], tonumber(ARGV[3])
+    /// The script of a part: one master's writes (a script may touch keys of several slots of its own node), or one
+    /// slot's with every key declared. KEYS[1]: the fence of the first write's slot (which routes it), then, for one
+    /// slot, the writes' keys (only declared: the script reads every name from ARGV). ARGV[1]: the namespace,
+    /// ARGV[2]: the epoch ('' writes unfenced), then the writes, each a letter and its arguments (`Write`). -1 when
+    /// fenced, before any write; a fence below the epoch is raised to it.
+    static let script = RedisScript("""
+        local ns, epoch = ARGV[1], ARGV[2]
         if epoch ~= '' then
-          local mine, low = tonumber(epoch), {}
-          for i = 1, fences do
-            local fence = i == 1 and KEYS[1] or ARGV[2 + i]
-            local held = tonumber(redis.call('HGET', fence, ns) or '0')
-            if held > mine then return -1 end
-            if held < mine then low[#low + 1] = fence end
-          end
-          for _, fence in ipairs(low) do redis.call('HSET', fence, ns, epoch) end
-        end
-        local i = 3 + fences
-        while i <= #ARGV do
-          local n = tonumber(ARGV[i])
-          if ARGV[i + 1] == 'REFRESHHASH' then
-            refresh(ARGV[i + 2], {unpack(ARGV, i + 3, i + n)})
-          else
-            redis.call(unpack(ARGV, i + 1, i + n))
-          end
-          i = i + n + 1
-        end
-        return 1
-        """)
-
-    /// The script of one slot's part, every key declared. KEYS[1]: the slot's fence, KEYS[2…]: one key per write.
-    /// ARGV[1]: the namespace, ARGV[2]: the epoch, then per write: how many arguments follow its key, its name,
-    /// those arguments. -1 when fenced.
-    static let slotScript = RedisScript("""
-        \(refreshHashFunction)
-        if ARGV[2] ~= '' then
-          local held = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
-          local mine = tonumber(ARGV[2])
+          local held = tonumber(redis.call('HGET', KEYS[1], ns) or '0')
+          local mine = tonumber(epoch)
           if held > mine then return -1 end
-          if held < mine then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
+          if held < mine then redis.call('HSET', KEYS[1], ns, epoch) end
         end
-        local i, k = 3, 2
-        while i <= #ARGV do
-          local n = tonumber(ARGV[i])
-          local command = {ARGV[i + 1], KEYS[k]}
-          for j = 1, n do command[j + 2] = ARGV[i + 1 + j] end
-          if command[1] == 'REFRESHHASH' then
-            refresh(command[2], {unpack(command, 3)})
+        local call, i, n = redis.call, 3, #ARGV
+        while i <= n do
+          local op, key = ARGV[i], ARGV[i + 1]
+          if op == 'S' then
+            call('UNLINK', ARGV[i + 2])
+            call('SET', key, ARGV[i + 3], 'EX', ARGV[i + 4])
+            i = i + 5
+          elseif op == 'R' then
+            call('UNLINK', ARGV[i + 2])
+            call('SET', key, ARGV[i + 3], 'XX', 'KEEPTTL')
+            i = i + 4
+          elseif op == 'D' then
+            call('UNLINK', key, ARGV[i + 2])
+            i = i + 3
+          elseif op == 'H' then
+            local last = i + 4 + tonumber(ARGV[i + 4])
+            call('UNLINK', key, ARGV[i + 2])
+            call('HSET', key, unpack(ARGV, i + 5, last))
+            call('EXPIRE', key, ARGV[i + 3])
+            i = last + 1
+          elseif op == 'F' then
+            local last = i + 3 + tonumber(ARGV[i + 3])
+            call('UNLINK', ARGV[i + 2])
+            local ttl = call('PTTL', key)
+            if ttl ~= -2 then
+              call('DEL', key)
+              call('HSET', key, unpack(ARGV, i + 4, last))
+              if ttl > 0 then call('PEXPIRE', key, ttl) end
+            end
+            i = last + 1
+          elseif op == 'I' then
+            call('SET', key, ARGV[i + 2], 'EX', ARGV[i + 3])
+            i = i + 4
+          elseif op == 'U' then
+            call('UNLINK', key)
+            i = i + 2
+          elseif op == 'P' then
+            call('SET', key, ARGV[i + 2])
+            i = i + 3
+          elseif op == 'X' then
+            call('DEL', key)
+            i = i + 2
+          elseif op == 'C' then
+            call('HINCRBY', key, ARGV[i + 2], ARGV[i + 3])
+            i = i + 4
           else
-            redis.call(unpack(command))
+            return redis.error_reply('cachesync: unknown write ' .. tostring(op))
           end
-          i = i + n + 2
-          k = k + 1
         end
         return 1
         """)
 
-    /// `format: hash`'s refresh in a script, as the pseudo-command `REFRESHHASH key fields…`: replaces a cached
-    /// hash's fields keeping its remaining TTL (`BatchApplier.refreshHashScript`).
-    static let refreshHashFunction = """
-        local function refresh(key, fields)
-          local ttl = redis.call('PTTL', key)
-          if ttl == -2 then return end
-          redis.call('DEL', key)
-          redis.call('HSET', key, unpack(fields))
-          if ttl > 0 then redis.call('PEXPIRE', key, ttl) end
-        end
-        """
-
-    /// One write: a command with one key.
+    /// One write, in the script's form: a letter, the key, then its arguments. The cache's writes also remove the
+    /// key's read-through lease (which shares its slot).
     enum Write {
-        case unlink(String)
-        case unlinkWithLease(String, lease: String)
-        case setEx(String, value: String, seconds: Int)
-        case setKeepTTL(String, value: String)
+        /// A cache op (`.skip` and `.flushCollection` are not writes):
+        /// `S key lease value seconds` (`UNLINK` the lease, `SET … EX`), `R key lease value` (`SET … XX KEEPTTL`),
+        /// `D key lease` (`UNLINK` both), `H key lease seconds count fields…` (`UNLINK` both, `HSET`, `EXPIRE`),
+        /// `F key lease count fields…` (a cached hash's fields replaced keeping its TTL, `format: hash`'s refresh),
+        /// `I key value seconds` (a secondary key's `SET … EX`), `U key` (its `UNLINK`).
+        case cache(CacheOp)
+        /// `P key value`: `SET` without a TTL (the checkpoint, the warm-up position).
         case set(String, value: String)
+        /// `X key`: `DEL`.
         case del(String)
+        /// `C key field by`: `HINCRBY`.
         case hincrby(String, field: String, by: Int)
-        /// `HSET key fields…`, `EXPIRE key seconds`, `REFRESHHASH key fields…` (format: hash).
-        case hset(String, fields: [String])
-        case expire(String, seconds: Int)
-        case refreshHash(String, fields: [String])
 
+        /// The key whose slot the write goes to (the lease shares it).
         var key: String {
             switch self {
-            case .unlink(let key), .unlinkWithLease(let key, _), .setEx(let key, _, _), .setKeepTTL(let key, _), .set(let key, _), .del(let key),
-                 .hincrby(let key, _, _), .hset(let key, _), .expire(let key, _), .refreshHash(let key, _): key
+            case .cache(let op):
+                switch op {
+                case .set(let key, _, _), .refresh(let key, _), .delete(let key, _), .setHash(let key, _, _),
+                     .refreshHash(let key, _): key.text
+                case .indexSet(let key, _, _), .indexDelete(let key): key
+                case .skip, .flushCollection: ""
+                }
+            case .set(let key, _), .del(let key), .hincrby(let key, _, _): key
             }
         }
 
-        /// The command's name and its arguments after the key.
-        var nameAndArguments: (String, [String]) {
+        /// Every key the write touches, as a slot script declares them.
+        var keys: [String] {
             switch self {
-            case .unlink: ("UNLINK", [])
-            case .unlinkWithLease(_, let lease): ("UNLINK", [lease])
-            case .setEx(_, let value, let seconds): ("SET", [value, "EX", String(seconds)])
-            case .setKeepTTL(_, let value): ("SET", [value, "XX", "KEEPTTL"])
-            case .set(_, let value): ("SET", [value])
-            case .del: ("DEL", [])
-            case .hincrby(_, let field, let by): ("HINCRBY", [field, String(by)])
-            case .hset(_, let fields): ("HSET", fields)
-            case .expire(_, let seconds): ("EXPIRE", [String(seconds)])
-            case .refreshHash(_, let fields): ("REFRESHHASH", fields)
+            case .cache(.set(let key, _, _)), .cache(.refresh(let key, _)), .cache(.delete(let key, _)),
+                 .cache(.setHash(let key, _, _)), .cache(.refreshHash(let key, _)):
+                [key.text, key.leaseKey]
+            default: [key]
             }
         }
 
-        /// Appends how many elements follow, the name, the key and the arguments (the master script's form).
-        func append(to list: inout RedisArgumentList) {
+        /// Appends the letter, the key and the arguments.
+        func append(to list: inout some ScriptArguments) {
             switch self {
-            case .unlink(let key):
-                list.append(number: 2); list.append("UNLINK"); list.append(key)
-            case .unlinkWithLease(let key, let lease):
-                list.append(number: 3); list.append("UNLINK"); list.append(key); list.append(lease)
-            case .setEx(let key, let value, let seconds):
-                list.append(number: 5); list.append("SET"); list.append(key); list.append(value); list.append("EX")
-                list.append(number: seconds)
-            case .setKeepTTL(let key, let value):
-                list.append(number: 5); list.append("SET"); list.append(key); list.append(value); list.append("XX")
-                list.append("KEEPTTL")
+            case .cache(let op):
+                switch op {
+                case .set(let key, let value, let ttl):
+                    list.append("S"); list.append(key.text); list.append(key.leaseKey); list.append(value)
+                    list.append(number: ttl)
+                case .refresh(let key, let value):
+                    list.append("R"); list.append(key.text); list.append(key.leaseKey); list.append(value)
+                case .delete(let key, _):
+                    list.append("D"); list.append(key.text); list.append(key.leaseKey)
+                case .setHash(let key, let fields, let ttl):
+                    list.append("H"); list.append(key.text); list.append(key.leaseKey); list.append(number: ttl)
+                    list.append(number: fields.count)
+                    for field in fields { list.append(field) }
+                case .refreshHash(let key, let fields):
+                    list.append("F"); list.append(key.text); list.append(key.leaseKey); list.append(number: fields.count)
+                    for field in fields { list.append(field) }
+                case .indexSet(let key, let value, let ttl):
+                    list.append("I"); list.append(key); list.append(value); list.append(number: ttl)
+                case .indexDelete(let key):
+                    list.append("U"); list.append(key)
+                case .skip, .flushCollection: break
+                }
             case .set(let key, let value):
-                list.append(number: 3); list.append("SET"); list.append(key); list.append(value)
+                list.append("P"); list.append(key); list.append(value)
             case .del(let key):
-                list.append(number: 2); list.append("DEL"); list.append(key)
+                list.append("X"); list.append(key)
             case .hincrby(let key, let field, let by):
-                list.append(number: 4); list.append("HINCRBY"); list.append(key); list.append(field); list.append(number: by)
-            case .hset, .expire, .refreshHash:
-                let (name, arguments) = nameAndArguments
-                list.append(number: 2 + arguments.count); list.append(name); list.append(key)
-                for argument in arguments { list.append(argument) }
+                list.append("C"); list.append(key); list.append(field); list.append(number: by)
             }
         }
     }
@@ -162,51 +172,57 @@ final class ClusterBatchWriter {
     private var raisedEpoch: String?
     /// The fence key of each slot, made once.
     private lazy var fenceKeys: [String] = (0..<RedisSlot.count).map(keys.fence(slot:))
+    /// The batch `send` wrote, until `awaitSent` or `abandonSent`.
+    private var inFlight: InFlight?
+
+    /// A batch whose writes went to their masters: their parts, unacknowledged, and the checkpoint's writes that
+    /// follow once every part is.
+    private struct InFlight {
+        var writes: [Write]
+        var parts: [Part]
+        var epoch: String
+        var last: [Write]
+    }
+
+    /// One master's script, sent: its writes (indices) and its arguments after the script's name, for `EVAL` when
+    /// the master did not know the script.
+    private struct Part {
+        var sent: RedisCluster.SentPart
+        var indices: [Int]
+        var head: [String]
+        var laidOut: RedisArgumentList
+    }
 
     init(cluster: RedisCluster, keys: SyncKeys) {
         self.cluster = cluster
         self.keys = keys
     }
 
-    /// The writes of `ops`, each preceded by the removal of its key's read-through lease (which shares its slot).
+    /// The writes of `ops`, in order.
     static func writes(_ ops: [CacheOp]) -> [Write] {
-        var writes: [Write] = []
-        writes.reserveCapacity(2 * ops.count)
-        for op in ops {
+        ops.compactMap { op in
             switch op {
-            case .set(let key, let value, let ttl):
-                writes.append(.unlink(key.leaseKey))
-                writes.append(.setEx(key.text, value: value, seconds: ttl))
-            case .refresh(let key, let value):
-                writes.append(.unlink(key.leaseKey))
-                writes.append(.setKeepTTL(key.text, value: value))
-            case .delete(let key, _):
-                // The key and its lease share a slot: one command removes both.
-                writes.append(.unlinkWithLease(key.text, lease: key.leaseKey))
-            case .setHash(let key, let fields, let ttl):
-                writes.append(.unlink(key.leaseKey))
-                writes.append(.unlink(key.text))
-                writes.append(.hset(key.text, fields: fields))
-                writes.append(.expire(key.text, seconds: ttl))
-            case .refreshHash(let key, let fields):
-                writes.append(.unlink(key.leaseKey))
-                writes.append(.refreshHash(key.text, fields: fields))
-            case .indexSet(let key, let value, let ttl):
-                writes.append(.setEx(key, value: value, seconds: ttl))
-            case .indexDelete(let key):
-                writes.append(.unlink(key))
-            case .skip, .flushCollection: continue
+            case .skip, .flushCollection: nil
+            default: .cache(op)
             }
         }
-        return writes
     }
 
     /// Applies `ops` in every slot, then the checkpoint change and the counters. Throws `FencedWriteError` when a
     /// slot's fence is above this instance's epoch, `RedisError` when Redis fails (the checkpoint then stays).
     func apply(_ ops: [CacheOp], checkpoint: BatchApplier.CheckpointChange, events: Int,
                warmup: BatchApplier.WarmupChange = .keep, fence: String?) throws {
+        try send(ops, checkpoint: checkpoint, events: events, warmup: warmup, fence: fence)
+        try awaitSent()
+    }
+
+    /// `apply` up to sending `ops` to their masters, without waiting for them: `awaitSent()` takes the outcome and
+    /// writes the checkpoint. A batch still in flight is finished first. A fence raised for a new epoch is raised
+    /// here, waiting.
+    func send(_ ops: [CacheOp], checkpoint: BatchApplier.CheckpointChange, events: Int,
+              warmup: BatchApplier.WarmupChange = .keep, fence: String?) throws {
+        try awaitSent()
         let epoch = try self.epoch(fence)
-        try run(Self.writes(ops), epoch: epoch, replicated: true)
         var last: [Write] = []
         switch checkpoint {
         case .keep: break
@@ -222,7 +238,25 @@ final class ClusterBatchWriter {
             last.append(.hincrby(keys.applied, field: "events", by: events))
             last.append(.hincrby(keys.applied, field: "batches", by: 1))
         }
-        try run(last, epoch: epoch, replicated: false)
+        let writes = Self.writes(ops)
+        inFlight = InFlight(writes: writes, parts: try sendParts(writes, epoch: epoch, replicated: true), epoch: epoch,
+                            last: last)
+    }
+
+    /// Waits for the batch `send` wrote, if any, then writes its checkpoint; throws what `apply` would have thrown.
+    func awaitSent() throws {
+        guard let batch = inFlight else { return }
+        inFlight = nil
+        try finish(batch.parts, of: batch.writes, epoch: batch.epoch, replicated: true)
+        try run(batch.last, epoch: batch.epoch, replicated: false)
+    }
+
+    /// Forgets the batch `send` wrote without its checkpoint (after a failure elsewhere): its replies are read and
+    /// dropped.
+    func abandonSent() {
+        guard let batch = inFlight else { return }
+        inFlight = nil
+        for part in batch.parts { _ = try? cluster.awaitSent(part.sent) }
     }
 
     /// The epoch of the lease value `fence` (`<instanceId>|<epoch>`), '' when unfenced; the first time an epoch is
@@ -232,53 +266,75 @@ final class ClusterBatchWriter {
         let epoch = fence.split(separator: "|").last.map(String.init) ?? ""
         guard epoch != raisedEpoch else { return epoch }
         let everySlot = (0..<RedisSlot.count).map { slot in
-            Self.slotScript.evalshaCommand(keys: [Array(fenceKeys[slot].utf8)],
-                                           arguments: [Array(keys.namespace.utf8), Array(epoch.utf8)])
+            Self.script.evalshaCommand(keys: [Array(fenceKeys[slot].utf8)],
+                                       arguments: [Array(keys.namespace.utf8), Array(epoch.utf8)])
         }
         try check(try sendSlotScripts(everySlot, replicated: true))
         raisedEpoch = epoch
         return epoch
     }
 
-    /// Runs `writes`: one script per master, in the order the masters first appear; a master's part that was
-    /// misrouted again slot by slot. With `replicated`, a master with replicas also waits until one has them.
+    /// Runs `writes` (`sendParts`, then `finish`).
     private func run(_ writes: [Write], epoch: String, replicated: Bool) throws {
-        guard !writes.isEmpty else { return }
+        try finish(try sendParts(writes, epoch: epoch, replicated: replicated), of: writes, epoch: epoch, replicated: replicated)
+    }
+
+    /// Sends `writes` as one script per master, in the order the masters first appear, without waiting: every
+    /// master works on its part at once. With `replicated`, a master with replicas also waits until one has them.
+    private func sendParts(_ writes: [Write], epoch: String, replicated: Bool) throws -> [Part] {
+        guard !writes.isEmpty else { return [] }
         let slots = writes.map { RedisSlot.of($0.key) }
-        let owners = try cluster.owners(ofSlots: slots)
-        var order: [RedisCluster.Node] = []
-        var byMaster: [[Int]] = []
+        let (masters, owners) = try cluster.masterIndices(ofSlots: slots)
+        // Per master: its writes' indices and their arguments (arrays of their own, so each list is appended to in
+        // place).
+        var indices = [[Int]](repeating: [], count: masters.count)
+        var laidOut = [RedisArgumentList](repeating: RedisArgumentList(), count: masters.count)
+        var order: [Int] = []
         for index in writes.indices {
-            if let at = order.firstIndex(of: owners[index]) {
-                byMaster[at].append(index)
-            } else {
-                order.append(owners[index])
-                byMaster.append([index])
+            let master = owners[index]
+            if indices[master].isEmpty { order.append(master) }
+            indices[master].append(index)
+            writes[index].append(to: &laidOut[master])
+        }
+        var parts: [Part] = []
+        do {
+            for master in order {
+                let head = [Self.script.sha1, "1", fenceKeys[slots[indices[master][0]]], keys.namespace, epoch]
+                var command = RedisCommandBatch()
+                command.append(["EVALSHA"] + head, laidOut[master])
+                let sent = try cluster.sendAhead(command, to: masters[master], replicated: replicated)
+                parts.append(Part(sent: sent, indices: indices[master], head: head, laidOut: laidOut[master]))
+            }
+        } catch {
+            for part in parts { _ = try? cluster.awaitSent(part.sent) }
+            throw error
+        }
+        return parts
+    }
+
+    /// Takes every part's reply (all of them, also after a failure); a part whose master did not know the script
+    /// goes again as `EVAL`, one that was misrouted again slot by slot. Throws the first failure.
+    private func finish(_ parts: [Part], of writes: [Write], epoch: String, replicated: Bool) throws {
+        var replies: [RedisReply] = []
+        var failure: (any Error)?
+        for part in parts {
+            do {
+                replies.append(try cluster.awaitSent(part.sent)[0])
+            } catch {
+                failure = failure ?? error
+                replies.append(.null)
             }
         }
-        var seen = [Bool](repeating: false, count: RedisSlot.count)
-        for (master, indices) in zip(order, byMaster) {
-            var fences: [Int] = []
-            for index in indices where !seen[slots[index]] {
-                seen[slots[index]] = true
-                fences.append(slots[index])
-            }
-            var arguments = RedisArgumentList()
-            arguments.append(keys.namespace)
-            arguments.append(epoch)
-            arguments.append(number: fences.count)
-            for slot in fences.dropFirst() { arguments.append(fenceKeys[slot]) }
-            for index in indices { writes[index].append(to: &arguments) }
-            var command = RedisCommandBatch()
-            command.append(["EVALSHA", Self.masterScript.sha1, "1", fenceKeys[fences[0]]], arguments)
-            var reply = try cluster.send(command, to: master, replicated: replicated)[0]
+        if let failure { throw failure }
+        for (part, first) in zip(parts, replies) {
+            var reply = first
             if reply.text?.hasPrefix("NOSCRIPT") == true {
                 var again = RedisCommandBatch()
-                again.append(["EVAL", Self.masterScript.source, "1", fenceKeys[fences[0]]], arguments)
-                reply = try cluster.send(again, to: master, replicated: replicated)[0]
+                again.append(["EVAL", Self.script.source] + part.head.dropFirst(), part.laidOut)
+                reply = try cluster.send(again, to: part.sent.node, replicated: replicated)[0]
             }
             if cluster.isMisrouted(reply) {
-                try check(try sendSlotScripts(slotCommands(indices.map { writes[$0] }, epoch: epoch), replicated: replicated))
+                try check(try sendSlotScripts(slotCommands(part.indices.map { writes[$0] }, epoch: epoch), replicated: replicated))
             } else {
                 try check([reply])
             }
@@ -288,13 +344,11 @@ final class ClusterBatchWriter {
     /// The values of `keys` (nil where missing): one pipeline of `GET`s per master, the masters one after another;
     /// a `GET` that was misrouted is sent again through `RedisCluster.command`, which follows redirections.
     func read(_ keys: [String]) throws(RedisError) -> [RedisReply] {
-        let owners = try cluster.owners(ofSlots: keys.map(RedisSlot.of))
+        let (masters, owners) = try cluster.masterIndices(ofSlots: keys.map(RedisSlot.of))
+        var byMaster = [[Int]](repeating: [], count: masters.count)
+        for index in keys.indices { byMaster[owners[index]].append(index) }
         var replies = [RedisReply](repeating: .null, count: keys.count)
-        var pending = Array(keys.indices)
-        while let first = pending.first {
-            let master = owners[first]
-            let indices = pending.filter { owners[$0] == master }
-            pending.removeAll { owners[$0] == master }
+        for (master, indices) in zip(masters, byMaster) where !indices.isEmpty {
             var batch = RedisCommandBatch()
             for i in indices { batch.append("GET", keys[i]) }
             for (i, reply) in zip(indices, try cluster.send(batch, to: master, replicated: false)) {
@@ -315,13 +369,10 @@ final class ClusterBatchWriter {
                 order.append(slot)
                 bySlot[slot] = ([Array(fenceKeys[slot].utf8)], [Array(keys.namespace.utf8), Array(epoch.utf8)])
             }
-            let (name, arguments) = write.nameAndArguments
-            bySlot[slot]!.keys.append(Array(write.key.utf8))
-            bySlot[slot]!.arguments.append(Array(String(arguments.count).utf8))
-            bySlot[slot]!.arguments.append(Array(name.utf8))
-            for argument in arguments { bySlot[slot]!.arguments.append(Array(argument.utf8)) }
+            bySlot[slot]!.keys += write.keys.map { Array($0.utf8) }
+            write.append(to: &bySlot[slot]!.arguments)
         }
-        return order.map { Self.slotScript.evalshaCommand(keys: bySlot[$0]!.keys, arguments: bySlot[$0]!.arguments) }
+        return order.map { Self.script.evalshaCommand(keys: bySlot[$0]!.keys, arguments: bySlot[$0]!.arguments) }
     }
 
     /// Sends slot scripts through `RedisCluster.pipeline` (which follows redirections), and again as `EVAL` those a
@@ -337,7 +388,7 @@ final class ClusterBatchWriter {
 
     /// `EVAL <source> …` for an `EVALSHA <sha1> …` command of the slot script.
     private static func evalForm(_ evalsha: [[UInt8]]) -> [[UInt8]] {
-        [Array("EVAL".utf8), Array(slotScript.source.utf8)] + evalsha.dropFirst(2)
+        [Array("EVAL".utf8), Array(script.source.utf8)] + evalsha.dropFirst(2)
     }
 
     /// Throws the first error reply, or `FencedWriteError` when a slot refused the epoch.
@@ -345,4 +396,18 @@ final class ClusterBatchWriter {
         try cluster.throwFirstError(in: replies)
         if replies.contains(.integer(-1)) { throw FencedWriteError(leaseKey: keys.leader) }
     }
+}
+
+/// Where `ClusterBatchWriter.Write` lays out its arguments: a script's arguments in the protocol (a master's part),
+/// or as byte arrays (a slot's part, sent through `RedisCluster.pipeline`).
+protocol ScriptArguments {
+    mutating func append(_ text: String)
+    mutating func append(number: Int)
+}
+
+extension RedisArgumentList: ScriptArguments {}
+
+extension [[UInt8]]: ScriptArguments {
+    mutating func append(_ text: String) { append([UInt8](text.utf8)) }
+    mutating func append(number: Int) { append([UInt8](String(number).utf8)) }
 }

@@ -256,7 +256,12 @@ final class CollectionWatcher: @unchecked Sendable {
                 telemetry.streamRestarted(ns, reason: "invalidate")
                 logger.notice("change stream invalidated; reopening with startAfter")
             }
-        case .standBy(let seconds, let leaseLost):
+        case .standBy(let seconds, var leaseLost):
+            if !leaseLost {
+                // A batch still in flight may have been fenced: on a cluster the fences are checked when its replies
+                // are read, which this lease check came before.
+                do { try pipeline.finishInFlight() } catch is FencedWriteError { leaseLost = true } catch {}
+            }
             if leaseLost {
                 logger.warning("lost the collection lease to another instance; standing by")
                 lease?.lost()

@@ -108,9 +108,28 @@ public struct CacheKey: Sendable, Hashable, CustomStringConvertible {
     /// a key with a hash tag keeps it (`{user:1}:a:lease`), one without a `}` is the tag (`{products:42}:lease`),
     /// and any other (a `}` but no valid tag) is led by a short tag of its slot (`{3lx}a}b:lease`).
     public func derivedKey(_ suffix: String) -> String {
-        guard colocatesDerivedKeys, !RedisSlot.hasHashTag(text) else { return text + suffix }
-        if !text.utf8.contains(UInt8(ascii: "}")) { return "{" + text + "}" + suffix }
-        return "{" + RedisSlot.tag(forSlot: RedisSlot.of(text)) + "}" + text + suffix
+        guard colocatesDerivedKeys else { return text + suffix }
+        var text = text
+        return text.withUTF8 { key in
+            if RedisSlot.hashTag(key) != nil { return Self.joined("", key, suffix) }
+            if !key.contains(UInt8(ascii: "}")) { return Self.joined("{", key, "}" + suffix) }
+            return Self.joined("{" + RedisSlot.tag(forSlot: RedisSlot.of(utf8: key)) + "}", key, suffix)
+        }
+    }
+
+    /// `head`, `key` and `tail` in one string, written into its storage at once (a derived key is made per write).
+    private static func joined(_ head: String, _ key: UnsafeBufferPointer<UInt8>, _ tail: String) -> String {
+        var head = head, tail = tail
+        return head.withUTF8 { head in
+            tail.withUTF8 { tail in
+                String(unsafeUninitializedCapacity: head.count + key.count + tail.count) { out in
+                    var end = UnsafeMutableBufferPointer(rebasing: out[...]).initialize(fromContentsOf: head)
+                    end += UnsafeMutableBufferPointer(rebasing: out[end...]).initialize(fromContentsOf: key)
+                    end += UnsafeMutableBufferPointer(rebasing: out[end...]).initialize(fromContentsOf: tail)
+                    return end
+                }
+            }
+        }
     }
 
     /// A `SCAN MATCH` glob for the derived keys that `colocatesDerivedKeys` names `{<key>}<suffix>`, of every key

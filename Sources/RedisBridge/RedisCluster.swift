@@ -169,16 +169,69 @@ public final class RedisCluster: RedisClient, @unchecked Sendable {
         }
     }
 
+    /// The masters as the map says now (asking the cluster first when the map is stale), and the index among them of
+    /// each slot's master: one look at the map for a whole batch.
+    public func masterIndices(ofSlots slots: [Int]) throws(RedisError) -> (masters: [Node], owners: [Int]) {
+        try refreshIfStale()
+        return try locked { () throws(RedisError) -> ([Node], [Int]) in
+            let indices = try slots.map { slot throws(RedisError) -> Int in
+                guard owners[slot] >= 0 else { throw uncovered(slot) }
+                return owners[slot]
+            }
+            return (masters, indices)
+        }
+    }
+
     /// Sends the commands of `laidOut` to `node` as they are, without following redirections (a reply such as `MOVED`
     /// comes back as an `.error`); with `replicated`, `WAIT 1` follows them as in `pipeline(_:replicated:)`. A
     /// connection error marks the map stale and throws.
+    /// (Replies of a part `sendAhead` wrote to the same node are read first and kept for `awaitSent`.)
     public func send(_ laidOut: RedisCommandBatch, to node: Node, replicated: Bool) throws(RedisError) -> [RedisReply] {
-        let (connection, waits) = lock.withLock { (connectionLocked(node), replicated && replicaCounts[node, default: 0] > 0) }
-        var batch = laidOut
-        if waits { batch.append(Self.wait(replicationTimeout).map { String(decoding: $0, as: UTF8.self) }) }
+        let (connection, waits, batch) = part(laidOut, to: node, replicated: replicated)
         do {
             var replies = try connection.pipeline(batch)
             if waits { replies.removeLast() }
+            return replies
+        } catch {
+            markStale()
+            throw error
+        }
+    }
+
+    /// What `sendAhead` wrote to one master, for `awaitSent`.
+    public struct SentPart: Sendable {
+        public let node: Node
+        let connection: RedisConnection
+        let waits: Bool
+    }
+
+    /// `send` without waiting for the replies, which `awaitSent` takes (parts for several masters can be sent
+    /// before any is awaited, so the masters work at once).
+    public func sendAhead(_ laidOut: RedisCommandBatch, to node: Node, replicated: Bool) throws(RedisError) -> SentPart {
+        let (connection, waits, batch) = part(laidOut, to: node, replicated: replicated)
+        do {
+            try connection.sendPipeline(batch)
+        } catch {
+            markStale()
+            throw error
+        }
+        return SentPart(node: node, connection: connection, waits: waits)
+    }
+
+    /// `node`'s connection, whether it waits for a replica, and `laidOut` with `WAIT 1` behind it when it does.
+    private func part(_ laidOut: RedisCommandBatch, to node: Node, replicated: Bool)
+        -> (RedisConnection, waits: Bool, RedisCommandBatch) {
+        let (connection, waits) = lock.withLock { (connectionLocked(node), replicated && replicaCounts[node, default: 0] > 0) }
+        var batch = laidOut
+        if waits { batch.append(Self.wait(replicationTimeout).map { String(decoding: $0, as: UTF8.self) }) }
+        return (connection, waits, batch)
+    }
+
+    /// The replies of a part `sendAhead` wrote (without `WAIT`'s). A connection error marks the map stale and throws.
+    public func awaitSent(_ part: SentPart) throws(RedisError) -> [RedisReply] {
+        do {
+            var replies = try part.connection.awaitPipeline()
+            if part.waits { replies.removeLast() }
             return replies
         } catch {
             markStale()

@@ -12,13 +12,17 @@ enum RedisSentAhead {
     case outcome(Result<Int?, RedisError>, guard: RedisArmedGuard?)
     /// The outcome is taken; the guard still `WATCH`es its key on the server.
     case guardArmed(RedisArmedGuard)
+    /// Commands `sendPipeline` wrote: `replies` unread.
+    case pipeline(replies: Int)
+    /// Their replies once read, which `awaitPipeline` takes.
+    case replies(Result<[RedisReply], RedisError>)
 
     /// The guard read behind a sent transaction, if any.
     var armedGuard: RedisArmedGuard? {
         switch self {
         case .outcome(_, let armed): armed
         case .guardArmed(let armed): armed
-        case .nothing, .transaction: nil
+        case .nothing, .transaction, .pipeline, .replies: nil
         }
     }
 
@@ -27,7 +31,7 @@ enum RedisSentAhead {
         switch self {
         case .outcome(let outcome, _): .outcome(outcome, guard: nil)
         case .guardArmed: .nothing
-        case .nothing, .transaction: self
+        case .nothing, .transaction, .pipeline, .replies: self
         }
     }
 }
@@ -77,9 +81,7 @@ extension RedisConnection {
         throws(RedisError) -> Bool {
         try locked { () throws(RedisError) -> Bool in
             let context = try connectedContext(keepingGuardAhead: true)
-            if case .outcome = sentAhead {
-                throw RedisError.invalidCommand("the previous transaction's outcome was not taken", endpoint: options.endpoint)
-            }
+            try checkOutcomeTaken()
             try checkNoEmptyCommand(commands)
             guard try guardHolds(context, condition) else { return false }
             var count = try appendTransaction(context, commands)
@@ -108,12 +110,15 @@ extension RedisConnection {
         }
     }
 
-    /// Forgets a sent transaction's outcome (after a failure elsewhere, when nobody will take it).
+    /// Forgets a sent transaction's outcome, or a sent pipeline's replies (after a failure elsewhere, when nobody
+    /// will take them).
     public func discardSentTransaction() {
         locked {
             if let context { readSentReplies(context) }
             if case .outcome(_, let armed) = sentAhead {
                 sentAhead = armed.map { .guardArmed($0) } ?? .nothing
+            } else if case .replies = sentAhead {
+                sentAhead = .nothing
             }
         }
     }
@@ -192,9 +197,60 @@ extension RedisConnection {
         }
     }
 
-    /// Reads a sent transaction's replies, if unread, into its outcome, and those of the guard sent behind it.
-    /// Call with the lock held.
+    /// Writes `laidOut` and returns without waiting for Redis, so the caller can work meanwhile (a cluster's
+    /// masters all work on their parts at once); `awaitPipeline()` takes the replies. Any other call on this
+    /// connection reads them first and keeps them, so commands never overtake them; the next `sendPipeline` drops
+    /// them if nobody took them (a caller that gave up on them after a failure elsewhere).
+    public func sendPipeline(_ laidOut: RedisCommandBatch) throws(RedisError) {
+        try locked { () throws(RedisError) in
+            let context = try connectedContext()
+            if case .replies = sentAhead { sentAhead = .nothing }
+            try checkOutcomeTaken()
+            try checkNoEmptyCommand(laidOut)
+            try append(context, laidOut, dropOnFailure: true)
+            try flushOutput(context)
+            sentAhead = .pipeline(replies: laidOut.count)
+        }
+    }
+
+    /// The replies of the commands `sendPipeline` wrote, waiting for them if they are not read yet (error replies
+    /// are `.error` values); throws when the connection failed before they were read.
+    public func awaitPipeline() throws(RedisError) -> [RedisReply] {
+        try locked { () throws(RedisError) -> [RedisReply] in
+            if let context { readSentReplies(context) }
+            guard case .replies(let replies) = sentAhead else {
+                throw RedisError.invalidCommand("no pipeline was sent", endpoint: options.endpoint)
+            }
+            sentAhead = .nothing
+            return try replies.get()
+        }
+    }
+
+    /// Throws when what was sent ahead has an outcome nobody took (a caller's mistake).
+    private func checkOutcomeTaken() throws(RedisError) {
+        switch sentAhead {
+        case .outcome, .replies:
+            throw RedisError.invalidCommand("the previous outcome was not taken", endpoint: options.endpoint)
+        case .nothing, .transaction, .guardArmed, .pipeline:
+            break
+        }
+    }
+
+    /// Reads a sent transaction's replies, if unread, into its outcome, and those of the guard sent behind it; or
+    /// the replies of a sent pipeline. Call with the lock held.
     func readSentReplies(_ context: UnsafeMutablePointer<redisContext>) {
+        if case .pipeline(let count) = sentAhead {
+            // A failure below drops the context, which must not take these replies for ones still unread.
+            sentAhead = .nothing
+            let replies: Result<[RedisReply], RedisError>
+            do {
+                replies = .success(try readReplies(context, count, dropOnFailure: true))
+            } catch {
+                replies = .failure(error)
+            }
+            sentAhead = .replies(replies)
+            return
+        }
         guard case .transaction(let count, let guardKey) = sentAhead else { return }
         // A failure below drops the context, which must not take this transaction for one still unread.
         sentAhead = .nothing

@@ -211,6 +211,9 @@ public final class RedisConnection: RedisClient, @unchecked Sendable {
             sentAhead = .outcome(.failure(RedisError(kind: .io, endpoint: options.endpoint,
                                                      message: "the connection closed before the transaction's replies were read")),
                                  guard: nil)
+        } else if case .pipeline = sentAhead {
+            sentAhead = .replies(.failure(RedisError(kind: .io, endpoint: options.endpoint,
+                                                     message: "the connection closed before the pipeline's replies were read")))
         } else {
             sentAhead = sentAhead.withoutGuard
         }

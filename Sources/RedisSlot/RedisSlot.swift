@@ -13,13 +13,16 @@ public enum RedisSlot {
         return key.withUTF8 { of(utf8: $0) }
     }
 
-    /// The slot of a key given as bytes.
+    /// The slot of a key given as bytes. (Inlinable, as the two below, so that callers in other modules get code
+    /// specialised for their collection type instead of the generic one, which is several times slower.)
+    @inlinable
     public static func of(utf8 key: some Collection<UInt8>) -> Int {
         let hashed = hashTag(key) ?? key[...]
         return Int(crc16(hashed) & 0x3FFF)
     }
 
     /// The bytes of `key`'s hash tag, or `nil` when it has none.
+    @inlinable
     public static func hashTag<C: Collection<UInt8>>(_ key: C) -> C.SubSequence? {
         guard let open = key.firstIndex(of: UInt8(ascii: "{")) else { return nil }
         let afterOpen = key.index(after: open)
@@ -29,7 +32,8 @@ public enum RedisSlot {
 
     /// Whether `key` has a hash tag (so every key with the same tag shares its slot).
     public static func hasHashTag(_ key: String) -> Bool {
-        hashTag(Array(key.utf8)) != nil
+        var key = key
+        return key.withUTF8 { hashTag($0) != nil }
     }
 
     /// A short text (digits and lowercase letters) whose CRC16 falls in `slot`: `{tag}` put in front of any key
@@ -56,6 +60,7 @@ public enum RedisSlot {
     }()
 
     /// CRC16-CCITT (XMODEM): polynomial 0x1021, initial value 0, no reflection, as the cluster specification uses.
+    @inlinable
     static func crc16(_ bytes: some Collection<UInt8>) -> UInt16 {
         var crc: UInt16 = 0
         for byte in bytes {
@@ -64,7 +69,8 @@ public enum RedisSlot {
         return crc
     }
 
-    private static let table: [UInt16] = (0..<256).map { index in
+    @usableFromInline
+    static let table: [UInt16] = (0..<256).map { index in
         var crc = UInt16(index) << 8
         for _ in 0..<8 { crc = crc & 0x8000 != 0 ? (crc << 1) ^ 0x1021 : crc << 1 }
         return crc
