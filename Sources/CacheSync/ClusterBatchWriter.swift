@@ -42,30 +42,38 @@ final class ClusterBatchWriter {
         local call, i, n = redis.call, 3, #ARGV
         while i <= n do
           local op, key = ARGV[i], ARGV[i + 1]
-          if op == 'S' then
-            call('UNLINK', ARGV[i + 2])
-            call('SET', key, ARGV[i + 3], 'EX', ARGV[i + 4])
-            i = i + 5
-          elseif op == 'R' then
-            call('UNLINK', ARGV[i + 2])
-            call('SET', key, ARGV[i + 3], 'XX', 'KEEPTTL')
+          local lease
+          if op == 's' or op == 'r' or op == 'd' or op == 'h' or op == 'f' then
+            lease = '{' .. key .. '}\(CacheKey.leaseSuffix)'
+          elseif op == 'S' or op == 'R' or op == 'D' or op == 'H' or op == 'F' then
+            lease = ARGV[i + 2]
+            i = i + 1
+            op = string.lower(op)
+          end
+          if op == 's' then
+            call('UNLINK', lease)
+            call('SET', key, ARGV[i + 2], 'EX', ARGV[i + 3])
             i = i + 4
-          elseif op == 'D' then
-            call('UNLINK', key, ARGV[i + 2])
+          elseif op == 'r' then
+            call('UNLINK', lease)
+            call('SET', key, ARGV[i + 2], 'XX', 'KEEPTTL')
             i = i + 3
-          elseif op == 'H' then
-            local last = i + 4 + tonumber(ARGV[i + 4])
-            call('UNLINK', key, ARGV[i + 2])
-            call('HSET', key, unpack(ARGV, i + 5, last))
-            call('EXPIRE', key, ARGV[i + 3])
-            i = last + 1
-          elseif op == 'F' then
+          elseif op == 'd' then
+            call('UNLINK', key, lease)
+            i = i + 2
+          elseif op == 'h' then
             local last = i + 3 + tonumber(ARGV[i + 3])
-            call('UNLINK', ARGV[i + 2])
+            call('UNLINK', key, lease)
+            call('HSET', key, unpack(ARGV, i + 4, last))
+            call('EXPIRE', key, ARGV[i + 2])
+            i = last + 1
+          elseif op == 'f' then
+            local last = i + 2 + tonumber(ARGV[i + 2])
+            call('UNLINK', lease)
             local ttl = call('PTTL', key)
             if ttl ~= -2 then
               call('DEL', key)
-              call('HSET', key, unpack(ARGV, i + 4, last))
+              call('HSET', key, unpack(ARGV, i + 3, last))
               if ttl > 0 then call('PEXPIRE', key, ttl) end
             end
             i = last + 1
@@ -92,12 +100,13 @@ final class ClusterBatchWriter {
         """)
 
     /// One write, in the script's form: a letter, the key, then its arguments. The cache's writes also remove the
-    /// key's read-through lease (which shares its slot).
+    /// key's read-through lease (which shares its slot): named by the script, `{<key>}:lease`, after a lowercase
+    /// letter (`CacheKey.derivedKeyWrapsText`, the usual case), or sent after the key with an uppercase one.
     enum Write {
-        /// A cache op (`.skip` and `.flushCollection` are not writes):
-        /// `S key lease value seconds` (`UNLINK` the lease, `SET … EX`), `R key lease value` (`SET … XX KEEPTTL`),
-        /// `D key lease` (`UNLINK` both), `H key lease seconds count fields…` (`UNLINK` both, `HSET`, `EXPIRE`),
-        /// `F key lease count fields…` (a cached hash's fields replaced keeping its TTL, `format: hash`'s refresh),
+        /// A cache op (`.skip` and `.flushCollection` are not writes), `lease` as above:
+        /// `s key [lease] value seconds` (`UNLINK` the lease, `SET … EX`), `r key [lease] value` (`SET … XX KEEPTTL`),
+        /// `d key [lease]` (`UNLINK` both), `h key [lease] seconds count fields…` (`UNLINK` both, `HSET`, `EXPIRE`),
+        /// `f key [lease] count fields…` (a cached hash's fields replaced keeping its TTL, `format: hash`'s refresh),
         /// `I key value seconds` (a secondary key's `SET … EX`), `U key` (its `UNLINK`).
         case cache(CacheOp)
         /// `P key value`: `SET` without a TTL (the checkpoint, the warm-up position).
@@ -137,18 +146,16 @@ final class ClusterBatchWriter {
             case .cache(let op):
                 switch op {
                 case .set(let key, let value, let ttl):
-                    list.append("S"); list.append(key.text); list.append(key.leaseKey); list.append(value)
-                    list.append(number: ttl)
+                    Self.append("s", key, to: &list); list.append(value); list.append(number: ttl)
                 case .refresh(let key, let value):
-                    list.append("R"); list.append(key.text); list.append(key.leaseKey); list.append(value)
+                    Self.append("r", key, to: &list); list.append(value)
                 case .delete(let key, _):
-                    list.append("D"); list.append(key.text); list.append(key.leaseKey)
+                    Self.append("d", key, to: &list)
                 case .setHash(let key, let fields, let ttl):
-                    list.append("H"); list.append(key.text); list.append(key.leaseKey); list.append(number: ttl)
-                    list.append(number: fields.count)
+                    Self.append("h", key, to: &list); list.append(number: ttl); list.append(number: fields.count)
                     for field in fields { list.append(field) }
                 case .refreshHash(let key, let fields):
-                    list.append("F"); list.append(key.text); list.append(key.leaseKey); list.append(number: fields.count)
+                    Self.append("f", key, to: &list); list.append(number: fields.count)
                     for field in fields { list.append(field) }
                 case .indexSet(let key, let value, let ttl):
                     list.append("I"); list.append(key); list.append(value); list.append(number: ttl)
@@ -162,6 +169,18 @@ final class ClusterBatchWriter {
                 list.append("X"); list.append(key)
             case .hincrby(let key, let field, let by):
                 list.append("C"); list.append(key); list.append(field); list.append(number: by)
+            }
+        }
+
+        /// A cache write's letter (`lowercase`, or its uppercase form followed by the lease) and key.
+        private static func append(_ lowercase: String, _ key: CacheKey, to list: inout some ScriptArguments) {
+            if key.derivedKeyWrapsText {
+                list.append(lowercase)
+                list.append(key.text)
+            } else {
+                list.append(lowercase.uppercased())
+                list.append(key.text)
+                list.append(key.leaseKey)
             }
         }
     }

@@ -111,10 +111,16 @@ public struct CacheKey: Sendable, Hashable, CustomStringConvertible {
         guard colocatesDerivedKeys else { return text + suffix }
         var text = text
         return text.withUTF8 { key in
-            if RedisSlot.hashTag(key) != nil { return Self.joined("", key, suffix) }
             if !key.contains(UInt8(ascii: "}")) { return Self.joined("{", key, "}" + suffix) }
+            if RedisSlot.hashTag(key) != nil { return Self.joined("", key, suffix) }
             return Self.joined("{" + RedisSlot.tag(forSlot: RedisSlot.of(utf8: key)) + "}", key, suffix)
         }
+    }
+
+    /// Whether every derived key is `{<text>}<suffix>` (a colocating key without a `}`, so without a hash tag): the
+    /// cluster's scripts then name the lease themselves instead of receiving it.
+    public var derivedKeyWrapsText: Bool {
+        colocatesDerivedKeys && !text.utf8.contains(UInt8(ascii: "}"))
     }
 
     /// `head`, `key` and `tail` in one string, written into its storage at once (a derived key is made per write).

@@ -155,4 +155,46 @@ struct BatchApplierTests {
             #expect(try applier.loadCheckpoint() == Self.checkpoint, "a kept checkpoint is left as it was")
         }
     }
+
+    @Test("on a Redis Cluster, each master's script writes every kind of op and drops the leases, whether the script names a key's lease or is sent it (a hash tag, a } without one)")
+    func clusterScriptsInRedis() throws {
+        let bed = try RedisClusterBed(replicas: false)
+        defer { bed.cleanUp() }
+        let cluster = bed.client()
+        let keys = SyncKeys(checkpointPrefix: "cs:", namespace: "shop.products", cluster: true)
+        let applier = BatchApplier(redis: cluster, keys: keys)
+        for text in ["products:1", "{user:1}:a", "a}b:1"] {
+            func key(_ suffix: String) -> CacheKey { CacheKey(text: text + suffix, colocatesDerivedKeys: true) }
+            let set = key(":set"), refreshed = key(":refreshed"), deleted = key(":deleted")
+            let hashed = key(":hashed"), rehashed = key(":rehashed")
+            #expect(set.derivedKeyWrapsText == !text.contains("}"))
+            _ = try cluster.command(["SET", refreshed.text, "old", "EX", "1000"])
+            _ = try cluster.command(["SET", deleted.text, "old"])
+            _ = try cluster.command(["HSET", rehashed.text, "a", "1", "b", "2"])
+            _ = try cluster.command(["EXPIRE", rehashed.text, "1000"])
+            let all = [set, refreshed, deleted, hashed, rehashed]
+            for key in all { _ = try cluster.command(["SET", key.leaseKey, "reader-token"]) }
+            try applier.apply([
+                .set(key: set, value: "v1", ttlSeconds: 300),
+                .refresh(key: refreshed, value: "v2"),
+                .delete(key: deleted, reason: .deleted),
+                .setHash(key: hashed, fields: ["_id", "7", "name", "x"], ttlSeconds: 300),
+                .refreshHash(key: rehashed, fields: ["_id", "8"]),
+            ], checkpoint: .set(Self.checkpoint), events: 5, fence: "pod-a|3")
+            #expect(try cluster.command(["GET", set.text]).text == "v1", "\(text)")
+            #expect((1...300).contains(try cluster.command(["TTL", set.text]).integer ?? -3))
+            #expect(try cluster.command(["GET", refreshed.text]).text == "v2")
+            #expect((900...1000).contains(try cluster.command(["TTL", refreshed.text]).integer ?? -3), "the refresh kept the TTL")
+            #expect(try cluster.command(["EXISTS", deleted.text]).integer == 0)
+            #expect(try cluster.command(["HGETALL", hashed.text]).array?.compactMap(\.text) == ["_id", "7", "name", "x"])
+            #expect(try cluster.command(["HGETALL", rehashed.text]).array?.compactMap(\.text) == ["_id", "8"])
+            #expect((900...1000).contains(try cluster.command(["TTL", rehashed.text]).integer ?? -3), "the hash refresh kept the TTL")
+            for key in all {
+                #expect(try cluster.command(["EXISTS", key.leaseKey]).integer == 0, "\(key.leaseKey) removed")
+            }
+        }
+        #expect(try applier.loadCheckpoint() == Self.checkpoint)
+        #expect(try cluster.command(["HGET", keys.applied, "events"]).text == "15")
+    }
 }
+
