@@ -48,6 +48,8 @@ struct BatchApplier {
     let keys: SyncKeys
     /// The writer of a Redis Cluster; `nil` for one server.
     private let clusterWriter: ClusterBatchWriter?
+    /// Whether Redis is a cluster (`ClusterBatchWriter` writes the batches).
+    var isCluster: Bool { clusterWriter != nil }
 
     /// An applier writing `keys`' collection through `redis`, one server or a `RedisCluster`.
     init(redis: any RedisClient, keys: SyncKeys) {
@@ -79,7 +81,7 @@ struct BatchApplier {
         guard !cacheKeys.isEmpty else { return [] }
         let counters: [RedisReply]
         if let clusterWriter {
-            counters = try clusterWriter.read(cacheKeys.map(\.accessCountKey))
+            counters = try clusterWriter.read(derived: CacheKey.accessCountSuffix, of: cacheKeys)
         } else {
             var mget = RedisCommandBatch()
             mget.append("MGET", cacheKeys.map(\.text), suffix: CacheKey.accessCountSuffix)

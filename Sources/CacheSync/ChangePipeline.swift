@@ -418,6 +418,9 @@ public final class ChangePipeline {
                     ops[index] = Strategy.withAccessCount(count, ops[index], collection: collection)
                 }
                 if !indexed.isEmpty {
+                    // On a cluster, a part of the batch in flight that met a moved slot is only sent again, slot by
+                    // slot, when its outcome is taken: the records it writes are read once it is done.
+                    if applier.isCluster { try finishInFlight() }
                     let indexOps = try planIndexes(indexed, ops: ops)
                     for op in indexOps { writes.add(op.metricAction) }
                     ops += indexOps

@@ -363,15 +363,35 @@ final class ClusterBatchWriter {
     /// The values of `keys` (nil where missing): one pipeline of `GET`s per master, the masters one after another;
     /// a `GET` that was misrouted is sent again through `RedisCluster.command`, which follows redirections.
     func read(_ keys: [String]) throws(RedisError) -> [RedisReply] {
-        let (masters, owners) = try cluster.masterIndices(ofSlots: keys.map(RedisSlot.of))
+        try read(keys.count, slots: keys.map(RedisSlot.of), name: { keys[$0] }) { batch, index in
+            batch.append("GET", keys[index])
+        }
+    }
+
+    /// `read` of the derived keys (`CacheKey.derivedKey(suffix)`) of `keys`, each in its key's slot, whose names are
+    /// written into the command without being made as strings when they are `{<key>}<suffix>`.
+    func read(derived suffix: String, of keys: [CacheKey]) throws(RedisError) -> [RedisReply] {
+        try read(keys.count, slots: keys.map { RedisSlot.of($0.text) }, name: { keys[$0].derivedKey(suffix) }) { batch, index in
+            if keys[index].derivedKeyWrapsText {
+                batch.append("GET", braced: keys[index].text, suffix: suffix)
+            } else {
+                batch.append("GET", keys[index].derivedKey(suffix))
+            }
+        }
+    }
+
+    /// `read` of `count` keys in `slots`: `appendGet` lays out the `GET` of one, `name` gives its name for a resend.
+    private func read(_ count: Int, slots: [Int], name: (Int) -> String,
+                      appendGet: (inout RedisCommandBatch, Int) -> Void) throws(RedisError) -> [RedisReply] {
+        let (masters, owners) = try cluster.masterIndices(ofSlots: slots)
         var byMaster = [[Int]](repeating: [], count: masters.count)
-        for index in keys.indices { byMaster[owners[index]].append(index) }
-        var replies = [RedisReply](repeating: .null, count: keys.count)
+        for index in 0..<count { byMaster[owners[index]].append(index) }
+        var replies = [RedisReply](repeating: .null, count: count)
         for (master, indices) in zip(masters, byMaster) where !indices.isEmpty {
             var batch = RedisCommandBatch()
-            for i in indices { batch.append("GET", keys[i]) }
-            for (i, reply) in zip(indices, try cluster.send(batch, to: master, replicated: false)) {
-                replies[i] = cluster.isMisrouted(reply) ? try cluster.command(["GET", keys[i]]) : reply
+            for index in indices { appendGet(&batch, index) }
+            for (index, reply) in zip(indices, try cluster.send(batch, to: master, replicated: false)) {
+                replies[index] = cluster.isMisrouted(reply) ? try cluster.command(["GET", name(index)]) : reply
             }
         }
         try cluster.throwFirstError(in: replies)

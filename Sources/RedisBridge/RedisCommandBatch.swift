@@ -102,6 +102,17 @@ public struct RedisCommandBatch: Sendable {
         }
     }
 
+    /// Appends a command of a name and one argument, `{<text>}<suffix>` (a cluster key's derived key, in its slot),
+    /// without building that string.
+    public mutating func append(_ name: String, braced text: String, suffix: String) {
+        var tail = "}" + suffix
+        let size = Self.lineSize(2) + Self.argumentSize(name.utf8.count) + Self.argumentSize(1 + text.utf8.count + tail.utf8.count)
+        write(arguments: 2, size: size) { out in
+            out.argument(name)
+            tail.withUTF8 { out.argument(braced: text, $0) }
+        }
+    }
+
     /// Appends one command: the arguments `head`, then those of each of `lists` (laid out beforehand), in order.
     public mutating func append(_ head: [String], _ lists: RedisArgumentList...) {
         let arguments = head.count + lists.reduce(0) { $0 + $1.count }
@@ -214,6 +225,19 @@ public struct RedisCommandBatch: Sendable {
             copy(argument)
             if let suffix { copy(suffix) }
             endLine()
+        }
+
+        /// `$<length>`, `{`, the text's bytes, `tail`'s, CR LF.
+        mutating func argument(braced text: String, _ tail: UnsafeBufferPointer<UInt8>) {
+            var text = text
+            text.withUTF8 { text in
+                line(UInt8(ascii: "$"), 1 + text.count + tail.count)
+                next[0] = UInt8(ascii: "{")
+                next += 1
+                copy(text)
+                copy(tail)
+                endLine()
+            }
         }
 
         mutating func copy(_ bytes: UnsafeBufferPointer<UInt8>) {

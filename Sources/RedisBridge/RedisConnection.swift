@@ -162,8 +162,9 @@ public final class RedisConnection: RedisClient, @unchecked Sendable {
     /// The live context, connecting first when there is none, with a sent transaction's replies read and, unless
     /// `keepingGuardAhead`, the guard sent ahead undone. Call with the lock held.
     func connectedContext(keepingGuardAhead: Bool = false) throws(RedisError) -> UnsafeMutablePointer<redisContext> {
+        if let context { readSentReplies(context) }
+        // (Reading them fails, and frees the context, when the connection broke meanwhile: connect again below.)
         if let context {
-            readSentReplies(context)
             if let masterSwitches, masterSwitches.current != masterSwitchesSeen {
                 // The sentinels announced another master since this context connected: ask them again.
                 dropContext()

@@ -62,11 +62,13 @@ public enum RedisSlot {
     /// CRC16-CCITT (XMODEM): polynomial 0x1021, initial value 0, no reflection, as the cluster specification uses.
     @inlinable
     static func crc16(_ bytes: some Collection<UInt8>) -> UInt16 {
-        var crc: UInt16 = 0
-        for byte in bytes {
-            crc = (crc << 8) ^ table[Int((crc >> 8) ^ UInt16(byte))]
+        table.withUnsafeBufferPointer { table in
+            var crc: UInt16 = 0
+            for byte in bytes {
+                crc = (crc << 8) ^ table[Int((crc >> 8) ^ UInt16(byte))]
+            }
+            return crc
         }
-        return crc
     }
 
     @usableFromInline

@@ -25,6 +25,18 @@ struct RedisCommandBatchTests {
         #expect(batch.count == 1)
     }
 
+    @Test("a braced argument is {text} and the suffix, as the string would be")
+    func braced() {
+        var batch = RedisCommandBatch()
+        for text in ["products:42", "", "é" + String(repeating: "x", count: 300)] {
+            batch.append("GET", braced: text, suffix: ":access_count")
+        }
+        #expect(batch.bytes == RedisCommandBatch(["products:42", "", "é" + String(repeating: "x", count: 300)].map { text in
+            ["GET", "{" + text + "}:access_count"].map { Array($0.utf8) }
+        }).bytes)
+        #expect(batch.count == 3)
+    }
+
     @Test("an argument list laid out one by one becomes one command, as the suffixed array would; copies stay apart")
     func argumentList() {
         var list = RedisArgumentList()

@@ -161,6 +161,13 @@ struct RedisClusterChaosTests {
         for run in 1...Self.runs { try Self.chaosRun(run) }
     }
 
+    /// The part of a sidecar's log worth showing: from a crash report's first line when it crashed, else the end.
+    static func logExcerpt(_ log: String) -> String {
+        guard let crash = log.range(of: "crashed") else { return String(log.suffix(3000)) }
+        let start = log[..<crash.lowerBound].lastIndex(of: "\n") ?? log.startIndex
+        return String(log[start...].prefix(6000))
+    }
+
     static func chaosRun(_ run: Int) throws {
         let bed = try RedisClusterBed()
         let f = try SidecarFixture(cluster: bed)
@@ -215,7 +222,7 @@ struct RedisClusterChaosTests {
                 + ChaosTests.secondaryMismatches(f: f, pool: pool, ns: f.ns("products"))
             return wrong.isEmpty
         }
-        #expect(settled, "run \(run): stale or missing keys: \(wrong.prefix(10))\n\(sidecar.log.suffix(3000))")
+        #expect(settled, "run \(run): stale or missing keys: \(wrong.prefix(10))\n\(Self.logExcerpt(sidecar.log))")
         let metrics = HTTPHarness.get(port: f.httpPort, path: "/metrics")?.body ?? ""
         let moved = metrics.split(separator: "\n").first { $0.hasPrefix("cachesync_redis_redirects_total{kind=\"moved\"}") }
         #expect(moved.flatMap { Double($0.split(separator: " ").last ?? "") } ?? 0 > 0,
