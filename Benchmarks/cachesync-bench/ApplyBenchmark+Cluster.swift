@@ -20,11 +20,11 @@ extension ApplyBenchmark {
         var pipelineClientMicros = 0.0, rawClientMicros = 0.0
     }
 
-    /// The apply path through a `RedisCluster` (one fenced script per slot a batch touches, pipelined per master,
-    /// then the checkpoint) beside a raw loop sending the same writes as plain commands — per op its lease's
-    /// `UNLINK` and its write, a `GET` per access counter, the checkpoint `SET` and `HINCRBY`s — pipelined to each
-    /// key's master, the masters one after another as the cluster client does. Chunks in turns on flushed masters,
-    /// as `run`; the fences are raised once before the rounds (a new leader's one-time cost) and restored after each
+    /// The apply path through a `RedisCluster` (one fenced script per master a batch touches, then the checkpoint)
+    /// beside a raw loop sending the same writes as plain commands — per op its lease's `UNLINK` and its write, a
+    /// `GET` per access counter, the checkpoint `SET` and `HINCRBY`s — pipelined to each key's master, every master's
+    /// part written before any reply is read, as the cluster writer does. Chunks in turns on flushed masters, as
+    /// `run`; the fences are raised once before the rounds (a new leader's one-time cost) and restored after each
     /// flush, untimed.
     func runCluster(rounds: Int, cluster: RedisCluster, seedPort: Int, strategies: [StrategyKind] = []) throws -> [ClusterResult] {
         let config = try ConfigLoader.parse(text: """

@@ -164,7 +164,7 @@ struct CacheSyncBench: ParsableCommand {
         var text = """
             ### Redis Cluster: apply path on three masters (no replicas), one fenced script per master
 
-            \(rounds) rounds; in each, both loops apply the same \(benchmark.events) events per strategy, in turns of \(benchmark.chunkEvents). The raw loop sends the same writes as plain commands (each op's lease `UNLINK` and write, a `GET` per access counter, the checkpoint) pipelined to each key's master, masters one after another.
+            \(rounds) rounds; in each, both loops apply the same \(benchmark.events) events per strategy, in turns of \(benchmark.chunkEvents). The raw loop sends the same writes as plain commands (each op's lease `UNLINK` and write, a `GET` per access counter, the checkpoint) pipelined to each key's master, every master's part written before any reply is read (as cachesync does).
 
             | strategy | ratio per round: median (range) (target ≥ 50%) | cachesync on the cluster, best round | raw pipelined hiredis to the same masters, best round | Redis CPU per event (three masters): cachesync / raw | client CPU per event: cachesync / raw |
             |---|---|---|---|---|---|
