@@ -203,6 +203,8 @@ public final class RedisCluster: RedisClient, @unchecked Sendable {
         public let node: Node
         let connection: RedisConnection
         let waits: Bool
+        /// How many replies it expects (its commands and `WAIT`).
+        let count: Int
     }
 
     /// `send` without waiting for the replies, which `awaitSent` takes (parts for several masters can be sent
@@ -215,7 +217,7 @@ public final class RedisCluster: RedisClient, @unchecked Sendable {
             markStale()
             throw error
         }
-        return SentPart(node: node, connection: connection, waits: waits)
+        return SentPart(node: node, connection: connection, waits: waits, count: batch.count)
     }
 
     /// `node`'s connection, whether it waits for a replica, and `laidOut` with `WAIT 1` behind it when it does.
@@ -227,16 +229,22 @@ public final class RedisCluster: RedisClient, @unchecked Sendable {
         return (connection, waits, batch)
     }
 
-    /// The replies of a part `sendAhead` wrote (without `WAIT`'s). A connection error marks the map stale and throws.
+    /// The replies of a part `sendAhead` wrote (without `WAIT`'s), one per command. A connection error marks the map
+    /// stale and throws.
     public func awaitSent(_ part: SentPart) throws(RedisError) -> [RedisReply] {
+        var replies: [RedisReply]
         do {
-            var replies = try part.connection.awaitPipeline()
-            if part.waits { replies.removeLast() }
-            return replies
+            replies = try part.connection.awaitPipeline()
         } catch {
             markStale()
             throw error
         }
+        guard replies.count == part.count else {
+            throw RedisError(kind: .protocolViolation, endpoint: part.node.description,
+                             message: "\(replies.count) replies to a pipeline of \(part.count) commands")
+        }
+        if part.waits { replies.removeLast() }
+        return replies
     }
 
     /// Whether `reply` is a redirection or refusal of the cluster (`MOVED`, `ASK`, `TRYAGAIN`, `CLUSTERDOWN`), or a
