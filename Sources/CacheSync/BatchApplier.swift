@@ -29,7 +29,7 @@ struct BatchApplier {
     /// A batch laid out for sending: the transaction's commands, or for a cluster the ops themselves.
     enum Prepared {
         case transaction(RedisCommandBatch)
-        case slotted([CacheOp], CheckpointChange, events: Int)
+        case slotted(ClusterBatchWriter.Plan)
     }
 
     /// `format: hash`'s refresh: KEYS[1] the hash, ARGV its fields (flattened). Replaces the fields of a cached hash
@@ -119,10 +119,10 @@ struct BatchApplier {
     }
 
     /// A batch laid out for `send`: its transaction's commands (`commands(_:checkpoint:events:)`), or on a cluster
-    /// the ops as they are.
+    /// its scripts' arguments per master (`ClusterBatchWriter.plan`).
     func prepare(_ ops: [CacheOp], checkpoint: CheckpointChange, events: Int) -> Prepared {
-        clusterWriter == nil ? .transaction(commands(ops, checkpoint: checkpoint, events: events))
-            : .slotted(ops, checkpoint, events: events)
+        if let clusterWriter { return .slotted(clusterWriter.plan(ops, checkpoint: checkpoint, events: events)) }
+        return .transaction(commands(ops, checkpoint: checkpoint, events: events))
     }
 
     /// `apply` of a prepared batch without waiting for Redis: returns once the transaction is written (`false` when
@@ -131,8 +131,8 @@ struct BatchApplier {
     /// from `awaitSent()`, which also writes the checkpoint.
     func send(_ prepared: Prepared, fence: String?) throws -> Bool {
         switch prepared {
-        case .slotted(let ops, let checkpoint, let events):
-            try clusterWriter!.send(ops, checkpoint: checkpoint, events: events, fence: fence)
+        case .slotted(let plan):
+            try clusterWriter!.send(plan, fence: fence)
             return true
         case .transaction(let commands):
             guard commands.count > 0 else { return false }
@@ -141,9 +141,11 @@ struct BatchApplier {
         }
     }
 
-    /// Waits for the transaction `send` wrote and throws what `apply` would have thrown.
-    func awaitSent() throws {
-        if let clusterWriter { return try clusterWriter.awaitSent() }
+    /// Waits for the transaction `send` wrote and throws what `apply` would have thrown. On a cluster, with
+    /// `beforeNextSend` (the caller sends the next batch at once), the checkpoint's writes go with that batch
+    /// (`ClusterBatchWriter.awaitSent(carryingCheckpoint:)`).
+    func awaitSent(beforeNextSend: Bool = false) throws {
+        if let clusterWriter { return try clusterWriter.awaitSent(carryingCheckpoint: beforeNextSend) }
         guard try server.awaitTransaction() != nil else { throw fenced }
     }
 

@@ -431,7 +431,7 @@ public final class ChangePipeline {
             }
             waitedForCounts = Date().timeIntervalSince(reading)
         }
-        try finishInFlight(waitedAlready: waitedForCounts)
+        try finishInFlight(waitedAlready: waitedForCounts, beforeNextSend: true)
         let sending = Date()
         let prepared = laidOut ?? applier.prepare(ops, checkpoint: change, events: pending.count)
         if try applier.send(prepared, fence: fence()) {
@@ -508,13 +508,14 @@ public final class ChangePipeline {
     }
 
     /// `finishInFlight()` after `waitedAlready` seconds spent in a read sent behind the batch in flight, which
-    /// waited for its outcome (and counts as its apply time).
-    private func finishInFlight(waitedAlready: Double) throws {
+    /// waited for its outcome (and counts as its apply time). With `beforeNextSend` (the next batch is sent at once),
+    /// a cluster writes the checkpoint with the next batch (`BatchApplier.awaitSent(beforeNextSend:)`).
+    private func finishInFlight(waitedAlready: Double, beforeNextSend: Bool = false) throws {
         guard let batch = inFlight else { return }
         inFlight = nil
         let waiting = Date()
         do {
-            try applier.awaitSent()
+            try applier.awaitSent(beforeNextSend: beforeNextSend)
         } catch let error as RedisError where error.isRefusedWrite {
             try deleteInstead(batch.ops, refused: error)
             return

@@ -203,13 +203,75 @@ final class ClusterBatchWriter {
         var last: [Write]
     }
 
+    /// The checkpoint's writes of a batch whose parts were all acknowledged, held for the next batch (`send`), whose
+    /// part on their master writes them first: a round trip less per batch.
+    private var carried: (writes: [Write], epoch: String)?
+
     /// One master's script, sent: its writes (indices) and its arguments after the script's name, for `EVAL` when
     /// the master did not know the script.
     private struct Part {
         var sent: RedisCluster.SentPart
         var indices: [Int]
         var head: [String]
-        var laidOut: RedisArgumentList
+        var laidOut: [RedisArgumentList]
+    }
+
+    /// A batch's writes, then its checkpoint's, laid out per master (`plan`) while the batch before it is still in
+    /// flight; `send` writes them.
+    struct Plan {
+        var writes: [Write]
+        var last: [Write]
+        /// The layout by the slot map of the moment; nil when the map could not be had then (`send` lays out again).
+        fileprivate var routing: Routing?
+    }
+
+    /// Writes laid out per master: the masters (as the map had them), in the order they first appear, each with its
+    /// writes (indices), the slot of its first write (whose fence its script checks) and their arguments.
+    fileprivate struct Routing {
+        var masters: [RedisCluster.Node]
+        var order: [Int] = []
+        var indices: [[Int]]
+        var fenceSlots: [Int]
+        var laidOut: [RedisArgumentList]
+        /// Writes carried from the batch before (its checkpoint's), written first in their master's script.
+        var carriedIndices: [[Int]]
+        var carriedLaidOut: [RedisArgumentList]
+
+        init(masters: [RedisCluster.Node]) {
+            self.masters = masters
+            indices = Array(repeating: [], count: masters.count)
+            fenceSlots = Array(repeating: 0, count: masters.count)
+            laidOut = Array(repeating: RedisArgumentList(), count: masters.count)
+            carriedIndices = indices
+            carriedLaidOut = laidOut
+        }
+
+        /// The index of `node`, added when the map of the layout did not have it.
+        mutating func index(of node: RedisCluster.Node) -> Int {
+            if let index = masters.firstIndex(of: node) { return index }
+            masters.append(node)
+            indices.append([])
+            fenceSlots.append(0)
+            laidOut.append(RedisArgumentList())
+            carriedIndices.append([])
+            carriedLaidOut.append(RedisArgumentList())
+            return masters.count - 1
+        }
+
+        /// Adds `write` (index `index`, in `slot`) to the script of `master`.
+        mutating func add(_ write: Write, index: Int, slot: Int, to master: Int, carried: Bool) {
+            if indices[master].isEmpty && carriedIndices[master].isEmpty {
+                order.append(master)
+                fenceSlots[master] = slot
+            }
+            if carried {
+                carriedIndices[master].append(index)
+                write.append(to: &carriedLaidOut[master])
+            } else {
+                indices[master].append(index)
+                write.append(to: &laidOut[master])
+            }
+        }
     }
 
     init(cluster: RedisCluster, keys: SyncKeys) {
@@ -231,17 +293,15 @@ final class ClusterBatchWriter {
     /// slot's fence is above this instance's epoch, `RedisError` when Redis fails (the checkpoint then stays).
     func apply(_ ops: [CacheOp], checkpoint: BatchApplier.CheckpointChange, events: Int,
                warmup: BatchApplier.WarmupChange = .keep, fence: String?) throws {
-        try send(ops, checkpoint: checkpoint, events: events, warmup: warmup, fence: fence)
+        try send(plan(ops, checkpoint: checkpoint, events: events, warmup: warmup), fence: fence)
         try awaitSent()
     }
 
-    /// `apply` up to sending `ops` to their masters, without waiting for them: `awaitSent()` takes the outcome and
-    /// writes the checkpoint. A batch still in flight is finished first. A fence raised for a new epoch is raised
-    /// here, waiting.
-    func send(_ ops: [CacheOp], checkpoint: BatchApplier.CheckpointChange, events: Int,
-              warmup: BatchApplier.WarmupChange = .keep, fence: String?) throws {
-        try awaitSent()
-        let epoch = try self.epoch(fence)
+    /// The writes of `ops` and of the checkpoint change and counters after them, laid out per master by the slot
+    /// map of the moment (a master that no longer serves a slot by the time they are sent answers `MOVED`, and
+    /// `awaitSent` sends that part again slot by slot).
+    func plan(_ ops: [CacheOp], checkpoint: BatchApplier.CheckpointChange, events: Int,
+              warmup: BatchApplier.WarmupChange = .keep) -> Plan {
         var last: [Write] = []
         switch checkpoint {
         case .keep: break
@@ -258,21 +318,68 @@ final class ClusterBatchWriter {
             last.append(.hincrby(keys.applied, field: "batches", by: 1))
         }
         let writes = Self.writes(ops)
-        inFlight = InFlight(writes: writes, parts: try sendParts(writes, epoch: epoch, replicated: true), epoch: epoch,
-                            last: last)
+        return Plan(writes: writes, last: last, routing: try? route(writes))
+    }
+
+    /// `writes` laid out per master.
+    private func route(_ writes: [Write]) throws(RedisError) -> Routing {
+        let slots = writes.map { RedisSlot.of($0.key) }
+        let (masters, owners) = try cluster.masterIndices(ofSlots: slots)
+        var routing = Routing(masters: masters)
+        for index in writes.indices {
+            routing.add(writes[index], index: index, slot: slots[index], to: owners[index], carried: false)
+        }
+        return routing
+    }
+
+    /// `apply` up to sending a planned batch to its masters, without waiting for them: `awaitSent()` takes the
+    /// outcome and writes the checkpoint. A batch still in flight is finished first, and its checkpoint's writes go
+    /// first in this batch's script on their master (they only follow writes every master acknowledged). A fence
+    /// raised for a new epoch is raised here, waiting.
+    func send(_ plan: Plan, fence: String?) throws {
+        try awaitSent(carryingCheckpoint: true)
+        let epoch = try self.epoch(fence)
+        if let carried, carried.epoch != epoch { try writeCarried() }
+        var writes = plan.writes
+        var routing = try plan.routing ?? route(writes)
+        if let carried {
+            // Dropped if this batch is not sent: the stream then applies the batch before again after a restart.
+            self.carried = nil
+            for write in carried.writes {
+                let slot = RedisSlot.of(write.key)
+                let (masters, owners) = try cluster.masterIndices(ofSlots: [slot])
+                let master = routing.index(of: masters[owners[0]])
+                routing.add(write, index: writes.count, slot: slot, to: master, carried: true)
+                writes.append(write)
+            }
+        }
+        inFlight = InFlight(writes: writes, parts: try sendParts(routing, epoch: epoch, replicated: true), epoch: epoch,
+                            last: plan.last)
     }
 
     /// Waits for the batch `send` wrote, if any, then writes its checkpoint; throws what `apply` would have thrown.
-    func awaitSent() throws {
-        guard let batch = inFlight else { return }
-        inFlight = nil
-        try finish(batch.parts, of: batch.writes, epoch: batch.epoch, replicated: true)
-        try run(batch.last, epoch: batch.epoch, replicated: false)
+    /// With `carryingCheckpoint`, the checkpoint's writes are held for the next `send` instead.
+    func awaitSent(carryingCheckpoint: Bool = false) throws {
+        if let batch = inFlight {
+            inFlight = nil
+            try finish(batch.parts, of: batch.writes, epoch: batch.epoch, replicated: true)
+            if !batch.last.isEmpty { carried = (batch.last, batch.epoch) }
+        }
+        if !carryingCheckpoint { try writeCarried() }
+    }
+
+    /// Writes the checkpoint's writes held for the next batch, if any, and waits for them.
+    private func writeCarried() throws {
+        guard let carried else { return }
+        self.carried = nil
+        try run(carried.writes, epoch: carried.epoch, replicated: false)
     }
 
     /// Forgets the batch `send` wrote without its checkpoint (after a failure elsewhere): its replies are read and
-    /// dropped.
+    /// dropped. A checkpoint held for the next batch is dropped too (after a restart the stream applies its batch
+    /// again).
     func abandonSent() {
+        carried = nil
         guard let batch = inFlight else { return }
         inFlight = nil
         for part in batch.parts { _ = try? cluster.awaitSent(part.sent) }
@@ -295,34 +402,25 @@ final class ClusterBatchWriter {
 
     /// Runs `writes` (`sendParts`, then `finish`).
     private func run(_ writes: [Write], epoch: String, replicated: Bool) throws {
-        try finish(try sendParts(writes, epoch: epoch, replicated: replicated), of: writes, epoch: epoch, replicated: replicated)
+        guard !writes.isEmpty else { return }
+        try finish(try sendParts(route(writes), epoch: epoch, replicated: replicated), of: writes, epoch: epoch,
+                   replicated: replicated)
     }
 
-    /// Sends `writes` as one script per master, in the order the masters first appear, without waiting: every
-    /// master works on its part at once. With `replicated`, a master with replicas also waits until one has them.
-    private func sendParts(_ writes: [Write], epoch: String, replicated: Bool) throws -> [Part] {
-        guard !writes.isEmpty else { return [] }
-        let slots = writes.map { RedisSlot.of($0.key) }
-        let (masters, owners) = try cluster.masterIndices(ofSlots: slots)
-        // Per master: its writes' indices and their arguments (arrays of their own, so each list is appended to in
-        // place).
-        var indices = [[Int]](repeating: [], count: masters.count)
-        var laidOut = [RedisArgumentList](repeating: RedisArgumentList(), count: masters.count)
-        var order: [Int] = []
-        for index in writes.indices {
-            let master = owners[index]
-            if indices[master].isEmpty { order.append(master) }
-            indices[master].append(index)
-            writes[index].append(to: &laidOut[master])
-        }
+    /// Sends the writes of `routing` as one script per master, in the order the masters first appear, without
+    /// waiting: every master works on its part at once. With `replicated`, a master with replicas also waits until
+    /// one has them.
+    private func sendParts(_ routing: Routing, epoch: String, replicated: Bool) throws -> [Part] {
         var parts: [Part] = []
         do {
-            for master in order {
-                let head = [Self.script.sha1, "1", fenceKeys[slots[indices[master][0]]], keys.namespace, epoch]
+            for master in routing.order {
+                let head = [Self.script.sha1, "1", fenceKeys[routing.fenceSlots[master]], keys.namespace, epoch]
+                let laidOut = [routing.carriedLaidOut[master], routing.laidOut[master]]
                 var command = RedisCommandBatch()
-                command.append(["EVALSHA"] + head, laidOut[master])
-                let sent = try cluster.sendAhead(command, to: masters[master], replicated: replicated)
-                parts.append(Part(sent: sent, indices: indices[master], head: head, laidOut: laidOut[master]))
+                command.append(["EVALSHA"] + head, lists: laidOut)
+                let sent = try cluster.sendAhead(command, to: routing.masters[master], replicated: replicated)
+                parts.append(Part(sent: sent, indices: routing.carriedIndices[master] + routing.indices[master],
+                                  head: head, laidOut: laidOut))
             }
         } catch {
             for part in parts { _ = try? cluster.awaitSent(part.sent) }
@@ -349,7 +447,7 @@ final class ClusterBatchWriter {
             var reply = first
             if reply.text?.hasPrefix("NOSCRIPT") == true {
                 var again = RedisCommandBatch()
-                again.append(["EVAL", Self.script.source] + part.head.dropFirst(), part.laidOut)
+                again.append(["EVAL", Self.script.source] + part.head.dropFirst(), lists: part.laidOut)
                 reply = try cluster.send(again, to: part.sent.node, replicated: replicated)[0]
             }
             if cluster.isMisrouted(reply) {

@@ -115,6 +115,11 @@ public struct RedisCommandBatch: Sendable {
 
     /// Appends one command: the arguments `head`, then those of each of `lists` (laid out beforehand), in order.
     public mutating func append(_ head: [String], _ lists: RedisArgumentList...) {
+        append(head, lists: lists)
+    }
+
+    /// Appends one command: the arguments `head`, then those of each of `lists` (laid out beforehand), in order.
+    public mutating func append(_ head: [String], lists: [RedisArgumentList]) {
         let arguments = head.count + lists.reduce(0) { $0 + $1.count }
         let size = Self.lineSize(arguments) + head.reduce(0) { $0 + Self.argumentSize($1.utf8.count) }
             + lists.reduce(0) { $0 + $1.storage.count }
