@@ -5,7 +5,8 @@ import RedisSlot
 /// Writes batches to a Redis Cluster, where no transaction spans slots: one script per master with the batch's writes
 /// in that master's slots (a script may touch keys of several slots of its own node), then the checkpoint (its keys
 /// share one slot) once every part was acknowledged by its master and, where the master has replicas, by one of them
-/// (`WAIT 1`: one server's transaction and its checkpoint fail over together, parts on several masters would not).
+/// (`WAIT 1`: one server's transaction and its checkpoint fail over together, parts on several masters would not):
+/// first in the next batch's script on its master when the caller sends one at once, else on its own.
 /// A master's part that meets a slot it does not serve as the map said (moved, or migrating) is sent again as one
 /// script per slot, with every key declared, so that Redis's `MOVED`, `ASK` and `TRYAGAIN` apply and `RedisCluster`
 /// follows them.
