@@ -349,8 +349,9 @@ public final class ChangePipeline {
     /// without a decoded document operation (undecodable, unknown type) only carry their token.
     ///
     /// The events are planned (the documents' JSON above all) and their commands laid out while Redis still runs
-    /// the batch in flight; the commands of a batch whose TTLs follow the access counters are laid out once the
-    /// counters are read, which Redis does after the batch in flight.
+    /// the batch in flight; on one server, the commands of a batch whose TTLs follow the access counters are laid
+    /// out once the counters are read, which Redis does after the batch in flight (a cluster lays them out before,
+    /// leaving the TTLs to be given).
     private func applyPending(_ pending: ArraySlice<Item>) throws {
         guard !pending.isEmpty else { return }
         let started = Date()
@@ -405,12 +406,18 @@ public final class ChangePipeline {
             default: break
             }
         }
-        let laidOut = countedOps.isEmpty && indexed.isEmpty
-            ? applier.prepare(ops, checkpoint: change, events: pending.count) : nil
+        // Laid out now, while Redis runs the batch in flight; on a cluster also when TTLs follow counters not read
+        // yet (they are given once read).
+        let laidOut = indexed.isEmpty && (countedOps.isEmpty || applier.laysOutBeforeTTLs)
+            ? applier.prepare(ops, checkpoint: change, events: pending.count, ttlsPending: countedOps) : nil
         let planning = Date().timeIntervalSince(started)
         var waitedForCounts = 0.0
         if !countedOps.isEmpty || !indexed.isEmpty {
-            // Read behind the batch in flight: Redis runs the `MGET`s after its `EXEC`, in one round trip with it.
+            // On one server, read behind the batch in flight: Redis runs the `MGET`s after its `EXEC`, in one round
+            // trip with it. On a cluster, that batch is done first (a part of it that met a moved slot is only sent
+            // again, slot by slot, when its outcome is taken, and the records it writes are read here), then every
+            // master's keys are read at once.
+            if applier.isCluster { try finishInFlight(waitedAlready: 0, beforeNextSend: true) }
             let reading = Date()
             do {
                 let counts = try applier.accessCounts(of: countedKeys)
@@ -418,9 +425,6 @@ public final class ChangePipeline {
                     ops[index] = Strategy.withAccessCount(count, ops[index], collection: collection)
                 }
                 if !indexed.isEmpty {
-                    // On a cluster, a part of the batch in flight that met a moved slot is only sent again, slot by
-                    // slot, when its outcome is taken: the records it writes are read once it is done.
-                    if applier.isCluster { try finishInFlight() }
                     let indexOps = try planIndexes(indexed, ops: ops)
                     for op in indexOps { writes.add(op.metricAction) }
                     ops += indexOps
@@ -433,7 +437,8 @@ public final class ChangePipeline {
         }
         try finishInFlight(waitedAlready: waitedForCounts, beforeNextSend: true)
         let sending = Date()
-        let prepared = laidOut ?? applier.prepare(ops, checkpoint: change, events: pending.count)
+        let prepared = laidOut.map { applier.withTTLs(of: ops, $0) }
+            ?? applier.prepare(ops, checkpoint: change, events: pending.count)
         if try applier.send(prepared, fence: fence()) {
             let sentAt = Date()
             inFlight = InFlight(token: token, ops: ops, writes: writes, sendSeconds: planning + sentAt.timeIntervalSince(sending),

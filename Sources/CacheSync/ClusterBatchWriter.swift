@@ -141,19 +141,23 @@ final class ClusterBatchWriter {
             }
         }
 
-        /// Appends the letter, the key and the arguments.
-        func append(to list: inout some ScriptArguments) {
+        /// Appends the letter, the key and the arguments; with `ttlPending`, a TTL is left to be given later
+        /// (`RedisArgumentList.appendPendingNumber()`).
+        func append(to list: inout some ScriptArguments, ttlPending: Bool = false) {
             switch self {
             case .cache(let op):
                 switch op {
                 case .set(let key, let value, let ttl):
-                    Self.append("s", key, to: &list); list.append(value); list.append(number: ttl)
+                    Self.append("s", key, to: &list); list.append(value)
+                    if ttlPending { list.appendPendingNumber() } else { list.append(number: ttl) }
                 case .refresh(let key, let value):
                     Self.append("r", key, to: &list); list.append(value)
                 case .delete(let key, _):
                     Self.append("d", key, to: &list)
                 case .setHash(let key, let fields, let ttl):
-                    Self.append("h", key, to: &list); list.append(number: ttl); list.append(number: fields.count)
+                    Self.append("h", key, to: &list)
+                    if ttlPending { list.appendPendingNumber() } else { list.append(number: ttl) }
+                    list.append(number: fields.count)
                     for field in fields { list.append(field) }
                 case .refreshHash(let key, let fields):
                     Self.append("f", key, to: &list); list.append(number: fields.count)
@@ -170,6 +174,14 @@ final class ClusterBatchWriter {
                 list.append("X"); list.append(key)
             case .hincrby(let key, let field, let by):
                 list.append("C"); list.append(key); list.append(field); list.append(number: by)
+            }
+        }
+
+        /// The TTL of a write that has one (`.set`, `.setHash`).
+        var ttl: Int? {
+            switch self {
+            case .cache(.set(_, _, let ttl)), .cache(.setHash(_, _, let ttl)): ttl
+            default: nil
             }
         }
 
@@ -224,6 +236,26 @@ final class ClusterBatchWriter {
         var last: [Write]
         /// The layout by the slot map of the moment; nil when the map could not be had then (`send` lays out again).
         fileprivate var routing: Routing?
+        /// The writes whose TTLs the layout left out, and their ops' indices: `withTTLs(of:)` gives them.
+        fileprivate var ttlsPending: [(write: Int, op: Int)] = []
+
+        /// The plan with the TTLs it left out taken from `ops` (the ops it was made of, their TTLs now final).
+        func withTTLs(of ops: [CacheOp]) -> Plan {
+            guard !ttlsPending.isEmpty else { return self }
+            var plan = self
+            plan.ttlsPending = []
+            for (write, op) in ttlsPending { plan.writes[write] = .cache(ops[op]) }
+            if var routing = plan.routing {
+                for master in routing.laidOut.indices where !routing.ttlWrites[master].isEmpty {
+                    routing.laidOut[master] = routing.laidOut[master].filling(routing.ttlWrites[master].map {
+                        plan.writes[$0].ttl ?? 0
+                    })
+                    routing.ttlWrites[master] = []
+                }
+                plan.routing = routing
+            }
+            return plan
+        }
     }
 
     /// Writes laid out per master: the masters (as the map had them), in the order they first appear, each with its
@@ -237,6 +269,8 @@ final class ClusterBatchWriter {
         /// Writes carried from the batch before (its checkpoint's), written first in their master's script.
         var carriedIndices: [[Int]]
         var carriedLaidOut: [RedisArgumentList]
+        /// Per master, the writes whose TTLs were left out of its arguments, in order.
+        var ttlWrites: [[Int]]
 
         init(masters: [RedisCluster.Node]) {
             self.masters = masters
@@ -245,6 +279,7 @@ final class ClusterBatchWriter {
             laidOut = Array(repeating: RedisArgumentList(), count: masters.count)
             carriedIndices = indices
             carriedLaidOut = laidOut
+            ttlWrites = indices
         }
 
         /// The index of `node`, added when the map of the layout did not have it.
@@ -256,11 +291,12 @@ final class ClusterBatchWriter {
             laidOut.append(RedisArgumentList())
             carriedIndices.append([])
             carriedLaidOut.append(RedisArgumentList())
+            ttlWrites.append([])
             return masters.count - 1
         }
 
-        /// Adds `write` (index `index`, in `slot`) to the script of `master`.
-        mutating func add(_ write: Write, index: Int, slot: Int, to master: Int, carried: Bool) {
+        /// Adds `write` (index `index`, in `slot`) to the script of `master`, its TTL left out with `ttlPending`.
+        mutating func add(_ write: Write, index: Int, slot: Int, to master: Int, carried: Bool, ttlPending: Bool = false) {
             if indices[master].isEmpty && carriedIndices[master].isEmpty {
                 order.append(master)
                 fenceSlots[master] = slot
@@ -270,7 +306,8 @@ final class ClusterBatchWriter {
                 write.append(to: &carriedLaidOut[master])
             } else {
                 indices[master].append(index)
-                write.append(to: &laidOut[master])
+                write.append(to: &laidOut[master], ttlPending: ttlPending)
+                if ttlPending { ttlWrites[master].append(index) }
             }
         }
     }
@@ -278,16 +315,6 @@ final class ClusterBatchWriter {
     init(cluster: RedisCluster, keys: SyncKeys) {
         self.cluster = cluster
         self.keys = keys
-    }
-
-    /// The writes of `ops`, in order.
-    static func writes(_ ops: [CacheOp]) -> [Write] {
-        ops.compactMap { op in
-            switch op {
-            case .skip, .flushCollection: nil
-            default: .cache(op)
-            }
-        }
     }
 
     /// Applies `ops` in every slot, then the checkpoint change and the counters. Throws `FencedWriteError` when a
@@ -300,9 +327,11 @@ final class ClusterBatchWriter {
 
     /// The writes of `ops` and of the checkpoint change and counters after them, laid out per master by the slot
     /// map of the moment (a master that no longer serves a slot by the time they are sent answers `MOVED`, and
-    /// `awaitSent` sends that part again slot by slot).
+    /// `awaitSent` sends that part again slot by slot). The TTLs of the ops at `ttlsPending` (ascending) are left
+    /// out, for `Plan.withTTLs(of:)` to give once known, so that a batch whose TTLs follow access counters is laid
+    /// out while the batch before it still runs.
     func plan(_ ops: [CacheOp], checkpoint: BatchApplier.CheckpointChange, events: Int,
-              warmup: BatchApplier.WarmupChange = .keep) -> Plan {
+              warmup: BatchApplier.WarmupChange = .keep, ttlsPending: [Int] = []) -> Plan {
         var last: [Write] = []
         switch checkpoint {
         case .keep: break
@@ -318,17 +347,36 @@ final class ClusterBatchWriter {
             last.append(.hincrby(keys.applied, field: "events", by: events))
             last.append(.hincrby(keys.applied, field: "batches", by: 1))
         }
-        let writes = Self.writes(ops)
-        return Plan(writes: writes, last: last, routing: try? route(writes))
+        var writes: [Write] = []
+        writes.reserveCapacity(ops.count)
+        var pending: [(write: Int, op: Int)] = []
+        var nextPending = ttlsPending.makeIterator(), pendingOp = nextPending.next()
+        for index in ops.indices {
+            switch ops[index] {
+            case .skip, .flushCollection: continue
+            default: break
+            }
+            if index == pendingOp {
+                pending.append((writes.count, index))
+                pendingOp = nextPending.next()
+            }
+            writes.append(.cache(ops[index]))
+        }
+        return Plan(writes: writes, last: last, routing: try? route(writes, ttlsPending: pending.map(\.write)),
+                    ttlsPending: pending)
     }
 
-    /// `writes` laid out per master.
-    private func route(_ writes: [Write]) throws(RedisError) -> Routing {
+    /// `writes` laid out per master, the TTLs of those at `ttlsPending` (ascending) left out.
+    private func route(_ writes: [Write], ttlsPending: [Int] = []) throws(RedisError) -> Routing {
         let slots = writes.map { RedisSlot.of($0.key) }
         let (masters, owners) = try cluster.masterIndices(ofSlots: slots)
         var routing = Routing(masters: masters)
+        var nextPending = ttlsPending.makeIterator(), pending = nextPending.next()
         for index in writes.indices {
-            routing.add(writes[index], index: index, slot: slots[index], to: owners[index], carried: false)
+            let ttlPending = index == pending
+            if ttlPending { pending = nextPending.next() }
+            routing.add(writes[index], index: index, slot: slots[index], to: owners[index], carried: false,
+                        ttlPending: ttlPending)
         }
         return routing
     }
@@ -338,6 +386,7 @@ final class ClusterBatchWriter {
     /// first in this batch's script on their master (they only follow writes every master acknowledged). A fence
     /// raised for a new epoch is raised here, waiting.
     func send(_ plan: Plan, fence: String?) throws {
+        precondition(plan.ttlsPending.isEmpty, "a plan's TTLs are given before it is sent")
         try awaitSent(carryingCheckpoint: true)
         let epoch = try self.epoch(fence)
         if let carried, carried.epoch != epoch { try writeCarried() }
@@ -459,8 +508,10 @@ final class ClusterBatchWriter {
         }
     }
 
-    /// The values of `keys` (nil where missing): one pipeline of `GET`s per master, the masters one after another;
-    /// a `GET` that was misrouted is sent again through `RedisCluster.command`, which follows redirections.
+    /// The values of `keys` (nil where missing): one pipeline of `GET`s per master, every master's written before
+    /// any reply is read; a `GET` that was misrouted is sent again through `RedisCluster.command`, which follows
+    /// redirections. A batch in flight must have been finished first (`awaitSent`): a master's connection carries one
+    /// pipeline at a time.
     func read(_ keys: [String]) throws(RedisError) -> [RedisReply] {
         try read(keys.count, slots: keys.map(RedisSlot.of), name: { keys[$0] }) { batch, index in
             batch.append("GET", keys[index])
@@ -482,16 +533,36 @@ final class ClusterBatchWriter {
     /// `read` of `count` keys in `slots`: `appendGet` lays out the `GET` of one, `name` gives its name for a resend.
     private func read(_ count: Int, slots: [Int], name: (Int) -> String,
                       appendGet: (inout RedisCommandBatch, Int) -> Void) throws(RedisError) -> [RedisReply] {
+        guard inFlight == nil else {
+            throw RedisError(kind: .invalidCommand, endpoint: "cluster", message: "a batch is in flight: its outcome is taken before a read")
+        }
         let (masters, owners) = try cluster.masterIndices(ofSlots: slots)
         var byMaster = [[Int]](repeating: [], count: masters.count)
         for index in 0..<count { byMaster[owners[index]].append(index) }
-        var replies = [RedisReply](repeating: .null, count: count)
+        var sent: [(indices: [Int], part: RedisCluster.SentPart)] = []
+        var failure: RedisError?
         for (master, indices) in zip(masters, byMaster) where !indices.isEmpty {
             var batch = RedisCommandBatch()
             for index in indices { appendGet(&batch, index) }
-            for (index, reply) in zip(indices, try cluster.send(batch, to: master, replicated: false)) {
-                replies[index] = cluster.isMisrouted(reply) ? try cluster.command(["GET", name(index)]) : reply
+            do {
+                sent.append((indices, try cluster.sendAhead(batch, to: master, replicated: false)))
+            } catch {
+                failure = error
+                break
             }
+        }
+        var replies = [RedisReply](repeating: .null, count: count)
+        for (indices, part) in sent {
+            // Every part's replies are taken, also after a failure.
+            do {
+                for (index, reply) in zip(indices, try cluster.awaitSent(part)) { replies[index] = reply }
+            } catch {
+                failure = failure ?? error
+            }
+        }
+        if let failure { throw failure }
+        for index in replies.indices where cluster.isMisrouted(replies[index]) {
+            replies[index] = try cluster.command(["GET", name(index)])
         }
         try cluster.throwFirstError(in: replies)
         return replies
@@ -541,6 +612,7 @@ final class ClusterBatchWriter {
 protocol ScriptArguments {
     mutating func append(_ text: String)
     mutating func append(number: Int)
+    mutating func appendPendingNumber()
 }
 
 extension RedisArgumentList: ScriptArguments {}
@@ -548,4 +620,5 @@ extension RedisArgumentList: ScriptArguments {}
 extension [[UInt8]]: ScriptArguments {
     mutating func append(_ text: String) { append([UInt8](text.utf8)) }
     mutating func append(number: Int) { append([UInt8](String(number).utf8)) }
+    mutating func appendPendingNumber() { preconditionFailure("a slot script's arguments are laid out whole") }
 }

@@ -120,6 +120,7 @@ public struct RedisCommandBatch: Sendable {
 
     /// Appends one command: the arguments `head`, then those of each of `lists` (laid out beforehand), in order.
     public mutating func append(_ head: [String], lists: [RedisArgumentList]) {
+        precondition(lists.allSatisfy { $0.pendingNumbers.isEmpty }, "an argument list's pending numbers are given first")
         let arguments = head.count + lists.reduce(0) { $0 + $1.count }
         let size = Self.lineSize(arguments) + head.reduce(0) { $0 + Self.argumentSize($1.utf8.count) }
             + lists.reduce(0) { $0 + $1.storage.count }
@@ -306,6 +307,8 @@ public struct RedisArgumentList: Sendable {
     /// How many arguments the list holds.
     public private(set) var count = 0
     fileprivate private(set) var storage = RedisCommandBatch.Storage(capacity: 256)
+    /// Where each argument `appendPendingNumber()` left out goes (byte offsets, in order).
+    public private(set) var pendingNumbers: [Int] = []
 
     /// An empty list.
     public init() {}
@@ -323,6 +326,35 @@ public struct RedisArgumentList: Sendable {
         let storage = RedisCommandBatch.Storage.unique(&storage)
         storage.write(size: RedisCommandBatch.argumentSize(RedisCommandBatch.digitCount(n))) { $0.argument(number: n) }
         count += 1
+    }
+
+    /// Appends an argument that is a number not known yet: `filling(_:)` gives it.
+    public mutating func appendPendingNumber() {
+        pendingNumbers.append(storage.count)
+        count += 1
+    }
+
+    /// This list with its pending numbers (each at least 0) given, in the order they were appended.
+    public func filling(_ numbers: [Int]) -> RedisArgumentList {
+        precondition(numbers.count == pendingNumbers.count, "one number per pending argument")
+        guard !numbers.isEmpty else { return self }
+        var filled = RedisArgumentList()
+        let source = storage
+        filled.storage.reserve(source.count + numbers.count * 24)
+        var from = 0
+        for (offset, number) in zip(pendingNumbers, numbers) {
+            precondition(number >= 0, "a number argument is at least 0")
+            filled.storage.write(size: offset - from + RedisCommandBatch.argumentSize(RedisCommandBatch.digitCount(number))) {
+                $0.copy(UnsafeBufferPointer(start: source.base + from, count: offset - from))
+                $0.argument(number: number)
+            }
+            from = offset
+        }
+        filled.storage.write(size: source.count - from) {
+            $0.copy(UnsafeBufferPointer(start: source.base + from, count: source.count - from))
+        }
+        filled.count = count
+        return filled
     }
 
     /// Appends `text`'s UTF-8 bytes with `suffix`'s after them, as one argument.

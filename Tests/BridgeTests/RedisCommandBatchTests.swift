@@ -56,6 +56,36 @@ struct RedisCommandBatchTests {
         #expect(String(decoding: empty.bytes, as: UTF8.self) == "*1\r\n$6\r\nUNLINK\r\n")
     }
 
+    @Test("numbers left out of an argument list and given later land where they were left out, at every width")
+    func pendingNumbers() {
+        var list = RedisArgumentList()
+        var expected: [String] = ["EVALSHA"]
+        let numbers = [0, 7, 300, 3600, 86400, 1_000_000_007]
+        list.appendPendingNumber()
+        for index in 0..<numbers.count - 1 {
+            list.append("key:\(index)")
+            list.appendPendingNumber()
+            expected += ["key:\(index)"]
+        }
+        list.append("tail")
+        expected.insert("0", at: 1)
+        for (index, number) in numbers.dropFirst().enumerated() {
+            expected.insert(String(number), at: 3 + 2 * index)
+        }
+        expected.append("tail")
+        #expect(list.pendingNumbers.count == numbers.count && list.count == expected.count - 1)
+        let filled = list.filling(numbers)
+        #expect(filled.pendingNumbers.isEmpty && filled.count == list.count)
+        var batch = RedisCommandBatch(), plain = RedisCommandBatch()
+        batch.append(["EVALSHA"], lists: [filled])
+        plain.append(expected)
+        #expect(batch.bytes == plain.bytes)
+        // Nothing left out: the list as it is.
+        var whole = RedisArgumentList()
+        whole.append("a")
+        #expect(whole.filling([]).count == 1)
+    }
+
     @Test("lengths of every decimal width, zero included")
     func lengths() {
         for length in [0, 1, 9, 10, 99, 100, 1_000_000] {
