@@ -120,14 +120,18 @@ final class ClusterBatchWriter {
         /// The key whose slot the write goes to (the lease shares it).
         var key: String {
             switch self {
-            case .cache(let op):
-                switch op {
-                case .set(let key, _, _), .refresh(let key, _), .delete(let key, _), .setHash(let key, _, _),
-                     .refreshHash(let key, _): key.text
-                case .indexSet(let key, _, _), .indexDelete(let key): key
-                case .skip, .flushCollection: ""
-                }
+            case .cache(let op): Self.key(of: op) ?? ""
             case .set(let key, _), .del(let key), .hincrby(let key, _, _): key
+            }
+        }
+
+        /// The key whose slot a cache op's write goes to; nil for an op that writes nothing.
+        static func key(of op: CacheOp) -> String? {
+            switch op {
+            case .set(let key, _, _), .refresh(let key, _), .delete(let key, _), .setHash(let key, _, _),
+                 .refreshHash(let key, _): key.text
+            case .indexSet(let key, _, _), .indexDelete(let key): key
+            case .skip, .flushCollection: nil
             }
         }
 
@@ -141,11 +145,23 @@ final class ClusterBatchWriter {
             }
         }
 
-        /// Appends the letter, the key and the arguments; with `ttlPending`, a TTL is left to be given later
-        /// (`RedisArgumentList.appendPendingNumber()`).
-        func append(to list: inout some ScriptArguments, ttlPending: Bool = false) {
+        /// Appends the letter, the key and the arguments.
+        func append(to list: inout some ScriptArguments) {
             switch self {
             case .cache(let op):
+                Self.append(op, to: &list)
+            case .set(let key, let value):
+                list.append("P"); list.append(key); list.append(value)
+            case .del(let key):
+                list.append("X"); list.append(key)
+            case .hincrby(let key, let field, let by):
+                list.append("C"); list.append(key); list.append(field); list.append(number: by)
+            }
+        }
+
+        /// Appends a cache op's letter, key and arguments (nothing for an op that writes nothing); with
+        /// `ttlPending`, a TTL is left to be given later (`RedisArgumentList.appendPendingNumber()`).
+        static func append(_ op: CacheOp, to list: inout some ScriptArguments, ttlPending: Bool = false) {
                 switch op {
                 case .set(let key, let value, let ttl):
                     Self.append("s", key, to: &list); list.append(value)
@@ -168,19 +184,12 @@ final class ClusterBatchWriter {
                     list.append("U"); list.append(key)
                 case .skip, .flushCollection: break
                 }
-            case .set(let key, let value):
-                list.append("P"); list.append(key); list.append(value)
-            case .del(let key):
-                list.append("X"); list.append(key)
-            case .hincrby(let key, let field, let by):
-                list.append("C"); list.append(key); list.append(field); list.append(number: by)
-            }
         }
 
-        /// The TTL of a write that has one (`.set`, `.setHash`).
-        var ttl: Int? {
-            switch self {
-            case .cache(.set(_, _, let ttl)), .cache(.setHash(_, _, let ttl)): ttl
+        /// The TTL of a cache op that has one (`.set`, `.setHash`).
+        static func ttl(of op: CacheOp) -> Int? {
+            switch op {
+            case .set(_, _, let ttl), .setHash(_, _, let ttl): ttl
             default: nil
             }
         }
@@ -210,7 +219,7 @@ final class ClusterBatchWriter {
     /// A batch whose writes went to their masters: their parts, unacknowledged, and the checkpoint's writes that
     /// follow once every part is.
     private struct InFlight {
-        var writes: [Write]
+        var writes: Writes
         var parts: [Part]
         var epoch: String
         var last: [Write]
@@ -219,6 +228,20 @@ final class ClusterBatchWriter {
     /// The checkpoint's writes of a batch whose parts were all acknowledged, held for the next batch (`send`), whose
     /// part on their master writes them first: a round trip less per batch.
     private var carried: (writes: [Write], epoch: String)?
+
+    /// A batch's writes: its ops (`.skip` and `.flushCollection` write nothing), then writes of other kinds (the
+    /// checkpoint's, those carried from the batch before); write `i` is `ops[i]` below `ops.count`. (The ops are
+    /// kept as they are, not copied one by one into writes.)
+    struct Writes {
+        var ops: [CacheOp] = []
+        var more: [Write] = []
+
+        var count: Int { ops.count + more.count }
+
+        subscript(index: Int) -> Write {
+            index < ops.count ? .cache(ops[index]) : more[index - ops.count]
+        }
+    }
 
     /// One master's script, sent: its writes (indices) and its arguments after the script's name, for `EVAL` when
     /// the master did not know the script.
@@ -232,23 +255,23 @@ final class ClusterBatchWriter {
     /// A batch's writes, then its checkpoint's, laid out per master (`plan`) while the batch before it is still in
     /// flight; `send` writes them.
     struct Plan {
-        var writes: [Write]
+        var ops: [CacheOp]
         var last: [Write]
         /// The layout by the slot map of the moment; nil when the map could not be had then (`send` lays out again).
         fileprivate var routing: Routing?
-        /// The writes whose TTLs the layout left out, and their ops' indices: `withTTLs(of:)` gives them.
-        fileprivate var ttlsPending: [(write: Int, op: Int)] = []
+        /// Whether the layout left TTLs out: `withTTLs(of:)` gives them.
+        fileprivate var ttlsPending = false
 
         /// The plan with the TTLs it left out taken from `ops` (the ops it was made of, their TTLs now final).
         func withTTLs(of ops: [CacheOp]) -> Plan {
-            guard !ttlsPending.isEmpty else { return self }
+            guard ttlsPending else { return self }
             var plan = self
-            plan.ttlsPending = []
-            for (write, op) in ttlsPending { plan.writes[write] = .cache(ops[op]) }
+            plan.ops = ops
+            plan.ttlsPending = false
             if var routing = plan.routing {
                 for master in routing.laidOut.indices where !routing.ttlWrites[master].isEmpty {
                     routing.laidOut[master] = routing.laidOut[master].filling(routing.ttlWrites[master].map {
-                        plan.writes[$0].ttl ?? 0
+                        Write.ttl(of: ops[$0]) ?? 0
                     })
                     routing.ttlWrites[master] = []
                 }
@@ -295,19 +318,32 @@ final class ClusterBatchWriter {
             return masters.count - 1
         }
 
-        /// Adds `write` (index `index`, in `slot`) to the script of `master`, its TTL left out with `ttlPending`.
-        mutating func add(_ write: Write, index: Int, slot: Int, to master: Int, carried: Bool, ttlPending: Bool = false) {
-            if indices[master].isEmpty && carriedIndices[master].isEmpty {
-                order.append(master)
-                fenceSlots[master] = slot
-            }
+        /// Adds the cache op `op` (write `index`, in `slot`) to the script of `master`, its TTL left out with
+        /// `ttlPending`.
+        mutating func add(_ op: CacheOp, index: Int, slot: Int, to master: Int, ttlPending: Bool) {
+            noteFirst(slot, of: master)
+            indices[master].append(index)
+            Write.append(op, to: &laidOut[master], ttlPending: ttlPending)
+            if ttlPending { ttlWrites[master].append(index) }
+        }
+
+        /// Adds `write` (write `index`, in `slot`) to the script of `master`: after the ops, or, `carried`, before.
+        mutating func add(_ write: Write, index: Int, slot: Int, to master: Int, carried: Bool) {
+            noteFirst(slot, of: master)
             if carried {
                 carriedIndices[master].append(index)
                 write.append(to: &carriedLaidOut[master])
             } else {
                 indices[master].append(index)
-                write.append(to: &laidOut[master], ttlPending: ttlPending)
-                if ttlPending { ttlWrites[master].append(index) }
+                write.append(to: &laidOut[master])
+            }
+        }
+
+        /// Notes `master` in the order, and `slot` as the one whose fence it checks, if it has no write yet.
+        private mutating func noteFirst(_ slot: Int, of master: Int) {
+            if indices[master].isEmpty && carriedIndices[master].isEmpty {
+                order.append(master)
+                fenceSlots[master] = slot
             }
         }
     }
@@ -347,36 +383,37 @@ final class ClusterBatchWriter {
             last.append(.hincrby(keys.applied, field: "events", by: events))
             last.append(.hincrby(keys.applied, field: "batches", by: 1))
         }
-        var writes: [Write] = []
-        writes.reserveCapacity(ops.count)
-        var pending: [(write: Int, op: Int)] = []
-        var nextPending = ttlsPending.makeIterator(), pendingOp = nextPending.next()
-        for index in ops.indices {
-            switch ops[index] {
-            case .skip, .flushCollection: continue
-            default: break
-            }
-            if index == pendingOp {
-                pending.append((writes.count, index))
-                pendingOp = nextPending.next()
-            }
-            writes.append(.cache(ops[index]))
-        }
-        return Plan(writes: writes, last: last, routing: try? route(writes, ttlsPending: pending.map(\.write)),
-                    ttlsPending: pending)
+        return Plan(ops: ops, last: last, routing: try? route(Writes(ops: ops), ttlsPending: ttlsPending),
+                    ttlsPending: !ttlsPending.isEmpty)
     }
 
-    /// `writes` laid out per master, the TTLs of those at `ttlsPending` (ascending) left out.
-    private func route(_ writes: [Write], ttlsPending: [Int] = []) throws(RedisError) -> Routing {
-        let slots = writes.map { RedisSlot.of($0.key) }
+    /// `writes` laid out per master, the TTLs of the ops at `ttlsPending` (ascending) left out.
+    private func route(_ writes: Writes, ttlsPending: [Int] = []) throws(RedisError) -> Routing {
+        // The writes (those of the ops that write something, then the others) and their slots.
+        var routed: [Int] = [], slots: [Int] = []
+        routed.reserveCapacity(writes.count)
+        slots.reserveCapacity(writes.count)
+        for index in writes.ops.indices {
+            guard let key = Write.key(of: writes.ops[index]) else { continue }
+            routed.append(index)
+            slots.append(RedisSlot.of(key))
+        }
+        for (offset, write) in writes.more.enumerated() {
+            routed.append(writes.ops.count + offset)
+            slots.append(RedisSlot.of(write.key))
+        }
         let (masters, owners) = try cluster.masterIndices(ofSlots: slots)
         var routing = Routing(masters: masters)
         var nextPending = ttlsPending.makeIterator(), pending = nextPending.next()
-        for index in writes.indices {
-            let ttlPending = index == pending
-            if ttlPending { pending = nextPending.next() }
-            routing.add(writes[index], index: index, slot: slots[index], to: owners[index], carried: false,
-                        ttlPending: ttlPending)
+        for (position, index) in routed.enumerated() {
+            if index < writes.ops.count {
+                while let op = pending, op < index { pending = nextPending.next() }
+                routing.add(writes.ops[index], index: index, slot: slots[position], to: owners[position],
+                            ttlPending: index == pending)
+            } else {
+                routing.add(writes.more[index - writes.ops.count], index: index, slot: slots[position],
+                            to: owners[position], carried: false)
+            }
         }
         return routing
     }
@@ -386,11 +423,11 @@ final class ClusterBatchWriter {
     /// first in this batch's script on their master (they only follow writes every master acknowledged). A fence
     /// raised for a new epoch is raised here, waiting.
     func send(_ plan: Plan, fence: String?) throws {
-        precondition(plan.ttlsPending.isEmpty, "a plan's TTLs are given before it is sent")
+        precondition(!plan.ttlsPending, "a plan's TTLs are given before it is sent")
         try awaitSent(carryingCheckpoint: true)
         let epoch = try self.epoch(fence)
         if let carried, carried.epoch != epoch { try writeCarried() }
-        var writes = plan.writes
+        var writes = Writes(ops: plan.ops)
         var routing = try plan.routing ?? route(writes)
         if let carried {
             // Dropped if this batch is not sent: the stream then applies the batch before again after a restart.
@@ -400,7 +437,7 @@ final class ClusterBatchWriter {
                 let (masters, owners) = try cluster.masterIndices(ofSlots: [slot])
                 let master = routing.index(of: masters[owners[0]])
                 routing.add(write, index: writes.count, slot: slot, to: master, carried: true)
-                writes.append(write)
+                writes.more.append(write)
             }
         }
         inFlight = InFlight(writes: writes, parts: try sendParts(routing, epoch: epoch, replicated: true), epoch: epoch,
@@ -453,7 +490,8 @@ final class ClusterBatchWriter {
     /// Runs `writes` (`sendParts`, then `finish`).
     private func run(_ writes: [Write], epoch: String, replicated: Bool) throws {
         guard !writes.isEmpty else { return }
-        try finish(try sendParts(route(writes), epoch: epoch, replicated: replicated), of: writes, epoch: epoch,
+        let all = Writes(more: writes)
+        try finish(try sendParts(route(all), epoch: epoch, replicated: replicated), of: all, epoch: epoch,
                    replicated: replicated)
     }
 
@@ -481,7 +519,7 @@ final class ClusterBatchWriter {
 
     /// Takes every part's reply (all of them, also after a failure); a part whose master did not know the script
     /// goes again as `EVAL`, one that was misrouted again slot by slot. Throws the first failure.
-    private func finish(_ parts: [Part], of writes: [Write], epoch: String, replicated: Bool) throws {
+    private func finish(_ parts: [Part], of writes: Writes, epoch: String, replicated: Bool) throws {
         var replies: [RedisReply] = []
         var failure: (any Error)?
         for part in parts {

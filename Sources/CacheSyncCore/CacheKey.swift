@@ -120,7 +120,9 @@ public struct CacheKey: Sendable, Hashable, CustomStringConvertible {
     /// Whether every derived key is `{<text>}<suffix>` (a colocating key without a `}`, so without a hash tag): the
     /// cluster's scripts then name the lease themselves instead of receiving it.
     public var derivedKeyWrapsText: Bool {
-        colocatesDerivedKeys && !text.utf8.contains(UInt8(ascii: "}"))
+        colocatesDerivedKeys
+            && !(text.utf8.withContiguousStorageIfAvailable { $0.contains(UInt8(ascii: "}")) }
+                 ?? text.utf8.contains(UInt8(ascii: "}")))
     }
 
     /// `head`, `key` and `tail` in one string, written into its storage at once (a derived key is made per write).
