@@ -30,8 +30,8 @@ final class ClusterBatchWriter {
     /// The script of a part: one master's writes (a script may touch keys of several slots of its own node), or one
     /// slot's with every key declared. KEYS[1]: the fence of the first write's slot (which routes it), then, for one
     /// slot, the writes' keys (only declared: the script reads every name from ARGV). ARGV[1]: the namespace,
-    /// ARGV[2]: the epoch ('' writes unfenced), then the writes, each a letter and its arguments (`Write`). -1 when
-    /// fenced, before any write; a fence below the epoch is raised to it.
+    /// ARGV[2]: the epoch ('' writes unfenced), then runs of writes of one kind: a letter, how many writes, and each
+    /// write's key and arguments (`Write`). -1 when fenced, before any write; a fence below the epoch is raised to it.
     static let script = RedisScript("""
         local ns, epoch = ARGV[1], ARGV[2]
         if epoch ~= '' then
@@ -42,67 +42,74 @@ final class ClusterBatchWriter {
         end
         local call, i, n = redis.call, 3, #ARGV
         while i <= n do
-          local op, key = ARGV[i], ARGV[i + 1]
-          local lease
-          if op == 's' or op == 'r' or op == 'd' or op == 'h' or op == 'f' then
-            lease = '{' .. key .. '}\(CacheKey.leaseSuffix)'
-          elseif op == 'S' or op == 'R' or op == 'D' or op == 'H' or op == 'F' then
-            lease = ARGV[i + 2]
-            i = i + 1
-            op = string.lower(op)
-          end
-          if op == 's' then
-            call('UNLINK', lease)
-            call('SET', key, ARGV[i + 2], 'EX', ARGV[i + 3])
-            i = i + 4
-          elseif op == 'r' then
-            call('UNLINK', lease)
-            call('SET', key, ARGV[i + 2], 'XX', 'KEEPTTL')
-            i = i + 3
-          elseif op == 'd' then
-            call('UNLINK', key, lease)
-            i = i + 2
-          elseif op == 'h' then
-            local last = i + 3 + tonumber(ARGV[i + 3])
-            call('UNLINK', key, lease)
-            call('HSET', key, unpack(ARGV, i + 4, last))
-            call('EXPIRE', key, ARGV[i + 2])
-            i = last + 1
-          elseif op == 'f' then
-            local last = i + 2 + tonumber(ARGV[i + 2])
-            call('UNLINK', lease)
-            local ttl = call('PTTL', key)
-            if ttl ~= -2 then
-              call('DEL', key)
-              call('HSET', key, unpack(ARGV, i + 3, last))
-              if ttl > 0 then call('PEXPIRE', key, ttl) end
+          local op, count = ARGV[i], tonumber(ARGV[i + 1])
+          i = i + 2
+          local named = op == 's' or op == 'r' or op == 'd' or op == 'h' or op == 'f'
+          local sent = op == 'S' or op == 'R' or op == 'D' or op == 'H' or op == 'F'
+          if sent then op = string.lower(op) end
+          for _ = 1, count do
+            local key, lease = ARGV[i]
+            if named then
+              lease = '{' .. key .. '}\(CacheKey.leaseSuffix)'
+            elseif sent then
+              lease = ARGV[i + 1]
+              i = i + 1
             end
-            i = last + 1
-          elseif op == 'I' then
-            call('SET', key, ARGV[i + 2], 'EX', ARGV[i + 3])
-            i = i + 4
-          elseif op == 'U' then
-            call('UNLINK', key)
-            i = i + 2
-          elseif op == 'P' then
-            call('SET', key, ARGV[i + 2])
-            i = i + 3
-          elseif op == 'X' then
-            call('DEL', key)
-            i = i + 2
-          elseif op == 'C' then
-            call('HINCRBY', key, ARGV[i + 2], ARGV[i + 3])
-            i = i + 4
-          else
-            return redis.error_reply('cachesync: unknown write ' .. tostring(op))
+            if op == 's' then
+              call('UNLINK', lease)
+              call('SET', key, ARGV[i + 1], 'EX', ARGV[i + 2])
+              i = i + 3
+            elseif op == 'r' then
+              call('UNLINK', lease)
+              call('SET', key, ARGV[i + 1], 'XX', 'KEEPTTL')
+              i = i + 2
+            elseif op == 'd' then
+              call('UNLINK', key, lease)
+              i = i + 1
+            elseif op == 'h' then
+              local last = i + 2 + tonumber(ARGV[i + 2])
+              call('UNLINK', key, lease)
+              call('HSET', key, unpack(ARGV, i + 3, last))
+              call('EXPIRE', key, ARGV[i + 1])
+              i = last + 1
+            elseif op == 'f' then
+              local last = i + 1 + tonumber(ARGV[i + 1])
+              call('UNLINK', lease)
+              local ttl = call('PTTL', key)
+              if ttl ~= -2 then
+                call('DEL', key)
+                call('HSET', key, unpack(ARGV, i + 2, last))
+                if ttl > 0 then call('PEXPIRE', key, ttl) end
+              end
+              i = last + 1
+            elseif op == 'I' then
+              call('SET', key, ARGV[i + 1], 'EX', ARGV[i + 2])
+              i = i + 3
+            elseif op == 'U' then
+              call('UNLINK', key)
+              i = i + 1
+            elseif op == 'P' then
+              call('SET', key, ARGV[i + 1])
+              i = i + 2
+            elseif op == 'X' then
+              call('DEL', key)
+              i = i + 1
+            elseif op == 'C' then
+              call('HINCRBY', key, ARGV[i + 1], ARGV[i + 2])
+              i = i + 3
+            else
+              return redis.error_reply('cachesync: unknown write ' .. tostring(op))
+            end
           end
         end
         return 1
         """)
 
-    /// One write, in the script's form: a letter, the key, then its arguments. The cache's writes also remove the
-    /// key's read-through lease (which shares its slot): named by the script, `{<key>}:lease`, after a lowercase
-    /// letter (`CacheKey.derivedKeyWrapsText`, the usual case), or sent after the key with an uppercase one.
+    /// One write, in the script's form: a letter, the key, then its arguments (consecutive writes of one letter to
+    /// one master share it: the letter, their count, then each one's key and arguments). The cache's writes also
+    /// remove the key's read-through lease (which shares its slot): named by the script, `{<key>}:lease`, after a
+    /// lowercase letter (`CacheKey.derivedKeyWrapsText`, the usual case), or sent after the key with an uppercase
+    /// one.
     enum Write {
         /// A cache op (`.skip` and `.flushCollection` are not writes), `lease` as above:
         /// `s key [lease] value seconds` (`UNLINK` the lease, `SET … EX`), `r key [lease] value` (`SET … XX KEEPTTL`),
@@ -145,45 +152,61 @@ final class ClusterBatchWriter {
             }
         }
 
-        /// Appends the letter, the key and the arguments.
+        /// Appends the write as a run of its own: its letter, 1, its key and its arguments.
         func append(to list: inout some ScriptArguments) {
             switch self {
             case .cache(let op):
-                Self.append(op, to: &list)
+                guard let letter = Self.letter(of: op) else { return }
+                list.append(letter); list.append(number: 1)
+                Self.appendArguments(op, to: &list)
             case .set(let key, let value):
-                list.append("P"); list.append(key); list.append(value)
+                list.append("P"); list.append(number: 1); list.append(key); list.append(value)
             case .del(let key):
-                list.append("X"); list.append(key)
+                list.append("X"); list.append(number: 1); list.append(key)
             case .hincrby(let key, let field, let by):
-                list.append("C"); list.append(key); list.append(field); list.append(number: by)
+                list.append("C"); list.append(number: 1); list.append(key); list.append(field); list.append(number: by)
             }
         }
 
-        /// Appends a cache op's letter, key and arguments (nothing for an op that writes nothing); with
+        /// A cache op's letter (uppercase when its lease follows its key); nil for an op that writes nothing.
+        static func letter(of op: CacheOp) -> String? {
+            switch op {
+            case .set(let key, _, _): key.derivedKeyWrapsText ? "s" : "S"
+            case .refresh(let key, _): key.derivedKeyWrapsText ? "r" : "R"
+            case .delete(let key, _): key.derivedKeyWrapsText ? "d" : "D"
+            case .setHash(let key, _, _): key.derivedKeyWrapsText ? "h" : "H"
+            case .refreshHash(let key, _): key.derivedKeyWrapsText ? "f" : "F"
+            case .indexSet: "I"
+            case .indexDelete: "U"
+            case .skip, .flushCollection: nil
+            }
+        }
+
+        /// Appends a cache op's key (and lease, after an uppercase letter) and arguments, without its letter; with
         /// `ttlPending`, a TTL is left to be given later (`RedisArgumentList.appendPendingNumber()`).
-        static func append(_ op: CacheOp, to list: inout some ScriptArguments, ttlPending: Bool = false) {
-                switch op {
-                case .set(let key, let value, let ttl):
-                    Self.append("s", key, to: &list); list.append(value)
-                    if ttlPending { list.appendPendingNumber() } else { list.append(number: ttl) }
-                case .refresh(let key, let value):
-                    Self.append("r", key, to: &list); list.append(value)
-                case .delete(let key, _):
-                    Self.append("d", key, to: &list)
-                case .setHash(let key, let fields, let ttl):
-                    Self.append("h", key, to: &list)
-                    if ttlPending { list.appendPendingNumber() } else { list.append(number: ttl) }
-                    list.append(number: fields.count)
-                    for field in fields { list.append(field) }
-                case .refreshHash(let key, let fields):
-                    Self.append("f", key, to: &list); list.append(number: fields.count)
-                    for field in fields { list.append(field) }
-                case .indexSet(let key, let value, let ttl):
-                    list.append("I"); list.append(key); list.append(value); list.append(number: ttl)
-                case .indexDelete(let key):
-                    list.append("U"); list.append(key)
-                case .skip, .flushCollection: break
-                }
+        static func appendArguments(_ op: CacheOp, to list: inout some ScriptArguments, ttlPending: Bool = false) {
+            switch op {
+            case .set(let key, let value, let ttl):
+                append(key, to: &list); list.append(value)
+                if ttlPending { list.appendPendingNumber() } else { list.append(number: ttl) }
+            case .refresh(let key, let value):
+                append(key, to: &list); list.append(value)
+            case .delete(let key, _):
+                append(key, to: &list)
+            case .setHash(let key, let fields, let ttl):
+                append(key, to: &list)
+                if ttlPending { list.appendPendingNumber() } else { list.append(number: ttl) }
+                list.append(number: fields.count)
+                for field in fields { list.append(field) }
+            case .refreshHash(let key, let fields):
+                append(key, to: &list); list.append(number: fields.count)
+                for field in fields { list.append(field) }
+            case .indexSet(let key, let value, let ttl):
+                list.append(key); list.append(value); list.append(number: ttl)
+            case .indexDelete(let key):
+                list.append(key)
+            case .skip, .flushCollection: break
+            }
         }
 
         /// The TTL of a cache op that has one (`.set`, `.setHash`).
@@ -194,16 +217,10 @@ final class ClusterBatchWriter {
             }
         }
 
-        /// A cache write's letter (`lowercase`, or its uppercase form followed by the lease) and key.
-        private static func append(_ lowercase: String, _ key: CacheKey, to list: inout some ScriptArguments) {
-            if key.derivedKeyWrapsText {
-                list.append(lowercase)
-                list.append(key.text)
-            } else {
-                list.append(lowercase.uppercased())
-                list.append(key.text)
-                list.append(key.leaseKey)
-            }
+        /// A cache write's key, and its lease when the script does not name it.
+        private static func append(_ key: CacheKey, to list: inout some ScriptArguments) {
+            list.append(key.text)
+            if !key.derivedKeyWrapsText { list.append(key.leaseKey) }
         }
     }
 
@@ -319,11 +336,16 @@ final class ClusterBatchWriter {
         }
 
         /// Adds the cache op `op` (write `index`, in `slot`) to the script of `master`, its TTL left out with
-        /// `ttlPending`.
-        mutating func add(_ op: CacheOp, index: Int, slot: Int, to master: Int, ttlPending: Bool) {
+        /// `ttlPending`; `run` starts a run of that many writes of `op`'s letter.
+        mutating func add(_ op: CacheOp, index: Int, slot: Int, to master: Int, run: (letter: String, count: Int)?,
+                          ttlPending: Bool) {
             noteFirst(slot, of: master)
             indices[master].append(index)
-            Write.append(op, to: &laidOut[master], ttlPending: ttlPending)
+            if let run {
+                laidOut[master].append(run.letter)
+                laidOut[master].append(number: run.count)
+            }
+            Write.appendArguments(op, to: &laidOut[master], ttlPending: ttlPending)
             if ttlPending { ttlWrites[master].append(index) }
         }
 
@@ -403,13 +425,25 @@ final class ClusterBatchWriter {
             slots.append(RedisSlot.of(write.key))
         }
         let (masters, owners) = try cluster.masterIndices(ofSlots: slots)
+        // The ops' runs: consecutive writes of one letter to one master (noted at the first of each).
+        var runs = [(letter: String, count: Int)?](repeating: nil, count: routed.count)
+        var openRun = [Int?](repeating: nil, count: masters.count)
+        for (position, index) in routed.enumerated() where index < writes.ops.count {
+            let letter = Write.letter(of: writes.ops[index])!, master = owners[position]
+            if let start = openRun[master], runs[start]!.letter == letter {
+                runs[start]!.count += 1
+            } else {
+                runs[position] = (letter, 1)
+                openRun[master] = position
+            }
+        }
         var routing = Routing(masters: masters)
         var nextPending = ttlsPending.makeIterator(), pending = nextPending.next()
         for (position, index) in routed.enumerated() {
             if index < writes.ops.count {
                 while let op = pending, op < index { pending = nextPending.next() }
                 routing.add(writes.ops[index], index: index, slot: slots[position], to: owners[position],
-                            ttlPending: index == pending)
+                            run: runs[position], ttlPending: index == pending)
             } else {
                 routing.add(writes.more[index - writes.ops.count], index: index, slot: slots[position],
                             to: owners[position], carried: false)
