@@ -464,7 +464,8 @@ public final class ChangePipeline {
             change.ttlSeconds = IndexPlanner.ttl(following: ops[item.op], collection: collection)
             return change
         }
-        let planner = IndexPlanner(changes: changes, keepsRecords: !collection.preImages)
+        let planner = IndexPlanner(changes: changes, keepsRecords: !collection.preImages,
+                                   recordsNameDropped: applier.isCluster)
         let records = try applier.read(planner.recordsToRead)
         let oldKeys = planner.oldKeysToRead(records: records)
         return planner.ops(records: records, oldKeys: oldKeys, oldValues: try applier.read(oldKeys))

@@ -145,12 +145,17 @@ public struct IndexPlanner {
     public let changes: [Change]
     /// Whether records are kept (no pre-images).
     public let keepsRecords: Bool
+    /// Whether a record also names the keys its change deleted (on a Redis Cluster, where a batch's writes are not
+    /// one transaction): when a batch lands in part, its record written but a deletion lost (on a master that
+    /// failed), its replay deletes them again instead of finding them gone from the record.
+    public let recordsNameDropped: Bool
     /// Step 1: the record keys to read (each once), for the changes without a pre-image.
     public let recordsToRead: [String]
 
-    public init(changes: [Change], keepsRecords: Bool) {
+    public init(changes: [Change], keepsRecords: Bool, recordsNameDropped: Bool = false) {
         self.changes = changes
         self.keepsRecords = keepsRecords
+        self.recordsNameDropped = recordsNameDropped
         var seen = Set<String>()
         recordsToRead = keepsRecords ? changes.compactMap { change in
             guard change.before == nil else { return nil }
@@ -177,7 +182,8 @@ public struct IndexPlanner {
 
     /// Step 3: the ops, in change order, given the records and the old keys' values (in the orders asked). Each old
     /// key a change drops is deleted when it still names that document (by the batch's earlier writes, else by the
-    /// value read); each entry is written; the record follows the entries.
+    /// value read); each entry is written; the record follows the entries (and the keys deleted, with
+    /// `recordsNameDropped`).
     public func ops(records: [String?], oldKeys: [String], oldValues: [String?]) -> [CacheOp] {
         var current = Dictionary(uniqueKeysWithValues: zip(recordsToRead, records.map(Self.keys(ofRecord:))))
         // The owner (primary key) of each secondary key the batch wrote or deleted so far; nil: deleted.
@@ -187,6 +193,7 @@ public struct IndexPlanner {
         for change in changes {
             let record = Self.recordKey(change.primary)
             let old = change.before ?? current[record] ?? []
+            var dropped: [String] = []
             for key in old where !change.entries.contains(where: { $0.key == key }) {
                 let owned: Bool
                 if let owner = written[key] {
@@ -199,6 +206,7 @@ public struct IndexPlanner {
                 if owned {
                     ops.append(.indexDelete(key: key))
                     written[key] = .some(nil)
+                    if recordsNameDropped { dropped.append(key) }
                 }
             }
             for entry in change.entries {
@@ -206,7 +214,7 @@ public struct IndexPlanner {
                 written[entry.key] = .some(change.primary.text)
             }
             if keepsRecords {
-                let keys = change.entries.map(\.key)
+                let keys = change.entries.map(\.key) + dropped
                 if keys.isEmpty {
                     ops.append(.indexDelete(key: record))
                 } else {

@@ -94,6 +94,33 @@ struct IndexPlannerTests {
         ])
     }
 
+    @Test func onAClusterARecordAlsoNamesTheKeysItsChangeDeleted() {
+        // A moves from e:x to e:y: the record names both, so a replay after a partial batch (the record written, the
+        // deletion of e:x lost with its master) deletes e:x again.
+        let first = IndexPlanner(changes: [change(Self.primaryA, ["e:y"])], keepsRecords: true, recordsNameDropped: true)
+        #expect(first.ops(records: ["e:x"], oldKeys: ["e:x"], oldValues: ["users:1"]) == [
+            .indexDelete(key: "e:x"), .indexSet(key: "e:y", value: "users:1", ttlSeconds: 60),
+            .indexSet(key: "users:1:indexes", value: "e:y\0e:x", ttlSeconds: 60),
+        ])
+        let replay = IndexPlanner(changes: [change(Self.primaryA, ["e:y"])], keepsRecords: true, recordsNameDropped: true)
+        let records: [String?] = ["e:y\0e:x"]
+        #expect(replay.oldKeysToRead(records: records) == ["e:x"])
+        #expect(replay.ops(records: records, oldKeys: ["e:x"], oldValues: ["users:1"]) == [
+            .indexDelete(key: "e:x"), .indexSet(key: "e:y", value: "users:1", ttlSeconds: 60),
+            .indexSet(key: "users:1:indexes", value: "e:y\0e:x", ttlSeconds: 60),
+        ])
+        // Once e:x is gone, the next change's record names only what it wrote and deleted: it does not grow.
+        #expect(replay.ops(records: records, oldKeys: ["e:x"], oldValues: [nil]) == [
+            .indexSet(key: "e:y", value: "users:1", ttlSeconds: 60),
+            .indexSet(key: "users:1:indexes", value: "e:y", ttlSeconds: 60),
+        ])
+        // A delete keeps the record naming the deleted keys (until its TTL), for the same reason.
+        let delete = IndexPlanner(changes: [change(Self.primaryA, [])], keepsRecords: true, recordsNameDropped: true)
+        #expect(delete.ops(records: ["e:y"], oldKeys: ["e:y"], oldValues: ["users:1"]) == [
+            .indexDelete(key: "e:y"), .indexSet(key: "users:1:indexes", value: "e:y", ttlSeconds: 60),
+        ])
+    }
+
     @Test func aKeyAnotherDocumentClaimedIsNotDeleted() {
         // B took e:x (the later write won); A, whose record still says e:x, moves to e:y and is then deleted.
         let planner = IndexPlanner(changes: [change(Self.primaryA, ["e:y"]), change(Self.primaryA, [])], keepsRecords: true)
