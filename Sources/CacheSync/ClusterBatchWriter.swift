@@ -249,7 +249,7 @@ final class ClusterBatchWriter {
     /// A batch's writes: its ops (`.skip` and `.flushCollection` write nothing), then writes of other kinds (the
     /// checkpoint's, those carried from the batch before); write `i` is `ops[i]` below `ops.count`. (The ops are
     /// kept as they are, not copied one by one into writes.)
-    struct Writes {
+    private struct Writes {
         var ops: [CacheOp] = []
         var more: [Write] = []
 
@@ -282,6 +282,7 @@ final class ClusterBatchWriter {
         /// The plan with the TTLs it left out taken from `ops` (the ops it was made of, their TTLs now final).
         func withTTLs(of ops: [CacheOp]) -> Plan {
             guard ttlsPending else { return self }
+            precondition(ops.count == self.ops.count, "the TTLs come from the ops the plan was made of")
             var plan = self
             plan.ops = ops
             plan.ttlsPending = false
