@@ -121,7 +121,7 @@ struct BatchApplier {
     /// A batch laid out for `send`: its transaction's commands (`commands(_:checkpoint:events:)`), or on a cluster
     /// its scripts' arguments per master (`ClusterBatchWriter.plan`). On a cluster, the TTLs of the ops at
     /// `ttlsPending` (ascending) may be left out, to be given by `withTTLs(of:_:)` before `send`; one server lays out
-    /// no such batch (`laysOutBeforeTTLs`).
+    /// no such batch.
     func prepare(_ ops: [CacheOp], checkpoint: CheckpointChange, events: Int, ttlsPending: [Int] = []) -> Prepared {
         if let clusterWriter {
             return .slotted(clusterWriter.plan(ops, checkpoint: checkpoint, events: events, ttlsPending: ttlsPending))
@@ -129,9 +129,6 @@ struct BatchApplier {
         precondition(ttlsPending.isEmpty, "one server's transaction is laid out with its TTLs")
         return .transaction(commands(ops, checkpoint: checkpoint, events: events))
     }
-
-    /// Whether `prepare` can leave TTLs out (on a cluster).
-    var laysOutBeforeTTLs: Bool { clusterWriter != nil }
 
     /// `prepared` with the TTLs it left out taken from `ops`, the ops it was prepared from with their TTLs final.
     func withTTLs(of ops: [CacheOp], _ prepared: Prepared) -> Prepared {

@@ -408,7 +408,7 @@ public final class ChangePipeline {
         }
         // Laid out now, while Redis runs the batch in flight; on a cluster also when TTLs follow counters not read
         // yet (they are given once read).
-        let laidOut = indexed.isEmpty && (countedOps.isEmpty || applier.laysOutBeforeTTLs)
+        let laidOut = indexed.isEmpty && (countedOps.isEmpty || applier.isCluster)
             ? applier.prepare(ops, checkpoint: change, events: pending.count, ttlsPending: countedOps) : nil
         let planning = Date().timeIntervalSince(started)
         var waitedForCounts = 0.0

@@ -196,5 +196,43 @@ struct BatchApplierTests {
         #expect(try applier.loadCheckpoint() == Self.checkpoint)
         #expect(try cluster.command(["HGET", keys.applied, "events"]).text == "15")
     }
+
+    @Test("on a Redis Cluster, a batch's checkpoint goes with the next batch sent at once, runs of one kind share their letter, and TTLs left out are given before sending")
+    func clusterCarriedCheckpointRunsAndTTLs() throws {
+        let bed = try RedisClusterBed(replicas: false)
+        defer { bed.cleanUp() }
+        let cluster = bed.client()
+        let keys = SyncKeys(checkpointPrefix: "cs:", namespace: "shop.products", cluster: true)
+        let applier = BatchApplier(redis: cluster, keys: keys)
+        func key(_ i: Int) -> CacheKey { CacheKey(text: "products:\(i)", colocatesDerivedKeys: true) }
+        let first = Checkpoint.resumeAfter(["_data": .string("01")]), second = Checkpoint.resumeAfter(["_data": .string("02")])
+        // 60 sets (runs of several on each master), then 20 deletes of keys planted before, then sets again.
+        for i in 60..<80 { _ = try cluster.command(["SET", key(i).text, "old"]) }
+        let ops: [CacheOp] = (0..<60).map { .set(key: key($0), value: "a\($0)", ttlSeconds: 100) }
+            + (60..<80).map { .delete(key: key($0), reason: .deleted) }
+            + (80..<100).map { .set(key: key($0), value: "a\($0)", ttlSeconds: 100) }
+        // Every other set's TTL left out, given as 5000 once "read".
+        let pending = ops.indices.filter { $0 % 2 == 0 && $0 < 60 }
+        let prepared = applier.prepare(ops, checkpoint: .set(first), events: ops.count, ttlsPending: pending)
+        var final = ops
+        for index in pending { final[index] = .set(key: key(index), value: "a\(index)", ttlSeconds: 5000) }
+        #expect(try applier.send(applier.withTTLs(of: final, prepared), fence: "pod-a|1"))
+        try applier.awaitSent(beforeNextSend: true)
+        #expect(try applier.loadCheckpoint() == nil, "held for the next batch")
+        for i in 0..<100 where !(60..<80).contains(i) {
+            #expect(try cluster.command(["GET", key(i).text]).text == "a\(i)")
+            let ttl = try cluster.command(["TTL", key(i).text]).integer ?? -3
+            #expect(pending.contains(i) ? (4900...5000).contains(ttl) : (1...100).contains(ttl), "\(i): \(ttl)")
+        }
+        for i in 60..<80 { #expect(try cluster.command(["EXISTS", key(i).text]).integer == 0) }
+        #expect(try applier.send(applier.prepare([.delete(key: key(0), reason: .deleted)], checkpoint: .set(second),
+                                                 events: 1), fence: "pod-a|1"))
+        try applier.awaitSent(beforeNextSend: true)
+        #expect(try applier.loadCheckpoint() == first, "written with the next batch")
+        try applier.awaitSent()
+        #expect(try applier.loadCheckpoint() == second, "written on its own when no batch follows")
+        #expect(try cluster.command(["HGET", keys.applied, "events"]).text == "101")
+        #expect(try cluster.command(["EXISTS", key(0).text]).integer == 0)
+    }
 }
 
